@@ -1,0 +1,7 @@
+"""The v1 API router: each app contributes its own urls module."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("loyalty.api.urls")),
+]

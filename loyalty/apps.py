@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+class LoyaltyConfig(AppConfig):
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "loyalty"
+    verbose_name = "Loyalty"
+
+    def ready(self) -> None:
+        from .roles import sync_role_permissions
+
+        post_migrate.connect(sync_role_permissions, dispatch_uid="loyalty.sync_role_permissions")

@@ -1,0 +1,166 @@
+"""The append-only ledger, point lots and cached balances."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from .members import Member, Metric
+
+
+class LedgerImmutableError(Exception):
+    """Raised when code tries to change or delete an append-only row."""
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise LedgerImmutableError(f"{self.model.__name__} rows are append-only.")
+
+    def delete(self):
+        raise LedgerImmutableError(f"{self.model.__name__} rows are append-only.")
+
+    _update = update
+
+
+class AppendOnlyModel(models.Model):
+    """A row that may be inserted once and never changed (PostgreSQL enforces it with a trigger)."""
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise LedgerImmutableError(f"{type(self).__name__} rows are append-only.")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise LedgerImmutableError(f"{type(self).__name__} rows are append-only.")
+
+
+class LedgerEntry(AppendOnlyModel):
+    class Kind(models.TextChoices):
+        EARN = "earn", "Earn"
+        REDEEM = "redeem", "Redeem"
+        ROLLBACK = "rollback", "Rollback"
+        RETRO = "retro", "Retro claim"
+        ADJUSTMENT = "adjustment", "Adjustment"
+        EXPIRY = "expiry", "Expiry"
+        AWARD = "award", "Award"
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="ledger_entries")
+    metric = models.ForeignKey(Metric, on_delete=models.PROTECT, related_name="+")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    amount = models.BigIntegerField(help_text="Signed: credits are positive, debits negative.")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    effective_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="For credits: when the lot expires.")
+    reverses = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="reversals")
+    source_type = models.CharField(max_length=32, blank=True)
+    source_id = models.CharField(max_length=64, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    breakdown = models.JSONField(default=dict, blank=True)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "ledger entries"
+        constraints = [
+            models.CheckConstraint(condition=~Q(amount=0), name="ledgerentry_amount_nonzero"),
+            models.CheckConstraint(
+                condition=Q(kind__in=["earn", "redeem", "rollback", "retro", "adjustment", "expiry", "award"]),
+                name="ledgerentry_kind_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["member", "metric", "-created_at"], name="ledger_member_metric_created"),
+            models.Index(fields=["member", "-created_at"], name="ledger_member_created"),
+            models.Index(fields=["kind", "-created_at"], name="ledger_kind_created"),
+            models.Index(fields=["source_type", "source_id"], name="ledger_source"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.kind} {self.amount:+d} {self.metric_id}"
+
+    @property
+    def is_credit(self) -> bool:
+        return self.amount > 0
+
+
+class PointLot(models.Model):
+    """What is left of one credit entry; debits consume lots soonest-expiring first.
+
+    ``remaining`` is the only mutable figure; it always equals ``amount`` minus the lot's
+    consumptions (``verify_ledger`` proves it).
+    """
+
+    entry = models.OneToOneField(LedgerEntry, on_delete=models.PROTECT, related_name="lot")
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="+")
+    metric = models.ForeignKey(Metric, on_delete=models.PROTECT, related_name="+")
+    amount = models.BigIntegerField()
+    remaining = models.BigIntegerField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["member", "metric", "expires_at", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(remaining__gte=0) & Q(remaining__lte=models.F("amount")), name="pointlot_remaining_range"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["member", "metric", "expires_at", "id"],
+                condition=Q(remaining__gt=0),
+                name="pointlot_open_by_expiry",
+            ),
+            models.Index(fields=["expires_at"], condition=Q(remaining__gt=0), name="pointlot_open_expiry"),
+        ]
+
+    def __str__(self) -> str:
+        return f"lot {self.pk}: {self.remaining}/{self.amount} until {self.expires_at or 'never'}"
+
+
+class LotConsumption(AppendOnlyModel):
+    """How many points of which lot a debit entry took."""
+
+    debit = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, related_name="consumptions")
+    lot = models.ForeignKey(PointLot, on_delete=models.PROTECT, related_name="consumptions")
+    amount = models.BigIntegerField()
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="lotconsumption_amount_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.amount} from lot {self.lot_id} by entry {self.debit_id}"
+
+
+class PointBalance(models.Model):
+    """Cached figures per (member, metric), moved in the same transaction as each entry."""
+
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="balances")
+    metric = models.ForeignKey(Metric, on_delete=models.PROTECT, related_name="+")
+    balance = models.BigIntegerField(default=0, help_text="Spendable points.")
+    pending = models.BigIntegerField(default=0, help_text="Earned, not yet spendable.")
+    debt = models.BigIntegerField(default=0, help_text="Owed from returns; repaid by the next earnings.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["member", "metric"]
+        constraints = [
+            models.UniqueConstraint(fields=["member", "metric"], name="pointbalance_member_metric"),
+            models.CheckConstraint(condition=Q(balance__gte=0), name="pointbalance_balance_gte_0"),
+            models.CheckConstraint(condition=Q(pending__gte=0), name="pointbalance_pending_gte_0"),
+            models.CheckConstraint(condition=Q(debt__gte=0), name="pointbalance_debt_gte_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.member_id}/{self.metric_id}: {self.balance}"

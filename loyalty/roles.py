@@ -1,0 +1,57 @@
+"""Role → permission map. Groups are created by a data migration; permissions are attached after
+every migrate (post_migrate), so apps added later extend a role by editing this file only.
+
+Entries are "app_label.codename"; view/add/change/delete are Django's model permissions.
+"""
+
+from __future__ import annotations
+
+SUPPORT_AGENT = "Support agent"
+APPROVER = "Approver"
+CAMPAIGN_MANAGER = "Campaign manager"
+AUDITOR = "Auditor"
+INTEGRATION = "Integration"
+
+ROLES = [SUPPORT_AGENT, APPROVER, CAMPAIGN_MANAGER, AUDITOR, INTEGRATION]
+
+_LOYALTY_READ = [
+    "loyalty.view_member", "loyalty.view_metric", "loyalty.view_tier", "loyalty.view_tiermembership",
+    "loyalty.view_segment", "loyalty.view_ledgerentry", "loyalty.view_pointbalance", "loyalty.view_pointlot",
+    "loyalty.view_reward",
+]
+
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    SUPPORT_AGENT: _LOYALTY_READ + [
+        "loyalty.add_member", "loyalty.change_member", "loyalty.adjust_points", "loyalty.change_member_tier",
+    ],
+    APPROVER: _LOYALTY_READ,
+    CAMPAIGN_MANAGER: _LOYALTY_READ + [
+        "loyalty.add_metric", "loyalty.change_metric", "loyalty.add_tier", "loyalty.change_tier",
+        "loyalty.add_reward", "loyalty.change_reward", "loyalty.add_segment", "loyalty.change_segment",
+    ],
+    # Auditors see everything (every app's view_* permission, history included) and change nothing.
+    AUDITOR: ["*.view_*"],
+    INTEGRATION: _LOYALTY_READ + [
+        "loyalty.add_member", "loyalty.change_member", "loyalty.adjust_points", "loyalty.change_member_tier",
+    ],
+}
+
+# Roles whose members may sign in to the admin.
+STAFF_ROLES = [SUPPORT_AGENT, APPROVER, CAMPAIGN_MANAGER, AUDITOR]
+
+
+def sync_role_permissions(**kwargs) -> None:
+    """Attach each role's permissions to its group (idempotent; missing permissions are skipped)."""
+    from django.contrib.auth.models import Group, Permission
+
+    for role, wanted in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        perms = []
+        for entry in wanted:
+            app_label, codename = entry.split(".", 1)
+            qs = Permission.objects.select_related("content_type")
+            if app_label == "*" and codename == "view_*":
+                perms.extend(qs.filter(codename__startswith="view_"))
+                continue
+            perms.extend(qs.filter(content_type__app_label=app_label, codename=codename))
+        group.permissions.set(perms)

@@ -1,0 +1,22 @@
+"""Thin Celery wrappers around loyalty services."""
+
+import datetime as dt
+
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from . import services
+from .models import IdempotencyRecord
+
+
+@shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
+def expire_points() -> int:
+    return services.expire_points()
+
+
+@shared_task(acks_late=True)
+def purge_idempotency_records() -> int:
+    cutoff = timezone.now() - dt.timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS)
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
