@@ -227,13 +227,15 @@ def credit_points(
     reason: str = "",
     effective_at: dt.datetime | None = None,
     expires_at: dt.datetime | None = None,
+    never_expires: bool = False,
     source_type: str = "",
     source_id: str = "",
     breakdown: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
     reverses: LedgerEntry | None = None,
 ) -> LedgerEntry:
-    """Add points as a new lot; its expiry defaults to the metric's ``expiry_days`` from now.
+    """Add points as a new lot; its expiry defaults to the metric's ``expiry_days`` from now
+    (``never_expires`` overrides that for lots that must last, e.g. goodwill).
 
     With an ``idempotency_key`` a repeated call returns the first entry and credits nothing.
     """
@@ -250,7 +252,9 @@ def credit_points(
     if existing is not None:
         return existing
     now = timezone.now()
-    if expires_at is None and metric.expiry_days is not None:
+    if never_expires:
+        expires_at = None
+    elif expires_at is None and metric.expiry_days is not None:
         expires_at = now + dt.timedelta(days=metric.expiry_days)
     entry = _insert_entry(
         member=member, metric=metric, kind=kind, amount=amount, created_at=now, effective_at=effective_at or now,

@@ -1,0 +1,14 @@
+"""Settings for the test suite: the normal settings with a throwaway secret.
+
+Everything else (DATABASE_URL, CELERY_BROKER_URL...) still comes from the environment, so the
+same suite runs on SQLite and, in CI's second pass, on PostgreSQL + Redis.
+"""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production-use-0123456789abcdef")
+
+from .settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast test logins
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
