@@ -65,9 +65,10 @@ class LedgerReport:
 def verify_ledger(*, member_ids: list[int] | None = None) -> LedgerReport:
     """Prove the cached figures agree with the append-only entries.
 
-    For every (member, metric): balance == sum of entries == sum of lot remainders.
-    For every lot: remaining == amount - its consumptions, and amount == its credit entry.
-    For every debit: -amount == the points it took from lots.
+    Per (member, metric): balance + pending - debt == sum of entries; balance == remainders of
+    spendable lots; pending == remainders of pending lots; debt == what debits could not take from lots.
+    Per lot: amount == its credit entry and remaining == amount - its consumptions.
+    Per debit: it never took more from lots than it debited.
     """
     report = LedgerReport()
     entries = LedgerEntry.objects.all()
@@ -78,29 +79,38 @@ def verify_ledger(*, member_ids: list[int] | None = None) -> LedgerReport:
         balances = balances.filter(member_id__in=member_ids)
         lots = lots.filter(member_id__in=member_ids)
 
-    entry_sums = {
-        (r["member_id"], r["metric_id"]): r["total"]
-        for r in entries.values("member_id", "metric_id").annotate(total=Sum("amount")).order_by()
-    }
-    lot_sums = {
-        (r["member_id"], r["metric_id"]): r["total"]
-        for r in lots.values("member_id", "metric_id").annotate(total=Sum("remaining")).order_by()
+    def sums(qs, value, **extra) -> dict:
+        return {
+            (r["member_id"], r["metric_id"]): r["total"] or 0
+            for r in qs.filter(**extra).values("member_id", "metric_id").annotate(total=Sum(value)).order_by()
+        }
+
+    entry_sums = sums(entries, "amount")
+    debit_sums = sums(entries, "amount", amount__lt=0)
+    spendable = sums(lots, "remaining", pending=False)
+    pending = sums(lots, "remaining", pending=True)
+    taken_by_account = {
+        (r["debit__member_id"], r["debit__metric_id"]): r["total"]
+        for r in LotConsumption.objects.filter(debit__in=entries)
+        .values("debit__member_id", "debit__metric_id").annotate(total=Sum("amount")).order_by()
     }
     cached = {(b.member_id, b.metric_id): b for b in balances}
-    for key in sorted(set(entry_sums) | set(lot_sums) | set(cached)):
+    for key in sorted(set(entry_sums) | set(spendable) | set(pending) | set(cached)):
         report.accounts_checked += 1
-        b = cached.get(key)
-        cached_balance = b.balance if b else 0
-        total = entry_sums.get(key, 0) or 0
-        lot_total = lot_sums.get(key, 0) or 0
-        if cached_balance != total:
+        b = cached.get(key) or PointBalance(balance=0, pending=0, debt=0)
+        where = f"member {key[0]} metric {key[1]}"
+        total = entry_sums.get(key, 0)
+        if b.balance + b.pending - b.debt != total:
             report.problems.append(
-                f"member {key[0]} metric {key[1]}: cached balance {cached_balance} != sum of entries {total}"
+                f"{where}: cached balance {b.balance} + pending {b.pending} - debt {b.debt} != sum of entries {total}"
             )
-        if cached_balance != lot_total:
-            report.problems.append(
-                f"member {key[0]} metric {key[1]}: cached balance {cached_balance} != lot remainders {lot_total}"
-            )
+        if b.balance != spendable.get(key, 0):
+            report.problems.append(f"{where}: cached balance {b.balance} != lot remainders {spendable.get(key, 0)}")
+        if b.pending != pending.get(key, 0):
+            report.problems.append(f"{where}: cached pending {b.pending} != pending lots {pending.get(key, 0)}")
+        uncovered = -debit_sums.get(key, 0) - taken_by_account.get(key, 0)
+        if b.debt != uncovered:
+            report.problems.append(f"{where}: cached debt {b.debt} != debits not covered by lots {uncovered}")
 
     consumed = {
         r["lot_id"]: r["total"]
@@ -118,8 +128,12 @@ def verify_ledger(*, member_ids: list[int] | None = None) -> LedgerReport:
         r["debit_id"]: r["total"]
         for r in LotConsumption.objects.filter(debit__in=entries).values("debit_id").annotate(total=Sum("amount")).order_by()
     }
-    for entry_id, amount in entries.filter(amount__lt=0).values_list("id", "amount").iterator(chunk_size=2000):
+    for entry_id, kind, amount in entries.filter(amount__lt=0).values_list("id", "kind", "amount").iterator(
+        chunk_size=2000
+    ):
         report.debits_checked += 1
-        if -amount != taken.get(entry_id, 0):
-            report.problems.append(f"entry {entry_id}: debit {amount} took {taken.get(entry_id, 0)} from lots")
+        took = taken.get(entry_id, 0)
+        # Only purchase returns may leave debt; every other debit is covered by lots in full.
+        if took > -amount or (kind != LedgerEntry.Kind.RETURN and took != -amount):
+            report.problems.append(f"entry {entry_id}: debit {amount} took {took} from lots")
     return report

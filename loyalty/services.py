@@ -228,6 +228,7 @@ def credit_points(
     effective_at: dt.datetime | None = None,
     expires_at: dt.datetime | None = None,
     never_expires: bool = False,
+    purchase_at: dt.datetime | None = None,
     source_type: str = "",
     source_id: str = "",
     breakdown: dict[str, Any] | None = None,
@@ -237,6 +238,8 @@ def credit_points(
     """Add points as a new lot; its expiry defaults to the metric's ``expiry_days`` from now
     (``never_expires`` overrides that for lots that must last, e.g. goodwill).
 
+    Purchase earnings (``purchase_at`` given) stay pending until the metric's return window after
+    the purchase has passed. Any debt from earlier returns is repaid from the new lot first.
     With an ``idempotency_key`` a repeated call returns the first entry and credits nothing.
     """
     _check_points(amount)
@@ -256,22 +259,71 @@ def credit_points(
         expires_at = None
     elif expires_at is None and metric.expiry_days is not None:
         expires_at = now + dt.timedelta(days=metric.expiry_days)
+    available_at = None
+    if purchase_at is not None and metric.pending_days:
+        available_at = purchase_at + dt.timedelta(days=metric.pending_days)
+    pending = available_at is not None and available_at > now
     entry = _insert_entry(
         member=member, metric=metric, kind=kind, amount=amount, created_at=now, effective_at=effective_at or now,
         expires_at=expires_at, reverses=reverses, source_type=source_type, source_id=str(source_id or ""),
         actor=_user_or_none(actor), reason=reason, breakdown=breakdown or {}, idempotency_key=idempotency_key,
     )
-    PointLot.objects.create(entry=entry, member=member, metric=metric, amount=amount, remaining=amount,
-                            expires_at=expires_at, created_at=now)
-    PointBalance.objects.filter(pk=balance.pk).update(balance=F("balance") + amount)
+    lot = PointLot.objects.create(entry=entry, member=member, metric=metric, amount=amount, remaining=amount,
+                                  expires_at=expires_at, pending=pending,
+                                  available_at=available_at if pending else None, created_at=now)
+    repaid = _repay_debt(balance, lot) if balance.debt else 0
+    net = amount - repaid
+    figure = "pending" if pending else "balance"
+    PointBalance.objects.filter(pk=balance.pk).update(**{figure: F(figure) + net, "debt": F("debt") - repaid})
     return entry
+
+
+def _repay_debt(balance: PointBalance, lot: PointLot) -> int:
+    """Repay outstanding debt (oldest debit first) from a new lot. Caller holds the balance lock."""
+    from django.db.models import Sum
+    from django.db.models.functions import Coalesce
+
+    outstanding = (
+        LedgerEntry.objects.filter(member_id=balance.member_id, metric_id=balance.metric_id, amount__lt=0)
+        .annotate(taken=Coalesce(Sum("consumptions__amount"), 0))
+        .filter(taken__lt=-F("amount"))
+        .order_by("id")
+    )
+    repaid = 0
+    for debit in outstanding:
+        take = min(-debit.amount - debit.taken, lot.remaining - repaid, balance.debt - repaid)
+        if take <= 0:
+            break
+        LotConsumption.objects.create(debit=debit, lot=lot, amount=take)
+        repaid += take
+    if repaid:
+        PointLot.objects.filter(pk=lot.pk).update(remaining=F("remaining") - repaid)
+        lot.remaining -= repaid
+    return repaid
+
+
+def _consume(debit: LedgerEntry, lots: Iterable[PointLot], amount: int) -> int:
+    """Take ``amount`` from the lots in order, recording each consumption; returns what is left."""
+    left = amount
+    for lot in lots:
+        if left == 0:
+            break
+        take = min(left, lot.remaining)
+        if take <= 0:
+            continue
+        LotConsumption.objects.create(debit=debit, lot=lot, amount=take)
+        PointLot.objects.filter(pk=lot.pk).update(remaining=F("remaining") - take)
+        lot.remaining -= take
+        left -= take
+    return left
 
 
 def _expire_due_lots(balance: PointBalance, now: dt.datetime) -> list[LedgerEntry]:
     """Write expiry entries for the unspent part of lots that are due. Caller holds the balance lock."""
     lots = list(
         PointLot.objects.select_for_update()
-        .filter(member_id=balance.member_id, metric_id=balance.metric_id, remaining__gt=0, expires_at__lte=now)
+        .filter(member_id=balance.member_id, metric_id=balance.metric_id, remaining__gt=0, pending=False,
+                expires_at__lte=now)
         .order_by("expires_at", "id")
     )
     entries = []
@@ -333,17 +385,10 @@ def debit_points(
     # NULLs last on every database: never-expiring lots are spent after every dated one.
     lots = (
         PointLot.objects.select_for_update()
-        .filter(member=member, metric=metric, remaining__gt=0)
+        .filter(member=member, metric=metric, remaining__gt=0, pending=False)
         .order_by(F("expires_at").asc(nulls_last=True), "id")
     )
-    left = amount
-    for lot in lots:
-        take = min(left, lot.remaining)
-        LotConsumption.objects.create(debit=entry, lot=lot, amount=take)
-        PointLot.objects.filter(pk=lot.pk).update(remaining=F("remaining") - take)
-        left -= take
-        if left == 0:
-            break
+    left = _consume(entry, lots, amount)
     if left:  # the cached balance and the lots disagree: refuse rather than corrupt
         raise Conflict("Ledger inconsistency: lots do not cover the balance. Run verify_ledger.",
                        code="ledger_inconsistent")
@@ -380,7 +425,7 @@ def expire_points(*, now: dt.datetime | None = None, batch_size: int = 500) -> i
     written = 0
     while True:
         accounts = list(
-            PointLot.objects.filter(remaining__gt=0, expires_at__lte=now)
+            PointLot.objects.filter(remaining__gt=0, pending=False, expires_at__lte=now)
             .values_list("member_id", "metric_id").distinct()[:batch_size]
         )
         if not accounts:
@@ -389,3 +434,80 @@ def expire_points(*, now: dt.datetime | None = None, batch_size: int = 500) -> i
             with transaction.atomic():
                 balance = lock_balance(member_id, metric_id)
                 written += len(_expire_due_lots(balance, now))
+
+
+def activate_pending_points(*, now: dt.datetime | None = None, batch_size: int = 500) -> int:
+    """Make pending lots whose return window has passed spendable; one transaction per account."""
+    now = now or timezone.now()
+    activated = 0
+    while True:
+        accounts = list(
+            PointLot.objects.filter(pending=True, available_at__lte=now)
+            .values_list("member_id", "metric_id").distinct()[:batch_size]
+        )
+        if not accounts:
+            return activated
+        for member_id, metric_id in accounts:
+            with transaction.atomic():
+                balance = lock_balance(member_id, metric_id)
+                lots = list(PointLot.objects.select_for_update().filter(
+                    member_id=member_id, metric_id=metric_id, pending=True, available_at__lte=now))
+                moving = sum(lot.remaining for lot in lots)
+                PointLot.objects.filter(pk__in=[lot.pk for lot in lots]).update(pending=False)
+                PointBalance.objects.filter(pk=balance.pk).update(
+                    pending=F("pending") - moving, balance=F("balance") + moving)
+                activated += len(lots)
+
+
+@transaction.atomic
+def reverse_earning(
+    *,
+    entry: LedgerEntry,
+    amount: int,
+    actor: User,
+    reason: str,
+    source_type: str,
+    source_id: str,
+    idempotency_key: str | None = None,
+) -> tuple[LedgerEntry, int]:
+    """Take back ``amount`` of what ``entry`` earned (a purchase return).
+
+    Taken from the entry's own lot first (pending points are cancelled before anything else), then
+    from the member's other spendable lots, soonest-expiring first; what is left becomes debt,
+    so the balance never goes negative. Returns the return entry and the debt it created.
+    """
+    _check_points(amount)
+    existing = _existing_entry(idempotency_key)
+    if existing is not None:
+        return existing, 0
+    balance = lock_balance(entry.member_id, entry.metric_id)
+    now = timezone.now()
+    _expire_due_lots(balance, now)
+    reversal = _insert_entry(
+        member_id=entry.member_id, metric_id=entry.metric_id, kind=LedgerEntry.Kind.RETURN, amount=-amount,
+        created_at=now, effective_at=now, reverses=entry, source_type=source_type, source_id=str(source_id),
+        actor=_user_or_none(actor), reason=reason, idempotency_key=idempotency_key,
+        breakdown={"reverses_entry": entry.pk},
+    )
+    own = PointLot.objects.select_for_update().filter(entry=entry).first()
+    from_pending = from_balance = 0
+    left = amount
+    if own is not None and own.remaining:
+        before = left
+        left = _consume(reversal, [own], left)
+        if own.pending:
+            from_pending = before - left
+        else:
+            from_balance = before - left
+    if left:
+        others = (
+            PointLot.objects.select_for_update()
+            .filter(member_id=entry.member_id, metric_id=entry.metric_id, remaining__gt=0, pending=False)
+            .order_by(F("expires_at").asc(nulls_last=True), "id")
+        )
+        before = left
+        left = _consume(reversal, others, left)
+        from_balance += before - left
+    PointBalance.objects.filter(pk=balance.pk).update(
+        pending=F("pending") - from_pending, balance=F("balance") - from_balance, debt=F("debt") + left)
+    return reversal, left

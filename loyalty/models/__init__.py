@@ -1,4 +1,13 @@
 from .catalog import Reward
+from .earning import (
+    MemberTracker,
+    ProgramSettings,
+    Rule,
+    RuleSet,
+    RuleSetImmutableError,
+    Transaction,
+    TransactionReturn,
+)
 from .idempotency import IdempotencyRecord
 from .ledger import LedgerEntry, LedgerImmutableError, LotConsumption, PointBalance, PointLot
 from .members import Member, Metric, Segment, Tier, TierMembership
@@ -9,6 +18,13 @@ __all__ = [
     "LedgerImmutableError",
     "LotConsumption",
     "Member",
+    "MemberTracker",
+    "ProgramSettings",
+    "Rule",
+    "RuleSet",
+    "RuleSetImmutableError",
+    "Transaction",
+    "TransactionReturn",
     "Metric",
     "PointBalance",
     "PointLot",

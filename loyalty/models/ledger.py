@@ -51,6 +51,7 @@ class LedgerEntry(AppendOnlyModel):
         ADJUSTMENT = "adjustment", "Adjustment"
         EXPIRY = "expiry", "Expiry"
         AWARD = "award", "Award"
+        RETURN = "return", "Purchase return"
 
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="ledger_entries")
     metric = models.ForeignKey(Metric, on_delete=models.PROTECT, related_name="+")
@@ -75,7 +76,9 @@ class LedgerEntry(AppendOnlyModel):
         constraints = [
             models.CheckConstraint(condition=~Q(amount=0), name="ledgerentry_amount_nonzero"),
             models.CheckConstraint(
-                condition=Q(kind__in=["earn", "redeem", "rollback", "retro", "adjustment", "expiry", "award"]),
+                condition=Q(
+                    kind__in=["earn", "redeem", "rollback", "retro", "adjustment", "expiry", "award", "return"]
+                ),
                 name="ledgerentry_kind_valid",
             ),
         ]
@@ -107,6 +110,8 @@ class PointLot(models.Model):
     amount = models.BigIntegerField()
     remaining = models.BigIntegerField()
     expires_at = models.DateTimeField(null=True, blank=True)
+    pending = models.BooleanField(default=False, help_text="Earned but not yet spendable.")
+    available_at = models.DateTimeField(null=True, blank=True, help_text="When pending points become spendable.")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -123,6 +128,7 @@ class PointLot(models.Model):
                 name="pointlot_open_by_expiry",
             ),
             models.Index(fields=["expires_at"], condition=Q(remaining__gt=0), name="pointlot_open_expiry"),
+            models.Index(fields=["available_at"], condition=Q(pending=True), name="pointlot_pending_until"),
         ]
 
     def __str__(self) -> str:
@@ -130,7 +136,11 @@ class PointLot(models.Model):
 
 
 class LotConsumption(AppendOnlyModel):
-    """How many points of which lot a debit entry took."""
+    """How many points of which lot a debit entry took.
+
+    A debit that the lots could not cover (a purchase return after the points were spent) leaves a
+    debt; later credits repay it with consumptions of their own lots against that debit.
+    """
 
     debit = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, related_name="consumptions")
     lot = models.ForeignKey(PointLot, on_delete=models.PROTECT, related_name="consumptions")

@@ -17,6 +17,9 @@ class Metric(models.Model):
     expiry_days = models.PositiveIntegerField(
         null=True, blank=True, help_text="Days after earning that points expire; empty means never."
     )
+    pending_days = models.PositiveIntegerField(
+        default=0, help_text="Days earned points stay pending (the return window) before they can be spent."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()

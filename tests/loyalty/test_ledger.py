@@ -127,7 +127,7 @@ def test_verify_ledger_catches_a_tampered_balance(member, metric, capsys):
     PointBalance.objects.filter(member=member).update(balance=150)
     with pytest.raises(CommandError):
         call_command("verify_ledger")
-    assert "cached balance 150 != sum of entries 100" in capsys.readouterr().err
+    assert "cached balance 150 + pending 0 - debt 0 != sum of entries 100" in capsys.readouterr().err
 
 
 @pytest.mark.django_db
