@@ -183,6 +183,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 60 * 60}
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE = {
     "expire-points": {"task": "loyalty.tasks.expire_points", "schedule": crontab(hour=2, minute=5)},
+    "activate-pending-points": {"task": "loyalty.tasks.activate_pending_points", "schedule": 60 * 15},
+    # Daily: the first run after a period boundary moves members down to what they qualified for.
+    "requalify-tiers": {"task": "loyalty.tasks.requalify_tiers", "schedule": crontab(hour=3, minute=5)},
     "purge-idempotency-records": {
         "task": "loyalty.tasks.purge_idempotency_records",
         "schedule": 60 * 60 * 6,
