@@ -290,7 +290,7 @@ def test_spent_points_become_debt_that_the_next_purchase_repays_first(percent_ru
     balance = PointBalance.objects.get(member=member)
     assert (balance.balance, balance.debt) == (0, 35)
     assert verify_ledger().ok
-    with time_machine.travel(d(2024, 2, 5), tick=False):
+    with time_machine.travel(d(2024, 2, 5, 12), tick=False):
         bill("R-2", d(2024, 2, 5), amount="200.00", member=member)  # 20 points, all to the debt
         balance.refresh_from_db()
         assert (balance.balance, balance.debt) == (0, 15)
