@@ -15,24 +15,45 @@ INTEGRATION = "Integration"
 ROLES = [SUPPORT_AGENT, APPROVER, CAMPAIGN_MANAGER, AUDITOR, INTEGRATION]
 
 _LOYALTY_READ = [
-    "loyalty.view_member", "loyalty.view_metric", "loyalty.view_tier", "loyalty.view_tiermembership",
-    "loyalty.view_segment", "loyalty.view_ledgerentry", "loyalty.view_pointbalance", "loyalty.view_pointlot",
+    "loyalty.view_member",
+    "loyalty.view_metric",
+    "loyalty.view_tier",
+    "loyalty.view_tiermembership",
+    "loyalty.view_segment",
+    "loyalty.view_ledgerentry",
+    "loyalty.view_pointbalance",
+    "loyalty.view_pointlot",
     "loyalty.view_reward",
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
-    SUPPORT_AGENT: _LOYALTY_READ + [
-        "loyalty.add_member", "loyalty.change_member", "loyalty.adjust_points", "loyalty.change_member_tier",
+    SUPPORT_AGENT: _LOYALTY_READ
+    + [
+        "loyalty.add_member",
+        "loyalty.change_member",
+        "loyalty.adjust_points",
+        "loyalty.change_member_tier",
     ],
     APPROVER: _LOYALTY_READ,
-    CAMPAIGN_MANAGER: _LOYALTY_READ + [
-        "loyalty.add_metric", "loyalty.change_metric", "loyalty.add_tier", "loyalty.change_tier",
-        "loyalty.add_reward", "loyalty.change_reward", "loyalty.add_segment", "loyalty.change_segment",
+    CAMPAIGN_MANAGER: _LOYALTY_READ
+    + [
+        "loyalty.add_metric",
+        "loyalty.change_metric",
+        "loyalty.add_tier",
+        "loyalty.change_tier",
+        "loyalty.add_reward",
+        "loyalty.change_reward",
+        "loyalty.add_segment",
+        "loyalty.change_segment",
     ],
     # Auditors see everything (every app's view_* permission, history included) and change nothing.
     AUDITOR: ["*.view_*"],
-    INTEGRATION: _LOYALTY_READ + [
-        "loyalty.add_member", "loyalty.change_member", "loyalty.adjust_points", "loyalty.change_member_tier",
+    INTEGRATION: _LOYALTY_READ
+    + [
+        "loyalty.add_member",
+        "loyalty.change_member",
+        "loyalty.adjust_points",
+        "loyalty.change_member_tier",
     ],
 }
 

@@ -8,7 +8,8 @@ from dataclasses import dataclass, field
 from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 
-from .models import LedgerEntry, LotConsumption, Member, PointBalance, PointLot, Tier, TierMembership
+from .earning import RuleData, RuleSetData
+from .models import LedgerEntry, LotConsumption, Member, PointBalance, PointLot, RuleSet, Tier, TierMembership
 
 
 def tier_at(member: Member, when: dt.datetime) -> Tier | None:
@@ -35,14 +36,16 @@ def member_balances(member: Member, *, expiring_limit: int = 3) -> list[dict]:
             .annotate(amount=Sum("remaining"))
             .order_by("expires_at")[:expiring_limit]
         )
-        rows.append({
-            "metric": balance.metric.code,
-            "metric_name": balance.metric.name,
-            "balance": balance.balance,
-            "pending": balance.pending,
-            "debt": balance.debt,
-            "expiring": [{"expires_at": e["expires_at"], "amount": e["amount"]} for e in expiring],
-        })
+        rows.append(
+            {
+                "metric": balance.metric.code,
+                "metric_name": balance.metric.name,
+                "balance": balance.balance,
+                "pending": balance.pending,
+                "debt": balance.debt,
+                "expiring": [{"expires_at": e["expires_at"], "amount": e["amount"]} for e in expiring],
+            }
+        )
     return rows
 
 
@@ -92,7 +95,9 @@ def verify_ledger(*, member_ids: list[int] | None = None) -> LedgerReport:
     taken_by_account = {
         (r["debit__member_id"], r["debit__metric_id"]): r["total"]
         for r in LotConsumption.objects.filter(debit__in=entries)
-        .values("debit__member_id", "debit__metric_id").annotate(total=Sum("amount")).order_by()
+        .values("debit__member_id", "debit__metric_id")
+        .annotate(total=Sum("amount"))
+        .order_by()
     }
     cached = {(b.member_id, b.metric_id): b for b in balances}
     for key in sorted(set(entry_sums) | set(spendable) | set(pending) | set(cached)):
@@ -126,10 +131,13 @@ def verify_ledger(*, member_ids: list[int] | None = None) -> LedgerReport:
 
     taken = {
         r["debit_id"]: r["total"]
-        for r in LotConsumption.objects.filter(debit__in=entries).values("debit_id").annotate(total=Sum("amount")).order_by()
+        for r in LotConsumption.objects.filter(debit__in=entries)
+        .values("debit_id")
+        .annotate(total=Sum("amount"))
+        .order_by()
     }
-    for entry_id, kind, amount in entries.filter(amount__lt=0).values_list("id", "kind", "amount").iterator(
-        chunk_size=2000
+    for entry_id, kind, amount in (
+        entries.filter(amount__lt=0).values_list("id", "kind", "amount").iterator(chunk_size=2000)
     ):
         report.debits_checked += 1
         took = taken.get(entry_id, 0)
@@ -137,3 +145,34 @@ def verify_ledger(*, member_ids: list[int] | None = None) -> LedgerReport:
         if took > -amount or (kind != LedgerEntry.Kind.RETURN and took != -amount):
             report.problems.append(f"entry {entry_id}: debit {amount} took {took} from lots")
     return report
+
+
+def rule_set_at(when: dt.datetime) -> RuleSet | None:
+    """The rule set in force at a moment (published or since retired: history never changes)."""
+    return (
+        RuleSet.objects.filter(status__in=[RuleSet.Status.PUBLISHED, RuleSet.Status.RETIRED], valid_from__lte=when)
+        .filter(Q(valid_to__isnull=True) | Q(valid_to__gt=when))
+        .order_by("-valid_from")
+        .first()
+    )
+
+
+def rule_set_data(rule_set: RuleSet) -> RuleSetData:
+    """Plain data for the earning engine."""
+    rules = tuple(
+        RuleData(
+            id=r.pk,
+            name=r.name,
+            metric=r.metric.code,
+            action=r.action,
+            points=r.points,
+            unit_amount=r.unit_amount,
+            percent_by_tier=dict(r.percent_by_tier or {}),
+            min_amount=r.min_amount,
+            channels=tuple(r.channels or ()),
+            stores=tuple(r.stores or ()),
+            tiers=tuple(r.tiers or ()),
+        )
+        for r in rule_set.rules.select_related("metric").order_by("position", "id")
+    )
+    return RuleSetData(id=rule_set.pk, name=rule_set.name, version=rule_set.version, rules=rules)

@@ -42,7 +42,7 @@ def redis_url() -> str:
 
     try:
         redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except Exception as exc:  # noqa: BLE001 - any failure means "not reachable"
+    except Exception as exc:
         missing_service(f"Redis is not reachable at {url}: {exc}")
     return url
 

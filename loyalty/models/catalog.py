@@ -29,9 +29,7 @@ class Reward(models.Model):
     active = models.BooleanField(default=True, db_index=True)
     active_from = models.DateTimeField(null=True, blank=True)
     active_until = models.DateTimeField(null=True, blank=True)
-    eligible_tiers = models.ManyToManyField(
-        Tier, blank=True, related_name="+", help_text="Empty means every tier."
-    )
+    eligible_tiers = models.ManyToManyField(Tier, blank=True, related_name="+", help_text="Empty means every tier.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords(m2m_fields=[eligible_tiers])
@@ -44,7 +42,9 @@ class Reward(models.Model):
                 name="reward_type_valid",
             ),
             models.CheckConstraint(
-                condition=Q(active_from__isnull=True) | Q(active_until__isnull=True) | Q(active_until__gt=models.F("active_from")),
+                condition=Q(active_from__isnull=True)
+                | Q(active_until__isnull=True)
+                | Q(active_until__gt=models.F("active_from")),
                 name="reward_active_window",
             ),
         ]

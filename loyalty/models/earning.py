@@ -61,7 +61,11 @@ class RuleSet(models.Model):
     valid_to = models.DateTimeField(null=True, blank=True, help_text="Exclusive; empty means open-ended.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
     previous = models.ForeignKey(
-        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="next_versions",
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="next_versions",
         help_text="The version this draft was copied from.",
     )
     published_at = models.DateTimeField(null=True, blank=True)
@@ -86,17 +90,15 @@ class RuleSet(models.Model):
                 condition=Q(valid_to__isnull=True) | Q(valid_to__gte=models.F("valid_from")),
                 name="ruleset_valid_range",
             ),
-            models.CheckConstraint(condition=Q(status__in=["draft", "published", "retired"]), name="ruleset_status_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=["draft", "published", "retired"]), name="ruleset_status_valid"
+            ),
         ]
         indexes = [models.Index(fields=["status", "valid_from"], name="ruleset_status_from")]
         permissions = [("publish_ruleset", "Can publish or retire a rule set")]
 
     def __str__(self) -> str:
         return f"{self.name} v{self.version}"
-
-    @property
-    def is_editable(self) -> bool:
-        return self.status == self.Status.DRAFT
 
     def save(self, *args, **kwargs):
         if not self._state.adding and not self._allow_lifecycle_change:
@@ -109,6 +111,10 @@ class RuleSet(models.Model):
         if self.status != self.Status.DRAFT:
             raise RuleSetImmutableError(f"{self} is {self.status}; it cannot be deleted.")
         return super().delete(*args, **kwargs)
+
+    @property
+    def is_editable(self) -> bool:
+        return self.status == self.Status.DRAFT
 
 
 class Rule(models.Model):
@@ -146,11 +152,6 @@ class Rule(models.Model):
     def __str__(self) -> str:
         return self.name
 
-    def _check_editable(self) -> None:
-        status = RuleSet.objects.filter(pk=self.rule_set_id).values_list("status", flat=True).first()
-        if status and status != RuleSet.Status.DRAFT:
-            raise RuleSetImmutableError("Rules of a published or retired rule set cannot change.")
-
     def save(self, *args, **kwargs):
         self._check_editable()
         super().save(*args, **kwargs)
@@ -158,6 +159,11 @@ class Rule(models.Model):
     def delete(self, *args, **kwargs):
         self._check_editable()
         return super().delete(*args, **kwargs)
+
+    def _check_editable(self) -> None:
+        status = RuleSet.objects.filter(pk=self.rule_set_id).values_list("status", flat=True).first()
+        if status and status != RuleSet.Status.DRAFT:
+            raise RuleSetImmutableError("Rules of a published or retired rule set cannot change.")
 
 
 class Transaction(models.Model):

@@ -81,7 +81,9 @@ class Member(models.Model):
     class Meta:
         ordering = ["-id"]
         constraints = [
-            models.CheckConstraint(condition=Q(status__in=["active", "suspended", "closed"]), name="member_status_valid")
+            models.CheckConstraint(
+                condition=Q(status__in=["active", "suspended", "closed"]), name="member_status_valid"
+            )
         ]
         indexes = [models.Index(fields=["tier", "-id"], name="member_tier_idx")]
         permissions = [

@@ -35,7 +35,7 @@ def test_sixteen_threads_debit_one_balance_and_exactly_the_affordable_number_suc
             outcome = "ok"
         except InsufficientPoints as exc:
             outcome = exc.code
-        except Exception as exc:  # noqa: BLE001 - any other outcome is a failure we want to see
+        except Exception as exc:
             outcome = f"error: {exc!r}"
         finally:
             connections.close_all()
@@ -114,8 +114,10 @@ def test_exclusion_constraint_refuses_overlapping_tier_intervals_written_behind_
     start = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
     TierMembership.objects.create(member=member, tier=tier, valid_from=start, valid_to=start + dt.timedelta(days=10))
     with pytest.raises(IntegrityError, match="tiermembership_no_overlap"), transaction.atomic():
-        TierMembership.objects.create(member=member, tier=tier, valid_from=start + dt.timedelta(days=9),
-                                      valid_to=start + dt.timedelta(days=20))
+        TierMembership.objects.create(
+            member=member, tier=tier, valid_from=start + dt.timedelta(days=9), valid_to=start + dt.timedelta(days=20)
+        )
     # touching, half-open intervals are accepted
-    TierMembership.objects.create(member=member, tier=tier, valid_from=start + dt.timedelta(days=10),
-                                  valid_to=start + dt.timedelta(days=20))
+    TierMembership.objects.create(
+        member=member, tier=tier, valid_from=start + dt.timedelta(days=10), valid_to=start + dt.timedelta(days=20)
+    )

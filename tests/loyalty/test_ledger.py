@@ -36,8 +36,9 @@ def test_debits_consume_soonest_expiring_lots_first_and_never_expiring_last(memb
 @pytest.mark.django_db
 def test_expiry_writes_entries_only_for_the_unspent_remainder(member, metric):
     with time_machine.travel(T0, tick=False):
-        lot_entry = services.credit_points(member=member, metric=metric, amount=100,
-                                           expires_at=T0 + dt.timedelta(days=30))
+        lot_entry = services.credit_points(
+            member=member, metric=metric, amount=100, expires_at=T0 + dt.timedelta(days=30)
+        )
         services.credit_points(member=member, metric=metric, amount=40, expires_at=T0 + dt.timedelta(days=90))
         services.debit_points(member=member, metric=metric, amount=70)  # 70 from the first lot
     with time_machine.travel(T0 + dt.timedelta(days=31), tick=False):
@@ -147,4 +148,6 @@ def test_balances_show_next_expiries(member, metric):
         [row] = member_balances(member)
     assert row["balance"] == 137
     assert [(e["expires_at"], e["amount"]) for e in row["expiring"]] == [
-        (T0 + dt.timedelta(days=5), 100), (T0 + dt.timedelta(days=9), 30)]
+        (T0 + dt.timedelta(days=5), 100),
+        (T0 + dt.timedelta(days=9), 30),
+    ]

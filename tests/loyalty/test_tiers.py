@@ -66,15 +66,33 @@ def test_change_tier_needs_permission_and_reason(member, tiers, approver_user, s
 @pytest.mark.django_db
 def test_imported_intervals_may_not_overlap(member, tiers, support_user):
     start = member.enrolled_at - dt.timedelta(days=100)
-    services.record_tier_interval(member=member, tier=tiers["SILVER"], valid_from=start,
-                                  valid_to=start + dt.timedelta(days=50), actor=support_user, reason="legacy")
+    services.record_tier_interval(
+        member=member,
+        tier=tiers["SILVER"],
+        valid_from=start,
+        valid_to=start + dt.timedelta(days=50),
+        actor=support_user,
+        reason="legacy",
+    )
     with pytest.raises(Conflict) as exc:
-        services.record_tier_interval(member=member, tier=tiers["GOLD"], valid_from=start + dt.timedelta(days=49),
-                                      valid_to=start + dt.timedelta(days=60), actor=support_user, reason="legacy")
+        services.record_tier_interval(
+            member=member,
+            tier=tiers["GOLD"],
+            valid_from=start + dt.timedelta(days=49),
+            valid_to=start + dt.timedelta(days=60),
+            actor=support_user,
+            reason="legacy",
+        )
     assert exc.value.code == "tier_history_overlap"
     # touching intervals are fine: [a, b) and [b, c)
-    services.record_tier_interval(member=member, tier=tiers["GOLD"], valid_from=start + dt.timedelta(days=50),
-                                  valid_to=start + dt.timedelta(days=60), actor=support_user, reason="legacy")
+    services.record_tier_interval(
+        member=member,
+        tier=tiers["GOLD"],
+        valid_from=start + dt.timedelta(days=50),
+        valid_to=start + dt.timedelta(days=60),
+        actor=support_user,
+        reason="legacy",
+    )
     assert tier_at(member, start + dt.timedelta(days=50)) == tiers["GOLD"]
 
 

@@ -14,7 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from .exceptions import (
+from ..exceptions import (
     AlreadyExists,
     Conflict,
     InsufficientPoints,
@@ -22,16 +22,21 @@ from .exceptions import (
     MemberInactive,
     PermissionRequired,
 )
-from .models import LedgerEntry, LotConsumption, Member, Metric, PointBalance, PointLot, Tier, TierMembership
-from .workflow import check_transition, save_with_history
+from ..models import LedgerEntry, LotConsumption, Member, Metric, PointBalance, PointLot, Tier, TierMembership
+from ..workflow import check_transition, save_with_history
 
 User = AbstractBaseUser | AnonymousUser | None
 
 # The largest single movement of points we accept; anything bigger is a typo or an attack.
 MAX_POINTS_PER_ENTRY = 1_000_000_000
 
-CREDIT_KINDS = {LedgerEntry.Kind.EARN, LedgerEntry.Kind.ROLLBACK, LedgerEntry.Kind.RETRO,
-                LedgerEntry.Kind.ADJUSTMENT, LedgerEntry.Kind.AWARD}
+CREDIT_KINDS = {
+    LedgerEntry.Kind.EARN,
+    LedgerEntry.Kind.ROLLBACK,
+    LedgerEntry.Kind.RETRO,
+    LedgerEntry.Kind.ADJUSTMENT,
+    LedgerEntry.Kind.AWARD,
+}
 DEBIT_KINDS = {LedgerEntry.Kind.REDEEM, LedgerEntry.Kind.ADJUSTMENT, LedgerEntry.Kind.EXPIRY}
 
 
@@ -77,30 +82,36 @@ def enroll_member(
     if not external_id:
         raise InvalidInput("external_id is required.", errors={"external_id": ["This field is required."]})
     if Member.objects.filter(external_id=external_id).exists():
-        raise AlreadyExists(f"A member with external_id {external_id!r} already exists.",
-                            errors={"external_id": ["Already in use."]})
+        raise AlreadyExists(
+            f"A member with external_id {external_id!r} already exists.", errors={"external_id": ["Already in use."]}
+        )
     now = timezone.now()
     tier = tier or Tier.objects.order_by("rank").first()
-    member = Member(external_id=external_id, email=email, name=name, phone=phone, tier=tier,
-                    enrolled_at=enrolled_at or now)
+    member = Member(
+        external_id=external_id, email=email, name=name, phone=phone, tier=tier, enrolled_at=enrolled_at or now
+    )
     try:
         with transaction.atomic():
             save_with_history(member, actor=actor, reason=reason)
     except IntegrityError as exc:  # a concurrent enrolment won the race
-        raise AlreadyExists(f"A member with external_id {external_id!r} already exists.",
-                            errors={"external_id": ["Already in use."]}) from exc
+        raise AlreadyExists(
+            f"A member with external_id {external_id!r} already exists.", errors={"external_id": ["Already in use."]}
+        ) from exc
     if tier is not None:
-        membership = TierMembership(member=member, tier=tier, valid_from=member.enrolled_at,
-                                    cause=TierMembership.Cause.ENROLMENT, reason=reason,
-                                    changed_by=_user_or_none(actor))
+        membership = TierMembership(
+            member=member,
+            tier=tier,
+            valid_from=member.enrolled_at,
+            cause=TierMembership.Cause.ENROLMENT,
+            reason=reason,
+            changed_by=_user_or_none(actor),
+        )
         save_with_history(membership, actor=actor, reason=reason)
     return member
 
 
 @transaction.atomic
-def update_member(
-    *, member: Member, actor: User, reason: str = "Profile update", **fields: Any
-) -> Member:
+def update_member(*, member: Member, actor: User, reason: str = "Profile update", **fields: Any) -> Member:
     """Change profile fields and, through the transition table, the status."""
     allowed = {"email", "name", "phone", "status"}
     unknown = set(fields) - allowed
@@ -148,15 +159,18 @@ def change_tier(
         current.valid_to = now
         save_with_history(current, actor=actor, reason=reason, update_fields=["valid_to"])
     _check_no_overlap(member, now, None)
-    membership = TierMembership(member=member, tier=tier, valid_from=now, cause=cause,
-                                reason=reason, changed_by=_user_or_none(actor))
+    membership = TierMembership(
+        member=member, tier=tier, valid_from=now, cause=cause, reason=reason, changed_by=_user_or_none(actor)
+    )
     save_with_history(membership, actor=actor, reason=reason)
     member.tier = tier
     save_with_history(member, actor=actor, reason=f"Tier → {tier.code}: {reason}", update_fields=["tier"])
     return membership
 
 
-def _check_no_overlap(member: Member, start: dt.datetime, end: dt.datetime | None, exclude_pk: int | None = None) -> None:
+def _check_no_overlap(
+    member: Member, start: dt.datetime, end: dt.datetime | None, exclude_pk: int | None = None
+) -> None:
     """The portable half of the no-overlap rule (PostgreSQL also has an exclusion constraint)."""
     qs = TierMembership.objects.filter(member=member).filter(Q(valid_to__isnull=True) | Q(valid_to__gt=start))
     if end is not None:
@@ -179,8 +193,15 @@ def record_tier_interval(
         raise InvalidInput("valid_to must not be before valid_from.")
     member = Member.objects.select_for_update().get(pk=member.pk)
     _check_no_overlap(member, valid_from, valid_to)
-    membership = TierMembership(member=member, tier=tier, valid_from=valid_from, valid_to=valid_to,
-                                cause=TierMembership.Cause.IMPORT, reason=reason, changed_by=_user_or_none(actor))
+    membership = TierMembership(
+        member=member,
+        tier=tier,
+        valid_from=valid_from,
+        valid_to=valid_to,
+        cause=TierMembership.Cause.IMPORT,
+        reason=reason,
+        changed_by=_user_or_none(actor),
+    )
     save_with_history(membership, actor=actor, reason=reason)
     if valid_to is None:
         member.tier = tier
@@ -264,13 +285,32 @@ def credit_points(
         available_at = purchase_at + dt.timedelta(days=metric.pending_days)
     pending = available_at is not None and available_at > now
     entry = _insert_entry(
-        member=member, metric=metric, kind=kind, amount=amount, created_at=now, effective_at=effective_at or now,
-        expires_at=expires_at, reverses=reverses, source_type=source_type, source_id=str(source_id or ""),
-        actor=_user_or_none(actor), reason=reason, breakdown=breakdown or {}, idempotency_key=idempotency_key,
+        member=member,
+        metric=metric,
+        kind=kind,
+        amount=amount,
+        created_at=now,
+        effective_at=effective_at or now,
+        expires_at=expires_at,
+        reverses=reverses,
+        source_type=source_type,
+        source_id=str(source_id or ""),
+        actor=_user_or_none(actor),
+        reason=reason,
+        breakdown=breakdown or {},
+        idempotency_key=idempotency_key,
     )
-    lot = PointLot.objects.create(entry=entry, member=member, metric=metric, amount=amount, remaining=amount,
-                                  expires_at=expires_at, pending=pending,
-                                  available_at=available_at if pending else None, created_at=now)
+    lot = PointLot.objects.create(
+        entry=entry,
+        member=member,
+        metric=metric,
+        amount=amount,
+        remaining=amount,
+        expires_at=expires_at,
+        pending=pending,
+        available_at=available_at if pending else None,
+        created_at=now,
+    )
     repaid = _repay_debt(balance, lot) if balance.debt else 0
     net = amount - repaid
     figure = "pending" if pending else "balance"
@@ -322,16 +362,28 @@ def _expire_due_lots(balance: PointBalance, now: dt.datetime) -> list[LedgerEntr
     """Write expiry entries for the unspent part of lots that are due. Caller holds the balance lock."""
     lots = list(
         PointLot.objects.select_for_update()
-        .filter(member_id=balance.member_id, metric_id=balance.metric_id, remaining__gt=0, pending=False,
-                expires_at__lte=now)
+        .filter(
+            member_id=balance.member_id,
+            metric_id=balance.metric_id,
+            remaining__gt=0,
+            pending=False,
+            expires_at__lte=now,
+        )
         .order_by("expires_at", "id")
     )
     entries = []
     for lot in lots:
         entry = _insert_entry(
-            member_id=lot.member_id, metric_id=lot.metric_id, kind=LedgerEntry.Kind.EXPIRY, amount=-lot.remaining,
-            created_at=now, effective_at=lot.expires_at, reason="Points expired", source_type="lot",
-            source_id=str(lot.pk), idempotency_key=f"expiry:lot:{lot.pk}",
+            member_id=lot.member_id,
+            metric_id=lot.metric_id,
+            kind=LedgerEntry.Kind.EXPIRY,
+            amount=-lot.remaining,
+            created_at=now,
+            effective_at=lot.expires_at,
+            reason="Points expired",
+            source_type="lot",
+            source_id=str(lot.pk),
+            idempotency_key=f"expiry:lot:{lot.pk}",
         )
         LotConsumption.objects.create(debit=entry, lot=lot, amount=lot.remaining)
         PointBalance.objects.filter(pk=balance.pk).update(balance=F("balance") - lot.remaining)
@@ -378,9 +430,19 @@ def debit_points(
             errors={"amount": [f"Available: {balance.balance}."]},
         )
     entry = _insert_entry(
-        member=member, metric=metric, kind=kind, amount=-amount, created_at=now, effective_at=now,
-        reverses=reverses, source_type=source_type, source_id=str(source_id or ""), actor=_user_or_none(actor),
-        reason=reason, breakdown=breakdown or {}, idempotency_key=idempotency_key,
+        member=member,
+        metric=metric,
+        kind=kind,
+        amount=-amount,
+        created_at=now,
+        effective_at=now,
+        reverses=reverses,
+        source_type=source_type,
+        source_id=str(source_id or ""),
+        actor=_user_or_none(actor),
+        reason=reason,
+        breakdown=breakdown or {},
+        idempotency_key=idempotency_key,
     )
     # NULLs last on every database: never-expiring lots are spent after every dated one.
     lots = (
@@ -390,8 +452,9 @@ def debit_points(
     )
     left = _consume(entry, lots, amount)
     if left:  # the cached balance and the lots disagree: refuse rather than corrupt
-        raise Conflict("Ledger inconsistency: lots do not cover the balance. Run verify_ledger.",
-                       code="ledger_inconsistent")
+        raise Conflict(
+            "Ledger inconsistency: lots do not cover the balance. Run verify_ledger.", code="ledger_inconsistent"
+        )
     PointBalance.objects.filter(pk=balance.pk).update(balance=F("balance") - amount)
     return entry
 
@@ -412,8 +475,15 @@ def adjust_points(
         raise InvalidInput("A reason is required.", errors={"reason": ["This field is required."]})
     if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0:
         raise InvalidInput("The amount must be a non-zero whole number.", errors={"amount": ["Must be non-zero."]})
-    common = dict(member=member, metric=metric, actor=actor, reason=reason, kind=LedgerEntry.Kind.ADJUSTMENT,
-                  source_type="adjustment", idempotency_key=idempotency_key)
+    common = dict(
+        member=member,
+        metric=metric,
+        actor=actor,
+        reason=reason,
+        kind=LedgerEntry.Kind.ADJUSTMENT,
+        source_type="adjustment",
+        idempotency_key=idempotency_key,
+    )
     if amount > 0:
         return credit_points(amount=amount, **common)
     return debit_points(amount=-amount, **common)
@@ -426,7 +496,8 @@ def expire_points(*, now: dt.datetime | None = None, batch_size: int = 500) -> i
     while True:
         accounts = list(
             PointLot.objects.filter(remaining__gt=0, pending=False, expires_at__lte=now)
-            .values_list("member_id", "metric_id").distinct()[:batch_size]
+            .values_list("member_id", "metric_id")
+            .distinct()[:batch_size]
         )
         if not accounts:
             return written
@@ -443,19 +514,24 @@ def activate_pending_points(*, now: dt.datetime | None = None, batch_size: int =
     while True:
         accounts = list(
             PointLot.objects.filter(pending=True, available_at__lte=now)
-            .values_list("member_id", "metric_id").distinct()[:batch_size]
+            .values_list("member_id", "metric_id")
+            .distinct()[:batch_size]
         )
         if not accounts:
             return activated
         for member_id, metric_id in accounts:
             with transaction.atomic():
                 balance = lock_balance(member_id, metric_id)
-                lots = list(PointLot.objects.select_for_update().filter(
-                    member_id=member_id, metric_id=metric_id, pending=True, available_at__lte=now))
+                lots = list(
+                    PointLot.objects.select_for_update().filter(
+                        member_id=member_id, metric_id=metric_id, pending=True, available_at__lte=now
+                    )
+                )
                 moving = sum(lot.remaining for lot in lots)
                 PointLot.objects.filter(pk__in=[lot.pk for lot in lots]).update(pending=False)
                 PointBalance.objects.filter(pk=balance.pk).update(
-                    pending=F("pending") - moving, balance=F("balance") + moving)
+                    pending=F("pending") - moving, balance=F("balance") + moving
+                )
                 activated += len(lots)
 
 
@@ -484,9 +560,18 @@ def reverse_earning(
     now = timezone.now()
     _expire_due_lots(balance, now)
     reversal = _insert_entry(
-        member_id=entry.member_id, metric_id=entry.metric_id, kind=LedgerEntry.Kind.RETURN, amount=-amount,
-        created_at=now, effective_at=now, reverses=entry, source_type=source_type, source_id=str(source_id),
-        actor=_user_or_none(actor), reason=reason, idempotency_key=idempotency_key,
+        member_id=entry.member_id,
+        metric_id=entry.metric_id,
+        kind=LedgerEntry.Kind.RETURN,
+        amount=-amount,
+        created_at=now,
+        effective_at=now,
+        reverses=entry,
+        source_type=source_type,
+        source_id=str(source_id),
+        actor=_user_or_none(actor),
+        reason=reason,
+        idempotency_key=idempotency_key,
         breakdown={"reverses_entry": entry.pk},
     )
     own = PointLot.objects.select_for_update().filter(entry=entry).first()
@@ -509,5 +594,6 @@ def reverse_earning(
         left = _consume(reversal, others, left)
         from_balance += before - left
     PointBalance.objects.filter(pk=balance.pk).update(
-        pending=F("pending") - from_pending, balance=F("balance") - from_balance, debt=F("debt") + left)
+        pending=F("pending") - from_pending, balance=F("balance") - from_balance, debt=F("debt") + left
+    )
     return reversal, left
