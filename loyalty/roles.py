@@ -24,6 +24,12 @@ _LOYALTY_READ = [
     "loyalty.view_pointbalance",
     "loyalty.view_pointlot",
     "loyalty.view_reward",
+    "loyalty.view_transaction",
+    "loyalty.view_transactionreturn",
+    "loyalty.view_ruleset",
+    "loyalty.view_rule",
+    "loyalty.view_membertracker",
+    "loyalty.view_programsettings",
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
@@ -33,6 +39,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "loyalty.change_member",
         "loyalty.adjust_points",
         "loyalty.change_member_tier",
+        "loyalty.add_transaction",
+        "loyalty.add_transactionreturn",
     ],
     APPROVER: _LOYALTY_READ,
     CAMPAIGN_MANAGER: _LOYALTY_READ
@@ -43,6 +51,13 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "loyalty.change_tier",
         "loyalty.add_reward",
         "loyalty.change_reward",
+        "loyalty.add_ruleset",
+        "loyalty.change_ruleset",
+        "loyalty.publish_ruleset",
+        "loyalty.add_rule",
+        "loyalty.change_rule",
+        "loyalty.delete_rule",
+        "loyalty.change_programsettings",
         "loyalty.add_segment",
         "loyalty.change_segment",
     ],
@@ -54,6 +69,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "loyalty.change_member",
         "loyalty.adjust_points",
         "loyalty.change_member_tier",
+        "loyalty.add_transaction",
+        "loyalty.add_transactionreturn",
     ],
 }
 
