@@ -41,8 +41,10 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "loyalty.change_member_tier",
         "loyalty.add_transaction",
         "loyalty.add_transactionreturn",
+        "retro.view_retroclaim",
+        "retro.add_retroclaim",
     ],
-    APPROVER: _LOYALTY_READ,
+    APPROVER: _LOYALTY_READ + ["retro.view_retroclaim", "retro.approve_retroclaim"],
     CAMPAIGN_MANAGER: _LOYALTY_READ
     + [
         "loyalty.add_metric",
@@ -71,6 +73,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "loyalty.change_member_tier",
         "loyalty.add_transaction",
         "loyalty.add_transactionreturn",
+        "retro.view_retroclaim",
+        "retro.add_retroclaim",
     ],
 }
 

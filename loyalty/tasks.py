@@ -30,3 +30,14 @@ def activate_pending_points() -> int:
 @shared_task(acks_late=True, autoretry_for=(Exception,), retry_backoff=True, max_retries=5)
 def requalify_tiers() -> int:
     return services.requalify_tiers()
+
+
+@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+def send_member_email(member_id: int, template: str, context: dict) -> int:
+    from .models import Member
+    from .notifications import render_and_send
+
+    member = Member.objects.filter(pk=member_id).first()
+    if member is None or not member.email:
+        return 0
+    return render_and_send(member=member, template=template, context=context)

@@ -2,5 +2,5 @@ from django.apps import AppConfig
 
 
 class RetroConfig(AppConfig):
-    default_auto_field = 'django.db.models.BigAutoField'
-    name = 'retro'
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "retro"

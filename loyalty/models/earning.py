@@ -24,6 +24,18 @@ class ProgramSettings(models.Model):
         choices=[(1, "Calendar month"), (3, "Calendar quarter"), (6, "Half year"), (12, "Calendar year")],
         help_text="Trackers count spend and purchases per period; periods start on January 1st.",
     )
+    # Retro claims (purchases made without the card, claimed later).
+    retro_enabled = models.BooleanField(default=False, help_text="Allow retro claims at all.")
+    retro_window_days = models.PositiveIntegerField(default=90, help_text="Days after the purchase it may be claimed.")
+    retro_max_claims_per_30_days = models.PositiveIntegerField(
+        default=5, help_text="Claims one member may file in any 30 days."
+    )
+    retro_enrolment_buffer_hours = models.PositiveIntegerField(
+        default=24, help_text="A purchase more than this many hours before enrolment cannot be claimed."
+    )
+    retro_auto_approve_below_points = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Claims whose preview is below this many points approve themselves."
+    )
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
 

@@ -413,9 +413,12 @@ def earn_for_transaction(
     actor: User,
     kind: str = LedgerEntry.Kind.EARN,
     reason: str = "Purchase",
+    idempotency_prefix: str | None = None,
 ) -> dict[str, Any]:
     """Credit what a purchase earns (point-in-time rules and tier), then count it in the trackers of
-    the current period, which may raise the member's tier from now on. Idempotent per transaction."""
+    the current period, which may raise the member's tier from now on. Idempotent per transaction
+    (or per ``idempotency_prefix``, e.g. a retro claim)."""
+    prefix = idempotency_prefix or f"txn:{transaction_.pk}"
     _check_member_can_earn(member)
     breakdown = preview_earning(
         amount=transaction_.amount,
@@ -439,7 +442,7 @@ def earn_for_transaction(
             source_type="transaction",
             source_id=transaction_.external_id,
             breakdown=breakdown,
-            idempotency_key=f"txn:{transaction_.pk}:{code}",
+            idempotency_key=f"{prefix}:{code}",
         )
     transaction_.member = member
     transaction_.points_earned = breakdown["points"]

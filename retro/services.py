@@ -1,0 +1,203 @@
+"""Retro claims: submission, four-eyes approval and point-in-time processing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from config.tasks import enqueue_on_commit
+from loyalty.exceptions import BusinessRuleViolation, Conflict, FourEyesRequired, InvalidInput, MemberInactive
+from loyalty.models import LedgerEntry, Member, ProgramSettings, Transaction
+from loyalty.notifications import notify_member
+from loyalty.services import earn_for_transaction, preview_earning
+from loyalty.services.core import User, _require_perm
+from loyalty.workflow import check_transition, save_with_history
+
+from .models import RetroClaim
+
+
+def _already_claimed(transaction_: Transaction) -> Conflict:
+    return Conflict(
+        f"Bill {transaction_.external_id} already belongs to a member or a live claim.",
+        code="already_claimed",
+        errors={"transaction": ["Already claimed."]},
+    )
+
+
+@transaction.atomic
+def submit_retro_claim(
+    *,
+    transaction_: Transaction,
+    member: Member,
+    actor: User,
+    channel: str = RetroClaim.Channel.API,
+    note: str = "",
+) -> RetroClaim:
+    """File a claim with a preview computed by the rules and tier of the purchase date."""
+    _require_perm(actor, "retro.add_retroclaim")
+    program = ProgramSettings.load()
+    now = timezone.now()
+    if not program.retro_enabled:
+        raise BusinessRuleViolation("Retro claims are switched off for this program.", code="retro_disabled")
+    if member.status != Member.Status.ACTIVE:
+        raise MemberInactive(f"Member {member.external_id} is {member.status}.")
+    txn = Transaction.objects.select_for_update().get(pk=transaction_.pk)
+    if (
+        txn.member_id is not None
+        or RetroClaim.objects.filter(transaction=txn, status__in=RetroClaim.LIVE_STATUSES).exists()
+    ):
+        raise _already_claimed(txn)
+    if txn.returned_amount >= txn.amount:
+        raise Conflict(f"Bill {txn.external_id} was returned.", code="already_returned")
+    if now - txn.occurred_at > dt.timedelta(days=program.retro_window_days):
+        raise BusinessRuleViolation(
+            f"Purchases can be claimed up to {program.retro_window_days} days later; this one is from "
+            f"{txn.occurred_at:%Y-%m-%d}.",
+            code="retro_window_closed",
+        )
+    if txn.occurred_at < member.enrolled_at - dt.timedelta(hours=program.retro_enrolment_buffer_hours):
+        raise BusinessRuleViolation(
+            f"The purchase was made before the member enrolled ({member.enrolled_at:%Y-%m-%d}).",
+            code="before_enrolment",
+        )
+    recent = (
+        RetroClaim.objects.filter(member=member, created_at__gte=now - dt.timedelta(days=30))
+        .exclude(status=RetroClaim.Status.REJECTED)
+        .count()
+    )
+    if recent >= program.retro_max_claims_per_30_days:
+        raise BusinessRuleViolation(
+            f"The member already filed {recent} claims in the last 30 days.", code="limit_reached"
+        )
+    preview = preview_earning(
+        amount=txn.amount, occurred_at=txn.occurred_at, member=member, channel=txn.channel, store=txn.store
+    )
+    claim = RetroClaim(
+        transaction=txn,
+        member=member,
+        requested_by=actor,
+        channel=channel,
+        note=note,
+        preview=preview,
+        preview_points=preview["points"],
+    )
+    try:
+        with transaction.atomic():
+            save_with_history(claim, actor=actor, reason="Claim filed")
+    except IntegrityError as exc:  # a concurrent twin won the unique "one live claim" index
+        raise _already_claimed(txn) from exc
+    threshold = program.retro_auto_approve_below_points
+    if threshold is not None and preview["points"] < threshold:
+        claim.auto_approved = True
+        _approve(claim, actor=None, reason=f"Auto-approved: preview {preview['points']} < {threshold} points")
+    return claim
+
+
+def _approve(claim: RetroClaim, *, actor: User, reason: str) -> None:
+    check_transition(RetroClaim.STATUS_TRANSITIONS, claim.status, RetroClaim.Status.APPROVED, field="status")
+    claim.status = RetroClaim.Status.APPROVED
+    claim.approved_by = actor if actor is not None and actor.is_authenticated else None
+    claim.approved_at = timezone.now()
+    claim.error = ""
+    save_with_history(
+        claim,
+        actor=actor,
+        reason=reason,
+        update_fields=["status", "approved_by", "approved_at", "auto_approved", "error"],
+    )
+    from .tasks import process_retro_claim
+
+    enqueue_on_commit(process_retro_claim, claim.pk)
+
+
+@transaction.atomic
+def approve_retro_claim(*, claim: RetroClaim, actor: User) -> RetroClaim:
+    """Four-eyes: an Approver who did not file the claim. Processing is queued after commit."""
+    _require_perm(actor, "retro.approve_retroclaim")
+    claim = RetroClaim.objects.select_for_update().get(pk=claim.pk)
+    if claim.requested_by_id == getattr(actor, "pk", None):
+        raise FourEyesRequired("You filed this claim; another approver must approve it.")
+    _approve(claim, actor=actor, reason="Approved" if claim.status == RetroClaim.Status.SUBMITTED else "Retried")
+    return claim
+
+
+@transaction.atomic
+def reject_retro_claim(*, claim: RetroClaim, actor: User, reason: str) -> RetroClaim:
+    _require_perm(actor, "retro.approve_retroclaim")
+    if not (reason or "").strip():
+        raise InvalidInput("A reason is required.", errors={"reason": ["This field is required."]})
+    claim = RetroClaim.objects.select_for_update().get(pk=claim.pk)
+    check_transition(RetroClaim.STATUS_TRANSITIONS, claim.status, RetroClaim.Status.REJECTED, field="status")
+    claim.status = RetroClaim.Status.REJECTED
+    claim.rejected_by = actor
+    claim.rejection_reason = reason.strip()[:255]
+    save_with_history(
+        claim, actor=actor, reason=f"Rejected: {reason}", update_fields=["status", "rejected_by", "rejection_reason"]
+    )
+    return claim
+
+
+def process_retro_claim(*, claim_id: int) -> dict[str, Any]:
+    """Credit an approved claim exactly once, by the rules and tier of the purchase date.
+
+    Safe to run twice or after a crash: it locks the claim, re-checks its status, and the ledger
+    credit carries an idempotency key tied to the claim. Locks the claim before the balance rows;
+    nothing else locks a claim, so the order cannot deadlock.
+    """
+    try:
+        with transaction.atomic():
+            claim = RetroClaim.objects.select_for_update().select_related("member", "transaction").get(pk=claim_id)
+            if claim.status != RetroClaim.Status.APPROVED:
+                return {"claim": claim_id, "skipped": claim.status}
+            RetroClaim.objects.filter(pk=claim.pk).update(attempts=claim.attempts + 1)
+            txn = Transaction.objects.select_for_update().get(pk=claim.transaction_id)
+            if txn.member_id is not None:
+                raise _already_claimed(txn)
+            breakdown = earn_for_transaction(
+                transaction_=txn,
+                member=claim.member,
+                actor=claim.approved_by,
+                kind=LedgerEntry.Kind.RETRO,
+                reason=f"Retro claim #{claim.pk}",
+                idempotency_prefix=f"retro:{claim.pk}",
+            )
+            entry = LedgerEntry.objects.filter(idempotency_key__startswith=f"retro:{claim.pk}:").order_by("id").first()
+            check_transition(RetroClaim.STATUS_TRANSITIONS, claim.status, RetroClaim.Status.PROCESSED, field="status")
+            claim.status = RetroClaim.Status.PROCESSED
+            claim.processed_at = timezone.now()
+            claim.points_awarded = breakdown["points"]
+            claim.breakdown = breakdown
+            claim.ledger_entry = entry
+            claim.attempts += 1
+            save_with_history(
+                claim,
+                actor=claim.approved_by,
+                reason="Processed",
+                update_fields=["status", "processed_at", "points_awarded", "breakdown", "ledger_entry", "attempts"],
+            )
+            notify_member(
+                member=claim.member,
+                template="retro_processed",
+                context={
+                    "points": breakdown["points"],
+                    "bill": txn.external_id,
+                    "occurred_on": txn.occurred_at.date().isoformat(),
+                },
+            )
+            return {"claim": claim_id, "points": breakdown["points"]}
+    except (BusinessRuleViolation, Conflict) as exc:
+        _mark_failed(claim_id, exc.detail)
+        return {"claim": claim_id, "failed": exc.code}
+
+
+@transaction.atomic
+def _mark_failed(claim_id: int, error: str) -> None:
+    claim = RetroClaim.objects.select_for_update().get(pk=claim_id)
+    if claim.status != RetroClaim.Status.APPROVED:
+        return
+    claim.status = RetroClaim.Status.FAILED
+    claim.error = error
+    save_with_history(claim, actor=None, reason="Processing failed", update_fields=["status", "error"])

@@ -1,0 +1,113 @@
+"""The settings as a new process sees them: production values pass `check --deploy`, an empty
+environment gives SQLite and eager Celery, and a missing SECRET_KEY outside DEBUG fails clearly.
+
+Each test starts a fresh interpreter with a minimal environment (nothing inherited from the test
+run, where pytest-django has set DJANGO_SETTINGS_MODULE to the test settings).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import string
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PRINT_SETTINGS = """
+import json
+import django
+django.setup()
+from django.conf import settings
+from config.celery import app
+print(json.dumps({
+    "engine": settings.DATABASES["default"]["ENGINE"],
+    "name": str(settings.DATABASES["default"]["NAME"]),
+    "conn_max_age": settings.DATABASES["default"].get("CONN_MAX_AGE"),
+    "always_eager": settings.CELERY_TASK_ALWAYS_EAGER,
+    "app_always_eager": app.conf.task_always_eager,
+    "broker_url": settings.CELERY_BROKER_URL,
+    "debug": settings.DEBUG,
+}))
+"""
+
+
+@pytest.fixture(autouse=True)
+def _no_local_env_file():
+    if (ROOT / ".env").exists():
+        pytest.skip("a local .env file would leak into these fresh-process settings checks")
+
+
+def run(args: list[str], **env: str) -> subprocess.CompletedProcess:
+    """Run ``python <args>`` from the project root with only ``env`` (plus PATH/HOME) set."""
+    base = {key: os.environ[key] for key in ("PATH", "HOME", "SYSTEMROOT") if key in os.environ}
+    base["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=120
+    )
+
+
+def settings_with(**env: str) -> dict:
+    proc = run(["-c", PRINT_SETTINGS], **env)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def production_env(tmp_path: Path) -> dict[str, str]:
+    alphabet = string.ascii_letters + string.digits + "!@#%^&*(-_=+)"
+    return {
+        "DEBUG": "false",
+        "SECRET_KEY": "".join(secrets.choice(alphabet) for _ in range(50)),
+        "ALLOWED_HOSTS": "loyalty.example.com",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}",
+        "EMAIL_URL": "smtp://mailer:secret@smtp.example.com:587",
+        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+    }
+
+
+def test_check_deploy_reports_nothing_with_production_values(tmp_path):
+    proc = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], **production_env(tmp_path))
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "System check identified no issues" in output, output
+    assert "WARNINGS" not in output and "ERRORS" not in output, output
+
+
+def test_production_values_are_not_the_demo_ones(tmp_path):
+    values = settings_with(**production_env(tmp_path))
+    assert values["debug"] is False
+    assert values["always_eager"] is False and values["app_always_eager"] is False
+
+
+def test_nothing_set_but_debug_gives_sqlite_and_eager_celery():
+    values = settings_with(DEBUG="true")
+    assert values["engine"] == "django.db.backends.sqlite3"
+    assert values["name"] == str(ROOT / "db.sqlite3")
+    assert values["always_eager"] is True
+    assert values["app_always_eager"] is True
+    assert values["broker_url"] == ""
+
+
+def test_a_broker_url_turns_eager_celery_off():
+    values = settings_with(DEBUG="true", CELERY_BROKER_URL="redis://127.0.0.1:6379/0")
+    assert values["always_eager"] is False
+    assert values["app_always_eager"] is False
+    assert values["broker_url"] == "redis://127.0.0.1:6379/0"
+
+
+def test_a_postgres_database_url_selects_postgresql():
+    values = settings_with(DEBUG="true", DATABASE_URL="postgres://loyalty:pw@db.example.com:5432/loyalty")
+    assert values["engine"] == "django.db.backends.postgresql"
+    assert values["name"] == "loyalty"
+    assert values["conn_max_age"] == 60
+
+
+def test_without_debug_or_secret_key_manage_py_refuses_clearly():
+    proc = run(["manage.py", "check"])
+    assert proc.returncode != 0
+    assert "ImproperlyConfigured: Set SECRET_KEY (or DEBUG=true for local development)." in proc.stderr, proc.stderr
