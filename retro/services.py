@@ -149,10 +149,13 @@ def process_retro_claim(*, claim_id: int) -> dict[str, Any]:
     """
     try:
         with transaction.atomic():
-            claim = RetroClaim.objects.select_for_update().select_related("member", "transaction").get(pk=claim_id)
+            claim = (
+                RetroClaim.objects.select_for_update(of=("self",))
+                .select_related("member", "approved_by")
+                .get(pk=claim_id)
+            )
             if claim.status != RetroClaim.Status.APPROVED:
                 return {"claim": claim_id, "skipped": claim.status}
-            RetroClaim.objects.filter(pk=claim.pk).update(attempts=claim.attempts + 1)
             txn = Transaction.objects.select_for_update().get(pk=claim.transaction_id)
             if txn.member_id is not None:
                 raise _already_claimed(txn)
@@ -164,7 +167,12 @@ def process_retro_claim(*, claim_id: int) -> dict[str, Any]:
                 reason=f"Retro claim #{claim.pk}",
                 idempotency_prefix=f"retro:{claim.pk}",
             )
-            entry = LedgerEntry.objects.filter(idempotency_key__startswith=f"retro:{claim.pk}:").order_by("id").first()
+            first_metric = min(breakdown["points_by_metric"], default=None)
+            entry = (
+                LedgerEntry.objects.filter(idempotency_key=f"retro:{claim.pk}:{first_metric}").first()
+                if first_metric
+                else None
+            )
             check_transition(RetroClaim.STATUS_TRANSITIONS, claim.status, RetroClaim.Status.PROCESSED, field="status")
             claim.status = RetroClaim.Status.PROCESSED
             claim.processed_at = timezone.now()
