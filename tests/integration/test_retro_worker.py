@@ -56,7 +56,9 @@ def waiting_on_claim_lock() -> list[int]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_worker_killed_mid_task_is_redelivered_and_credits_exactly_once(django_capture_on_commit_callbacks):
+def test_worker_killed_mid_task_is_redelivered_and_credits_exactly_once(
+    postgres_only, django_capture_on_commit_callbacks
+):
     claim = approved_claim(django_capture_on_commit_callbacks)
     db = connection.settings_dict
     blocker = psycopg.connect(host=db["HOST"], port=db["PORT"], user=db["USER"], dbname=db["NAME"])

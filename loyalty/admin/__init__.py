@@ -1,0 +1,3 @@
+"""The loyalty admin: one module per concern, registered on import."""
+
+from . import catalog, ledger, members  # noqa: F401

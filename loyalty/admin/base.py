@@ -1,0 +1,130 @@
+"""Building blocks shared by the loyalty admin classes."""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import connections
+from django.db.models import Q
+from django.urls import reverse
+from django.utils.html import format_html
+from simple_history.admin import SimpleHistoryAdmin
+
+
+class FastCountPaginator(Paginator):
+    """A paginator that never counts a million rows.
+
+    Unfiltered lists on PostgreSQL use the planner's row estimate; everything else is counted
+    exactly up to ``cap`` rows (``SELECT COUNT(*) FROM (... LIMIT cap)``), so a broad filter costs
+    at most ``cap`` index entries. Past the cap the list simply stops paginating.
+    """
+
+    cap = 100_000
+
+    @cached_property
+    def count(self) -> int:
+        qs = self.object_list
+        connection = connections[qs.db]
+        if connection.vendor == "postgresql" and not qs.query.where:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+                               [qs.model._meta.db_table])
+                row = cursor.fetchone()
+            if row and row[0] and row[0] > self.cap:
+                return int(row[0])
+        return qs.order_by()[: self.cap].count()
+
+
+class BigListMixin:
+    """Settings for tables that grow to millions of rows."""
+
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER  # facet counts are one COUNT per filter choice
+    paginator = FastCountPaginator
+    list_per_page = 50
+
+
+class ExactSearchMixin:
+    """Search by exact values on indexed columns (plus the primary key when the term is a number).
+
+    Django's default search is ``icontains`` across every field: a full scan on a big table.
+    ``exact_search_fields`` are compared with the whole (stripped) term, ``id_search_fields`` too
+    when the term is a number.
+    """
+
+    exact_search_fields: tuple[str, ...] = ()
+    id_search_fields: tuple[str, ...] = ("pk",)
+
+    def get_search_results(self, request, queryset, search_term):
+        term = (search_term or "").strip()
+        if not term:
+            return queryset, False
+        q = Q(pk__in=[])
+        for field in self.exact_search_fields:
+            q |= Q(**{field: term})
+        if term.isdigit() and len(term) < 19:
+            for field in self.id_search_fields:
+                q |= Q(**{field: int(term)})
+        return queryset.filter(q), False
+
+
+class ReadOnlyAdminMixin:
+    """View only: rows are written by services (append-only or derived), never in the admin."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ServiceManagedHistoryAdmin(SimpleHistoryAdmin):
+    """History is shown, but never reverted: a revert would bypass the services' checks."""
+
+    def revert_disabled(self, request, obj=None):
+        return True
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        if request.method == "POST":
+            raise PermissionDenied("Reverting is disabled; use the member page's actions.")
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+
+def admin_link(obj, label=None, *, model_name: str | None = None, pk=None):
+    """A link to an object's admin change page (``pk``/``model_name`` avoid loading the object)."""
+    if obj is None and pk is None:
+        return "-"
+    pk = pk if pk is not None else obj.pk
+    model_name = model_name or obj._meta.model_name
+    url = reverse(f"admin:loyalty_{model_name}_change", args=[pk])
+    return format_html('<a href="{}">{}</a>', url, label if label is not None else obj)
+
+
+def signed(amount: int) -> str:
+    return f"{amount:+,d}"
