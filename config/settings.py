@@ -22,6 +22,13 @@ env = environ.Env(
     API_THROTTLE_USER=(str, "6000/minute"),
     API_THROTTLE_ANON=(str, "60/minute"),
     IDEMPOTENCY_KEY_TTL_HOURS=(int, 48),
+    CODE_VALIDATION_RETENTION_DAYS=(int, 90),
+    CODE_FAILED_VALIDATION_LIMIT=(int, 10),
+    CODE_FAILED_VALIDATION_WINDOW_SECONDS=(int, 600),
+    CODE_LOCKOUT_SECONDS=(int, 900),
+    CODE_RAPID_REDEMPTION_LIMIT=(int, 5),
+    CODE_RAPID_REDEMPTION_WINDOW_SECONDS=(int, 3600),
+    CODE_BATCH_MAX_COUNT=(int, 5_000_000),
 )
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
@@ -168,6 +175,16 @@ SPECTACULAR_SETTINGS = {
 }
 IDEMPOTENCY_KEY_TTL_HOURS = env("IDEMPOTENCY_KEY_TTL_HOURS")
 
+# --- Codes: retention of validation attempts, brute-force lockout, rapid-redemption flags ----------
+# Counters live in the cache: use a shared cache (CACHE_URL=redis://...) when running several workers.
+CODE_VALIDATION_RETENTION_DAYS = env("CODE_VALIDATION_RETENTION_DAYS")
+CODE_FAILED_VALIDATION_LIMIT = env("CODE_FAILED_VALIDATION_LIMIT")
+CODE_FAILED_VALIDATION_WINDOW_SECONDS = env("CODE_FAILED_VALIDATION_WINDOW_SECONDS")
+CODE_LOCKOUT_SECONDS = env("CODE_LOCKOUT_SECONDS")
+CODE_RAPID_REDEMPTION_LIMIT = env("CODE_RAPID_REDEMPTION_LIMIT")
+CODE_RAPID_REDEMPTION_WINDOW_SECONDS = env("CODE_RAPID_REDEMPTION_WINDOW_SECONDS")
+CODE_BATCH_MAX_COUNT = env("CODE_BATCH_MAX_COUNT")
+
 # --- Celery --------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL")
 # No broker configured: run tasks inline (the embedded default).
@@ -186,6 +203,8 @@ CELERY_BEAT_SCHEDULE = {
     "activate-pending-points": {"task": "loyalty.tasks.activate_pending_points", "schedule": 60 * 15},
     # Daily: the first run after a period boundary moves members down to what they qualified for.
     "requalify-tiers": {"task": "loyalty.tasks.requalify_tiers", "schedule": crontab(hour=3, minute=5)},
+    "expire-codes": {"task": "promotions.tasks.expire_codes", "schedule": crontab(minute=15)},
+    "purge-code-validations": {"task": "promotions.tasks.purge_code_validations", "schedule": crontab(hour=4, minute=5)},
     "purge-idempotency-records": {
         "task": "loyalty.tasks.purge_idempotency_records",
         "schedule": 60 * 60 * 6,

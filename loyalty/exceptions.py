@@ -86,3 +86,9 @@ class FourEyesRequired(BusinessRuleViolation):
 class MemberInactive(BusinessRuleViolation):
     code = "member_inactive"
     default_detail = "The member is not active."
+
+
+class TooManyAttempts(DomainError):
+    code = "too_many_attempts"
+    status = 429
+    default_detail = "Too many failed attempts; try again later."

@@ -32,6 +32,15 @@ _LOYALTY_READ = [
     "loyalty.view_programsettings",
 ]
 
+_PROMOTIONS_READ = [
+    "promotions.view_campaign",
+    "promotions.view_codebatch",
+    "promotions.view_code",
+    "promotions.view_coderedemption",
+    "promotions.view_codeevent",
+    "promotions.view_abusesignal",
+]
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     SUPPORT_AGENT: _LOYALTY_READ
     + [
@@ -43,8 +52,11 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "loyalty.add_transactionreturn",
         "retro.view_retroclaim",
         "retro.add_retroclaim",
+        *_PROMOTIONS_READ,
+        "promotions.change_coderedemption",
+        "promotions.void_code",
     ],
-    APPROVER: _LOYALTY_READ + ["retro.view_retroclaim", "retro.approve_retroclaim"],
+    APPROVER: _LOYALTY_READ + ["retro.view_retroclaim", "retro.approve_retroclaim"] + _PROMOTIONS_READ,
     CAMPAIGN_MANAGER: _LOYALTY_READ
     + [
         "loyalty.add_metric",
@@ -62,6 +74,14 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "loyalty.change_programsettings",
         "loyalty.add_segment",
         "loyalty.change_segment",
+        *_PROMOTIONS_READ,
+        "promotions.add_campaign",
+        "promotions.change_campaign",
+        "promotions.add_codebatch",
+        "promotions.generate_codes",
+        "promotions.void_code",
+        "promotions.change_coderedemption",
+        "promotions.change_abusesignal",
     ],
     # Auditors see everything (every app's view_* permission, history included) and change nothing.
     AUDITOR: ["*.view_*"],
@@ -75,6 +95,11 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "loyalty.add_transactionreturn",
         "retro.view_retroclaim",
         "retro.add_retroclaim",
+        "promotions.view_campaign",
+        "promotions.view_code",
+        "promotions.view_coderedemption",
+        "promotions.add_coderedemption",
+        "promotions.change_coderedemption",
     ],
 }
 

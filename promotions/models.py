@@ -1,3 +1,343 @@
-from django.db import models
+"""Campaigns, code batches, codes, code uses, the code timeline and abuse signals."""
 
-# Create your models here.
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from simple_history.models import HistoricalRecords
+
+from loyalty.models import LedgerEntry, Member, Metric, Segment, Tier
+
+
+class Campaign(models.Model):
+    class Kind(models.TextChoices):
+        PERCENT_DISCOUNT = "percent_discount", "Percent discount"
+        FIXED_DISCOUNT = "fixed_discount", "Fixed discount"
+        BONUS_POINTS = "bonus_points", "Bonus points"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        ACTIVE = "active", "Active"
+        PAUSED = "paused", "Paused"
+        ENDED = "ended", "Ended"
+
+    STATUS_TRANSITIONS = {
+        Status.DRAFT: {Status.ACTIVE, Status.ENDED},
+        Status.ACTIVE: {Status.PAUSED, Status.ENDED},
+        Status.PAUSED: {Status.ACTIVE, Status.ENDED},
+        Status.ENDED: set(),
+    }
+
+    class Stacking(models.TextChoices):
+        EXCLUSIVE = "exclusive", "Exclusive (alone in an order)"
+        STACKABLE = "stackable", "Stackable within its stack group"
+
+    name = models.CharField(max_length=200, db_index=True)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    value = models.DecimalField(max_digits=12, decimal_places=2, help_text="Percent, amount, or points.")
+    metric = models.ForeignKey(
+        Metric,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Bonus points campaigns: the metric credited.",
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    starts_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="Exclusive; empty means open-ended.")
+    max_redemptions = models.PositiveIntegerField(null=True, blank=True, help_text="Budget: total code uses.")
+    max_discount_total = models.DecimalField(
+        max_digits=14, decimal_places=2, null=True, blank=True, help_text="Budget: total discount given."
+    )
+    per_member_limit = models.PositiveIntegerField(null=True, blank=True, help_text="Uses per member.")
+    eligible_tiers = models.ManyToManyField(Tier, blank=True, related_name="+")
+    eligible_segments = models.ManyToManyField(Segment, blank=True, related_name="+")
+    min_order_amount = models.DecimalField(max_digits=14, decimal_places=2, null=True, blank=True)
+    channels = models.JSONField(default=list, blank=True, help_text="Only these channels; empty means all.")
+    stacking = models.CharField(max_length=10, choices=Stacking.choices, default=Stacking.EXCLUSIVE)
+    stack_group = models.CharField(max_length=64, blank=True)
+    max_codes_per_order = models.PositiveSmallIntegerField(default=1)
+    code_pattern = models.CharField(
+        max_length=64, blank=True, help_text="Default pattern for batches, e.g. SUMMER-####-????."
+    )
+    # Budget counters, moved only by conditional UPDATEs and backed by CHECK constraints.
+    redemptions_count = models.PositiveIntegerField(default=0)
+    discount_total = models.DecimalField(max_digits=16, decimal_places=2, default=0)
+    bonus_points_total = models.BigIntegerField(default=0)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords(m2m_fields=[eligible_tiers, eligible_segments])
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=["percent_discount", "fixed_discount", "bonus_points"]), name="campaign_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["draft", "active", "paused", "ended"]), name="campaign_status_valid"
+            ),
+            models.CheckConstraint(condition=Q(value__gt=0), name="campaign_value_positive"),
+            models.CheckConstraint(
+                condition=Q(max_redemptions__isnull=True) | Q(redemptions_count__lte=F("max_redemptions")),
+                name="campaign_redemptions_within_budget",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_discount_total__isnull=True) | Q(discount_total__lte=F("max_discount_total")),
+                name="campaign_discount_within_budget",
+            ),
+            models.CheckConstraint(condition=Q(discount_total__gte=0), name="campaign_discount_total_gte_0"),
+            models.CheckConstraint(
+                condition=Q(ends_at__isnull=True) | Q(starts_at__isnull=True) | Q(ends_at__gt=F("starts_at")),
+                name="campaign_window_valid",
+            ),
+        ]
+        permissions = [("generate_codes", "Can generate and distribute codes"), ("void_code", "Can void codes")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CodeBatch(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        RUNNING = "running", "Running"
+        COMPLETED = "completed", "Completed"
+        FAILED = "failed", "Failed"
+
+    STATUS_TRANSITIONS = {
+        Status.PENDING: {Status.RUNNING, Status.FAILED},
+        Status.RUNNING: {Status.COMPLETED, Status.FAILED},
+        Status.FAILED: {Status.RUNNING},
+        Status.COMPLETED: set(),
+    }
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="batches")
+    count = models.PositiveIntegerField()
+    pattern = models.CharField(max_length=64, help_text="# digit, ? letter, * any character; other characters kept.")
+    charset = models.CharField(max_length=64, blank=True, help_text="For *: empty means the look-alike-free default.")
+    max_uses = models.PositiveIntegerField(default=1)
+    release_at = models.DateTimeField(null=True, blank=True, help_text="Codes are valid only from then.")
+    valid_until = models.DateTimeField(null=True, blank=True)
+    segment = models.ForeignKey(
+        Segment,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="Personalised distribution: one code per member of this segment.",
+    )
+    email_members = models.BooleanField(default=False)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
+    generated = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "code batches"
+        constraints = [
+            models.CheckConstraint(condition=Q(generated__lte=F("count")), name="codebatch_generated_within_count"),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "running", "completed", "failed"]), name="codebatch_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Batch #{self.pk} of {self.campaign}"
+
+
+class Code(models.Model):
+    """One code. Kept small: a million rows per campaign is normal."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", "Active"
+        REDEEMED = "redeemed", "Redeemed"
+        VOID = "void", "Void"
+        EXPIRED = "expired", "Expired"
+
+    STATUS_TRANSITIONS = {
+        Status.ACTIVE: {Status.REDEEMED, Status.VOID, Status.EXPIRED},
+        Status.REDEEMED: {Status.ACTIVE, Status.VOID},  # ACTIVE again when a use is rolled back
+        Status.EXPIRED: {Status.VOID},
+        Status.VOID: set(),
+    }
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="codes")
+    batch = models.ForeignKey(CodeBatch, on_delete=models.PROTECT, null=True, blank=True, related_name="codes")
+    code = models.CharField(max_length=64, help_text="As printed.")
+    normalized = models.CharField(max_length=64, unique=True, help_text="Upper case, separators removed.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
+    uses = models.PositiveIntegerField(default=0)
+    max_uses = models.PositiveIntegerField(default=1)
+    assigned_member = models.ForeignKey(
+        Member, on_delete=models.PROTECT, null=True, blank=True, related_name="assigned_codes"
+    )
+    valid_from = models.DateTimeField(null=True, blank=True, help_text="Release: valid only from then.")
+    valid_until = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(uses__lte=F("max_uses")), name="code_uses_within_max"),
+            models.CheckConstraint(condition=Q(max_uses__gte=1), name="code_max_uses_gte_1"),
+            models.CheckConstraint(
+                condition=Q(status__in=["active", "redeemed", "void", "expired"]), name="code_status_valid"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["campaign", "status", "-id"], name="code_campaign_status"),
+            models.Index(fields=["batch", "-id"], name="code_batch"),
+            models.Index(fields=["status", "-id"], name="code_status"),
+            models.Index(fields=["assigned_member", "-id"], name="code_assigned_member"),
+            models.Index(
+                fields=["campaign", "id"],
+                condition=Q(assigned_member__isnull=True, uses=0, status="active"),
+                name="code_pool_unassigned",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class CampaignMemberUsage(models.Model):
+    """How many times a member used a campaign: the per-member limit is a conditional UPDATE on this row."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="+")
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="+")
+    uses = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "member"], name="campaignmemberusage_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} used {self.campaign_id} {self.uses}x"
+
+
+class CodeRedemption(models.Model):
+    """One use of one code in one order."""
+
+    class Status(models.TextChoices):
+        APPLIED = "applied", "Applied"
+        ROLLED_BACK = "rolled_back", "Rolled back"
+
+    STATUS_TRANSITIONS = {Status.APPLIED: {Status.ROLLED_BACK}, Status.ROLLED_BACK: set()}
+
+    code = models.ForeignKey(Code, on_delete=models.PROTECT, related_name="redemptions")
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="code_redemptions")
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    order_id = models.CharField(max_length=64, blank=True, db_index=True)
+    order_amount = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    channel = models.CharField(max_length=32, blank=True)
+    discount = models.DecimalField(max_digits=14, decimal_places=2, default=0)
+    bonus_points = models.BigIntegerField(default=0)
+    ledger_entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.APPLIED)
+    redeemed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    rolled_back_at = models.DateTimeField(null=True, blank=True)
+    rolled_back_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    rollback_reason = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["campaign", "-created_at"], name="coderedemption_campaign"),
+            models.Index(fields=["member", "-created_at"], name="coderedemption_member"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} in {self.order_id or 'order'}"
+
+
+class CodeEvent(models.Model):
+    """The code's timeline for disputes: validations (kept for a while), redemptions, rollbacks, voids.
+
+    Generation and release are read from the batch, so bulk generation writes no event rows.
+    """
+
+    class Kind(models.TextChoices):
+        VALIDATED = "validated", "Validated"
+        REDEEMED = "redeemed", "Redeemed"
+        ROLLED_BACK = "rolled_back", "Rolled back"
+        VOIDED = "voided", "Voided"
+        ASSIGNED = "assigned", "Assigned"
+        EXPIRED = "expired", "Expired"
+        CREATED = "created", "Created"
+
+    code = models.ForeignKey(Code, on_delete=models.CASCADE, null=True, blank=True, related_name="events")
+    code_text = models.CharField(max_length=64, help_text="Normalised code as presented (also for unknown codes).")
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    result = models.CharField(max_length=32, blank=True, help_text="valid, or the reason it was refused.")
+    member = models.ForeignKey(Member, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    client = models.CharField(max_length=150, blank=True, help_text="API user or admin user.")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    order_id = models.CharField(max_length=64, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["code", "-created_at"], name="codeevent_code"),
+            models.Index(fields=["code_text", "-created_at"], name="codeevent_code_text"),
+            models.Index(fields=["kind", "created_at"], name="codeevent_kind_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code_text} {self.kind} {self.result}"
+
+
+class AbuseSignal(models.Model):
+    """An anomaly for the Anomalies screen: repeated failed validations, or rapid redemptions."""
+
+    class Kind(models.TextChoices):
+        FAILED_VALIDATIONS = "failed_validations", "Repeated failed validations"
+        RAPID_REDEMPTIONS = "rapid_redemptions", "Many redemptions in a short window"
+
+    class Subject(models.TextChoices):
+        CLIENT = "client", "Client"
+        IP = "ip", "IP address"
+        MEMBER = "member", "Member"
+
+    kind = models.CharField(max_length=20, choices=Kind.choices, db_index=True)
+    subject_type = models.CharField(max_length=8, choices=Subject.choices)
+    subject = models.CharField(max_length=150, db_index=True)
+    count = models.PositiveIntegerField()
+    window_seconds = models.PositiveIntegerField()
+    locked_until = models.DateTimeField(null=True, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    reviewed = models.BooleanField(default=False, db_index=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.subject_type} {self.subject}"

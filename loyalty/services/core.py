@@ -37,7 +37,12 @@ CREDIT_KINDS = {
     LedgerEntry.Kind.ADJUSTMENT,
     LedgerEntry.Kind.AWARD,
 }
-DEBIT_KINDS = {LedgerEntry.Kind.REDEEM, LedgerEntry.Kind.ADJUSTMENT, LedgerEntry.Kind.EXPIRY}
+DEBIT_KINDS = {
+    LedgerEntry.Kind.REDEEM,
+    LedgerEntry.Kind.ADJUSTMENT,
+    LedgerEntry.Kind.EXPIRY,
+    LedgerEntry.Kind.ROLLBACK,  # reversing a bonus credit
+}
 
 
 def _require_perm(actor: User, perm: str) -> None:
