@@ -204,7 +204,10 @@ CELERY_BEAT_SCHEDULE = {
     # Daily: the first run after a period boundary moves members down to what they qualified for.
     "requalify-tiers": {"task": "loyalty.tasks.requalify_tiers", "schedule": crontab(hour=3, minute=5)},
     "expire-codes": {"task": "promotions.tasks.expire_codes", "schedule": crontab(minute=15)},
-    "purge-code-validations": {"task": "promotions.tasks.purge_code_validations", "schedule": crontab(hour=4, minute=5)},
+    "purge-code-validations": {
+        "task": "promotions.tasks.purge_code_validations",
+        "schedule": crontab(hour=4, minute=5),
+    },
     "purge-idempotency-records": {
         "task": "loyalty.tasks.purge_idempotency_records",
         "schedule": 60 * 60 * 6,

@@ -201,7 +201,7 @@ def test_personalised_distribution_assigns_one_code_per_member_and_emails(
     assert sorted(Code.objects.filter(batch=batch).values_list("assigned_member__external_id", flat=True)) == [
         f"S{i}" for i in range(5)
     ]
-    assert len(mail.outbox) == 5 and "Your code for Spring sale" == mail.outbox[0].subject
+    assert len(mail.outbox) == 5 and mail.outbox[0].subject == "Your code for Spring sale"
 
 
 @pytest.mark.django_db
