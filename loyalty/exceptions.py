@@ -92,3 +92,8 @@ class TooManyAttempts(DomainError):
     code = "too_many_attempts"
     status = 429
     default_detail = "Too many failed attempts; try again later."
+
+
+class ExceedsSpent(Conflict):
+    code = "exceeds_spent"
+    default_detail = "That is more than was spent."

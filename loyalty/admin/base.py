@@ -30,8 +30,9 @@ class FastCountPaginator(Paginator):
         connection = connections[qs.db]
         if connection.vendor == "postgresql" and not qs.query.where:
             with connection.cursor() as cursor:
-                cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
-                               [qs.model._meta.db_table])
+                cursor.execute(
+                    "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass", [qs.model._meta.db_table]
+                )
                 row = cursor.fetchone()
             if row and row[0] and row[0] > self.cap:
                 return int(row[0])

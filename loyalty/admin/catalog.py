@@ -10,8 +10,19 @@ from ..models import Reward
 
 @admin.register(Reward)
 class RewardAdmin(SimpleHistoryAdmin):
-    list_display = ("name", "external_id", "type", "metric", "points", "stock", "requires_approval",
-                    "requires_fulfillment", "active", "active_from", "active_until")
+    list_display = (
+        "name",
+        "external_id",
+        "type",
+        "metric",
+        "points",
+        "stock",
+        "requires_approval",
+        "requires_fulfillment",
+        "active",
+        "active_from",
+        "active_until",
+    )
     list_filter = ("type", "active", "metric", "requires_approval", "requires_fulfillment")
     search_fields = ("external_id", "name")
     list_select_related = ("metric",)

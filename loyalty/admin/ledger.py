@@ -47,16 +47,39 @@ class LotConsumptionInline(ReadOnlyInline):
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(MemberLinkMixin, ExactSearchMixin, BigListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("id", "created_at", "member_link", "metric", "kind", "signed_amount", "expires_at", "reason",
-                    "actor")
+    list_display = (
+        "id",
+        "created_at",
+        "member_link",
+        "metric",
+        "kind",
+        "signed_amount",
+        "expires_at",
+        "reason",
+        "actor",
+    )
     list_display_links = ("id", "created_at")
     list_filter = ("kind", "metric")
     list_select_related = ("member", "metric", "actor")
     exact_search_fields = ("member__external_id", "idempotency_key")
     search_fields = ("member__external_id",)  # shows the search box; matching is exact (ExactSearchMixin)
     search_help_text = "Exact customer id, entry id or idempotency key. Filter one member with ?member=<id>."
-    fields = ("member", "metric", "kind", "amount", "created_at", "effective_at", "expires_at", "reverses",
-              "source_type", "source_id", "actor", "reason", "breakdown", "idempotency_key")
+    fields = (
+        "member",
+        "metric",
+        "kind",
+        "amount",
+        "created_at",
+        "effective_at",
+        "expires_at",
+        "reverses",
+        "source_type",
+        "source_id",
+        "actor",
+        "reason",
+        "breakdown",
+        "idempotency_key",
+    )
     inlines = [DebitConsumptionInline]
 
     def get_queryset(self, request):

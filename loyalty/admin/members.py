@@ -98,8 +98,12 @@ class MemberAdmin(BigListMixin, ServiceManagedHistoryAdmin):
                     )
             else:
                 member = services.enroll_member(
-                    external_id=data["external_id"], email=data.get("email", ""), name=data.get("name", ""),
-                    phone=data.get("phone", ""), tier=data.get("tier"), actor=request.user,
+                    external_id=data["external_id"],
+                    email=data.get("email", ""),
+                    name=data.get("name", ""),
+                    phone=data.get("phone", ""),
+                    tier=data.get("tier"),
+                    actor=request.user,
                     reason=reason or "Enrolled in the admin",
                 )
         except DomainError as exc:
@@ -157,9 +161,11 @@ class MemberAdmin(BigListMixin, ServiceManagedHistoryAdmin):
             "balances": selectors.member_balances(member),
             "recent_entries": list(selectors.member_ledger(member)[:RECENT_ENTRIES]),
             "recent_limit": RECENT_ENTRIES,
-            "ledger_url": reverse("admin:loyalty_ledgerentry_changelist") + "?"
+            "ledger_url": reverse("admin:loyalty_ledgerentry_changelist")
+            + "?"
             + urlencode({"member__id__exact": member.pk}),
-            "lots_url": reverse("admin:loyalty_pointlot_changelist") + "?"
+            "lots_url": reverse("admin:loyalty_pointlot_changelist")
+            + "?"
             + urlencode({"member__id__exact": member.pk}),
             "can_view_ledger": user.has_perm("loyalty.view_ledgerentry"),
             "can_view_lots": user.has_perm("loyalty.view_pointlot"),
@@ -175,10 +181,16 @@ class MemberAdmin(BigListMixin, ServiceManagedHistoryAdmin):
     # --- custom views --------------------------------------------------------------------------
     def get_urls(self):
         custom = [
-            path("<path:object_id>/adjust-points/", self.admin_site.admin_view(self.adjust_points_view),
-                 name=self._url_name("adjust_points")),
-            path("<path:object_id>/change-tier/", self.admin_site.admin_view(self.change_tier_view),
-                 name=self._url_name("change_tier")),
+            path(
+                "<path:object_id>/adjust-points/",
+                self.admin_site.admin_view(self.adjust_points_view),
+                name=self._url_name("adjust_points"),
+            ),
+            path(
+                "<path:object_id>/change-tier/",
+                self.admin_site.admin_view(self.change_tier_view),
+                name=self._url_name("change_tier"),
+            ),
         ]
         return custom + super().get_urls()
 
@@ -208,14 +220,19 @@ class MemberAdmin(BigListMixin, ServiceManagedHistoryAdmin):
             return self._back_to_member(member)
         try:
             entry = services.adjust_points(
-                member=member, metric=data["metric"], amount=data["amount"], actor=request.user,
-                reason=data["reason"], idempotency_key=key,
+                member=member,
+                metric=data["metric"],
+                amount=data["amount"],
+                actor=request.user,
+                reason=data["reason"],
+                idempotency_key=key,
             )
         except DomainError as exc:
             self.message_user(request, f"Points not adjusted. {exc.detail}", messages.ERROR)
         else:
             self.message_user(
-                request, f"Adjusted {entry.amount:+,d} {data['metric'].code} (ledger entry #{entry.pk}).",
+                request,
+                f"Adjusted {entry.amount:+,d} {data['metric'].code} (ledger entry #{entry.pk}).",
                 messages.SUCCESS,
             )
         return self._back_to_member(member)

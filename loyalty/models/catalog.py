@@ -29,6 +29,9 @@ class Reward(models.Model):
     active = models.BooleanField(default=True, db_index=True)
     active_from = models.DateTimeField(null=True, blank=True)
     active_until = models.DateTimeField(null=True, blank=True)
+    valid_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Days an award or an issued code stays usable; empty means no limit."
+    )
     eligible_tiers = models.ManyToManyField(Tier, blank=True, related_name="+", help_text="Empty means every tier.")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

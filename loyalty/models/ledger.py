@@ -112,6 +112,14 @@ class PointLot(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     pending = models.BooleanField(default=False, help_text="Earned but not yet spendable.")
     available_at = models.DateTimeField(null=True, blank=True, help_text="When pending points become spendable.")
+    restored_from = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="restorations",
+        help_text="The lot a rollback gave these points back to (same expiry).",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -12,6 +12,7 @@ from .core import (
     lock_balance,
     lock_balances,
     record_tier_interval,
+    restore_debit,
     reverse_earning,
     update_member,
 )
@@ -52,6 +53,7 @@ __all__ = [
     "requalify_tiers",
     "retire_rule_set",
     "return_transaction",
+    "restore_debit",
     "reverse_earning",
     "track_purchase",
     "update_member",

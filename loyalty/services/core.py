@@ -602,3 +602,97 @@ def reverse_earning(
         pending=F("pending") - from_pending, balance=F("balance") - from_balance, debt=F("debt") + left
     )
     return reversal, left
+
+
+@transaction.atomic
+def restore_debit(
+    *,
+    debit: LedgerEntry,
+    amount: int | None = None,
+    actor: User,
+    reason: str,
+    source_type: str,
+    source_id: str,
+    grace_days: int = 0,
+    idempotency_key: str | None = None,
+) -> list[LedgerEntry]:
+    """Give back (all or ``amount`` of) what a debit took, lot by lot, each with its original expiry.
+
+    A lot that expired meanwhile comes back already expired (nobody escapes expiry by spending and
+    rolling back) unless ``grace_days`` grants a new expiry, which the entry states. A partial
+    restore gives back the latest-expiring points first, so the soonest-expiring part comes back
+    last. Never returns more than the debit took, across all restores (409 ``exceeds_spent``).
+    """
+    from django.db.models import Sum
+
+    from ..exceptions import ExceedsSpent
+
+    if debit.amount >= 0:
+        raise InvalidInput("Only a debit can be restored.")
+    balance = lock_balance(debit.member_id, debit.metric_id)
+    consumptions = list(LotConsumption.objects.filter(debit=debit).select_related("lot"))
+    restored = {
+        row["restored_from"]: row["total"]
+        for row in PointLot.objects.filter(entry__reverses=debit, restored_from__isnull=False)
+        .values("restored_from")
+        .annotate(total=Sum("amount"))
+        .order_by()
+    }
+    open_amounts = [(c, c.amount - restored.get(c.lot_id, 0)) for c in consumptions]
+    restorable = sum(left for _, left in open_amounts)
+    if amount is None:
+        amount = restorable
+        if amount == 0:
+            raise ExceedsSpent("Everything this debit took has already been given back.")
+    _check_points(amount)
+    if amount > restorable:
+        raise ExceedsSpent(
+            f"Only {restorable} of the {-debit.amount} points spent can still be given back.",
+            errors={"points": [f"At most {restorable}."]},
+        )
+    now = timezone.now()
+
+    def latest_expiring_first(item):
+        expires = item[0].lot.expires_at
+        return (0, 0.0, -item[0].lot_id) if expires is None else (1, -expires.timestamp(), -item[0].lot_id)
+
+    entries = []
+    left = amount
+    for consumption, open_amount in sorted(open_amounts, key=latest_expiring_first):
+        if left == 0:
+            break
+        take = min(left, open_amount)
+        if take <= 0:
+            continue
+        original = consumption.lot.expires_at
+        expires_at, note = original, {}
+        if original is not None and original <= now:
+            if grace_days:
+                expires_at = now + dt.timedelta(days=grace_days)
+                note = {"grace_days": grace_days, "note": f"expired lot restored with a {grace_days}-day grace period"}
+            else:
+                note = {"note": "the original lot had expired; restored points expire at once"}
+        entry = credit_points(
+            member=debit.member,
+            metric=debit.metric,
+            amount=take,
+            kind=LedgerEntry.Kind.ROLLBACK,
+            actor=actor,
+            reason=reason,
+            expires_at=expires_at,
+            never_expires=original is None,
+            source_type=source_type,
+            source_id=source_id,
+            reverses=debit,
+            breakdown={
+                "restored_from_lot": consumption.lot_id,
+                "original_expires_at": original.isoformat() if original else None,
+                **note,
+            },
+            idempotency_key=f"{idempotency_key}:{consumption.lot_id}" if idempotency_key else None,
+        )
+        PointLot.objects.filter(entry=entry).update(restored_from=consumption.lot_id)
+        entries.append(entry)
+        left -= take
+    _expire_due_lots(balance, now)
+    return entries

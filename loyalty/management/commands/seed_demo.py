@@ -43,10 +43,52 @@ TIERS = [  # code, name, rank, spend threshold, purchase threshold
 # Tier a member qualifies for by lifetime status credits (demo rule).
 STATUS_CREDITS_FOR = {"GOLD": 150, "SILVER": 60}
 
-FIRST_NAMES = ["Ann", "Ben", "Clara", "David", "Emma", "Felix", "Grace", "Hugo", "Ines", "Jonas", "Karin", "Leo",
-               "Mia", "Noah", "Olga", "Paul", "Quinn", "Rosa", "Sam", "Tara", "Uma", "Victor", "Wendy", "Yusuf"]
-LAST_NAMES = ["Andersen", "Brown", "Costa", "Dubois", "Eriksen", "Fischer", "García", "Horvat", "Ivanova",
-              "Jensen", "Kowalski", "Larsen", "Müller", "Novak", "Oliveira", "Petrov", "Rossi", "Schmidt"]
+FIRST_NAMES = [
+    "Ann",
+    "Ben",
+    "Clara",
+    "David",
+    "Emma",
+    "Felix",
+    "Grace",
+    "Hugo",
+    "Ines",
+    "Jonas",
+    "Karin",
+    "Leo",
+    "Mia",
+    "Noah",
+    "Olga",
+    "Paul",
+    "Quinn",
+    "Rosa",
+    "Sam",
+    "Tara",
+    "Uma",
+    "Victor",
+    "Wendy",
+    "Yusuf",
+]
+LAST_NAMES = [
+    "Andersen",
+    "Brown",
+    "Costa",
+    "Dubois",
+    "Eriksen",
+    "Fischer",
+    "García",
+    "Horvat",
+    "Ivanova",
+    "Jensen",
+    "Kowalski",
+    "Larsen",
+    "Müller",
+    "Novak",
+    "Oliveira",
+    "Petrov",
+    "Rossi",
+    "Schmidt",
+]
 STORES = ["Downtown store", "Airport store", "Web shop", "Mall store", "Mobile app"]
 
 REWARDS = [  # external_id, name, type, points, stock, approval, fulfillment, eligible tier codes
@@ -70,8 +112,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--members", type=int, default=300, help="How many demo members (default 300).")
-        parser.add_argument("--force", action="store_true",
-                            help="Run even with DEBUG off (only on a throwaway database: it creates known passwords).")
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Run even with DEBUG off (only on a throwaway database: it creates known passwords).",
+        )
 
     def handle(self, *args, members: int = 300, force: bool = False, **options):
         if not settings.DEBUG and not force:
@@ -93,11 +138,13 @@ class Command(BaseCommand):
             self.seed_segments(tiers)
             self.seed_rewards(metrics, tiers)
         elapsed = time.monotonic() - started
-        self.stdout.write(self.style.SUCCESS(
-            f"Demo data ready in {elapsed:.1f}s: {created} new members ({Member.objects.count()} in total), "
-            f"{expired} expiry entries, {LedgerEntry.objects.count()} ledger entries, "
-            f"{Reward.objects.count()} rewards, {Segment.objects.count()} segments."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Demo data ready in {elapsed:.1f}s: {created} new members ({Member.objects.count()} in total), "
+                f"{expired} expiry entries, {LedgerEntry.objects.count()} ledger entries, "
+                f"{Reward.objects.count()} rewards, {Segment.objects.count()} segments."
+            )
+        )
         self.print_logins(users)
 
     # --- users ---------------------------------------------------------------------------------
@@ -107,8 +154,12 @@ class Command(BaseCommand):
         for username, role in DEMO_USERS:
             user = User.objects.filter(username=username).first()
             if user is None:
-                user = User(username=username, email=f"{username}@demo.example.com",
-                            first_name=username.capitalize(), last_name="Demo")
+                user = User(
+                    username=username,
+                    email=f"{username}@demo.example.com",
+                    first_name=username.capitalize(),
+                    last_name="Demo",
+                )
                 user.set_password(demo_password(username))
                 user.is_superuser = role is None
                 user.is_staff = role is None or role in roles.STAFF_ROLES
@@ -148,8 +199,9 @@ class Command(BaseCommand):
         for code, name, rank, spend, purchases in TIERS:
             tier = Tier.objects.filter(code=code).first()
             if tier is None:
-                tier = Tier.objects.create(code=code, name=name, rank=rank, spend_threshold=spend,
-                                           purchase_threshold=purchases)
+                tier = Tier.objects.create(
+                    code=code, name=name, rank=rank, spend_threshold=spend, purchase_threshold=purchases
+                )
             tiers[code] = tier
         return tiers
 
@@ -173,8 +225,13 @@ class Command(BaseCommand):
         phone = f"+4470{i:08d}"
         enrolled_at = now - dt.timedelta(days=rng.randint(30, 900), minutes=rng.randint(0, 1439))
         member = services.enroll_member(
-            external_id=external_id, email=email, name=f"{first} {last}", phone=phone, tier=tiers["BRONZE"],
-            enrolled_at=enrolled_at, reason="Demo enrolment",
+            external_id=external_id,
+            email=email,
+            name=f"{first} {last}",
+            phone=phone,
+            tier=tiers["BRONZE"],
+            enrolled_at=enrolled_at,
+            reason="Demo enrolment",
         )
         points, credits = metrics["points"], metrics["status_credits"]
         max_age = min(330, (now - enrolled_at).days)
@@ -185,54 +242,92 @@ class Command(BaseCommand):
             amount = rng.randint(5, 160) * 5
             store = rng.choice(STORES)
             services.credit_points(
-                member=member, metric=points, amount=amount, kind=LedgerEntry.Kind.EARN,
-                reason=f"Purchase at {store}", effective_at=earned_at,
-                expires_at=earned_at + dt.timedelta(days=365), source_type="demo_purchase",
-                source_id=f"{external_id}-{n}", breakdown={"store": store, "base": amount},
+                member=member,
+                metric=points,
+                amount=amount,
+                kind=LedgerEntry.Kind.EARN,
+                reason=f"Purchase at {store}",
+                effective_at=earned_at,
+                expires_at=earned_at + dt.timedelta(days=365),
+                source_type="demo_purchase",
+                source_id=f"{external_id}-{n}",
+                breakdown={"store": store, "base": amount},
             )
             status_total += max(1, amount // 20)
         # Status credits never expire: one credit for the period's purchases keeps the demo quick.
         services.credit_points(
-            member=member, metric=credits, amount=status_total, kind=LedgerEntry.Kind.EARN,
-            reason="Status credits for the period's purchases", never_expires=True,
-            source_type="demo_purchase", source_id=f"{external_id}-status",
+            member=member,
+            metric=credits,
+            amount=status_total,
+            kind=LedgerEntry.Kind.EARN,
+            reason="Status credits for the period's purchases",
+            never_expires=True,
+            source_type="demo_purchase",
+            source_id=f"{external_id}-status",
         )
         if i % 7 == 0:  # a lot that expires within the next two weeks
             earned_at = now - dt.timedelta(days=365 - rng.randint(2, 14))
             services.credit_points(
-                member=member, metric=points, amount=rng.randint(10, 60) * 5, reason="Purchase at Web shop",
-                effective_at=earned_at, expires_at=earned_at + dt.timedelta(days=365), source_type="demo_purchase",
+                member=member,
+                metric=points,
+                amount=rng.randint(10, 60) * 5,
+                reason="Purchase at Web shop",
+                effective_at=earned_at,
+                expires_at=earned_at + dt.timedelta(days=365),
+                source_type="demo_purchase",
                 source_id=f"{external_id}-soon",
             )
         if i % 11 == 0:  # an old lot, already past its expiry: the expiry job turns it into an entry
             earned_at = now - dt.timedelta(days=365 + rng.randint(5, 60))
             services.credit_points(
-                member=member, metric=points, amount=rng.randint(4, 30) * 5, reason="Imported legacy points",
-                effective_at=earned_at, expires_at=earned_at + dt.timedelta(days=365), source_type="demo_import",
+                member=member,
+                metric=points,
+                amount=rng.randint(4, 30) * 5,
+                reason="Imported legacy points",
+                effective_at=earned_at,
+                expires_at=earned_at + dt.timedelta(days=365),
+                source_type="demo_import",
                 source_id=f"{external_id}-legacy",
             )
         if rng.random() < 0.45:  # a redemption, soonest-expiring lots first
             spend = min(self._balance(member, points), rng.choice([100, 300, 500])) // 100 * 100
             if spend:
                 services.debit_points(
-                    member=member, metric=points, amount=spend, kind=LedgerEntry.Kind.REDEEM,
-                    reason="Redeemed: discount code", source_type="demo_redemption", source_id=f"{external_id}-r",
+                    member=member,
+                    metric=points,
+                    amount=spend,
+                    kind=LedgerEntry.Kind.REDEEM,
+                    reason="Redeemed: discount code",
+                    source_type="demo_redemption",
+                    source_id=f"{external_id}-r",
                 )
         if i % 9 == 0:
-            services.adjust_points(member=member, metric=points, amount=rng.choice([50, 100, 250]), actor=support,
-                                   reason="Goodwill: late delivery")
+            services.adjust_points(
+                member=member,
+                metric=points,
+                amount=rng.choice([50, 100, 250]),
+                actor=support,
+                reason="Goodwill: late delivery",
+            )
         target = next((code for code, needed in STATUS_CREDITS_FOR.items() if status_total >= needed), None)
         if target:
-            services.change_tier(member=member, tier=tiers[target], actor=None, reason="Qualified on status credits",
-                                 cause=TierMembership.Cause.QUALIFICATION)
+            services.change_tier(
+                member=member,
+                tier=tiers[target],
+                actor=None,
+                reason="Qualified on status credits",
+                cause=TierMembership.Cause.QUALIFICATION,
+            )
         elif i % 13 == 0:
             services.change_tier(member=member, tier=tiers["SILVER"], actor=support, reason="Service recovery upgrade")
         if i % 17 == 0:
-            services.update_member(member=member, actor=support, reason="Suspected account sharing",
-                                   status=Member.Status.SUSPENDED)
+            services.update_member(
+                member=member, actor=support, reason="Suspected account sharing", status=Member.Status.SUSPENDED
+            )
         elif i % 29 == 0:
-            services.update_member(member=member, actor=support, reason="Closed at the member's request",
-                                   status=Member.Status.CLOSED)
+            services.update_member(
+                member=member, actor=support, reason="Closed at the member's request", status=Member.Status.CLOSED
+            )
 
     @staticmethod
     def _balance(member: Member, metric: Metric) -> int:
@@ -262,8 +357,14 @@ class Command(BaseCommand):
             if Reward.objects.filter(external_id=ext).exists():
                 continue
             reward = Reward.objects.create(
-                external_id=ext, name=name, type=kind, metric=metrics["points"], points=cost, stock=stock,
-                requires_approval=approval, requires_fulfillment=fulfillment,
+                external_id=ext,
+                name=name,
+                type=kind,
+                metric=metrics["points"],
+                points=cost,
+                stock=stock,
+                requires_approval=approval,
+                requires_fulfillment=fulfillment,
                 description=f"Demo reward: {name.lower()}.",
             )
             if eligible:
