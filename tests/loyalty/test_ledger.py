@@ -175,7 +175,7 @@ def test_restore_gives_back_the_lots_a_debit_took_with_their_expiry(member, metr
         assert LedgerEntry.objects.filter(kind="expiry", amount=-100).count() == 1
         with pytest.raises(ExceedsSpent):
             services.restore_debit(debit=debit, amount=1, actor=None, reason="more", source_type="t", source_id="3")
-    assert balance_of(member, metric) == 100 - 0 + 0 + 50  # late lot: 50 left + 50 restored
+    assert balance_of(member, metric) == 100  # late lot: 50 left + 50 restored; the soon part expired
     assert verify_ledger().ok
 
 
