@@ -41,6 +41,14 @@ _PROMOTIONS_READ = [
     "promotions.view_abusesignal",
 ]
 
+_REDEMPTIONS_READ = ["redemptions.view_redemption", "redemptions.view_award", "redemptions.view_rewardcodepool"]
+_REDEMPTIONS_WORK = [
+    "redemptions.add_redemption",
+    "redemptions.change_redemption",
+    "redemptions.award_reward",
+    "redemptions.change_fulfillment",
+]
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     SUPPORT_AGENT: _LOYALTY_READ
     + [
@@ -55,8 +63,14 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         *_PROMOTIONS_READ,
         "promotions.change_coderedemption",
         "promotions.void_code",
+        *_REDEMPTIONS_READ,
+        *_REDEMPTIONS_WORK,
     ],
-    APPROVER: _LOYALTY_READ + ["retro.view_retroclaim", "retro.approve_retroclaim"] + _PROMOTIONS_READ,
+    APPROVER: _LOYALTY_READ
+    + ["retro.view_retroclaim", "retro.approve_retroclaim"]
+    + _PROMOTIONS_READ
+    + _REDEMPTIONS_READ
+    + ["redemptions.approve_redemption"],
     CAMPAIGN_MANAGER: _LOYALTY_READ
     + [
         "loyalty.add_metric",
@@ -82,6 +96,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "promotions.void_code",
         "promotions.change_coderedemption",
         "promotions.change_abusesignal",
+        *_REDEMPTIONS_READ,
+        "redemptions.add_rewardcodepool",
+        "redemptions.change_rewardcodepool",
     ],
     # Auditors see everything (every app's view_* permission, history included) and change nothing.
     AUDITOR: ["*.view_*"],
@@ -100,6 +117,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "promotions.view_coderedemption",
         "promotions.add_coderedemption",
         "promotions.change_coderedemption",
+        *_REDEMPTIONS_READ,
+        *_REDEMPTIONS_WORK,
     ],
 }
 

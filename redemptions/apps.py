@@ -2,5 +2,5 @@ from django.apps import AppConfig
 
 
 class RedemptionsConfig(AppConfig):
-    default_auto_field = 'django.db.models.BigAutoField'
-    name = 'redemptions'
+    default_auto_field = "django.db.models.BigAutoField"
+    name = "redemptions"

@@ -1,2 +1,175 @@
+"""Reward responses (redemptions and awards) with their three lifecycles, and rollbacks."""
 
-# Create your models here.
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from simple_history.models import HistoricalRecords
+
+from loyalty.models import LedgerEntry, Member, Metric, Reward
+from promotions.models import Campaign, Code
+
+
+class RewardCodePool(models.Model):
+    """The campaign whose codes a discount_code reward issues."""
+
+    reward = models.OneToOneField(Reward, on_delete=models.CASCADE, primary_key=True, related_name="code_pool")
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="+")
+    history = HistoricalRecords()
+
+    def __str__(self) -> str:
+        return f"{self.reward} ← {self.campaign}"
+
+
+class Redemption(models.Model):
+    """One reward response: a redemption (points spent) or an award (free)."""
+
+    class Kind(models.TextChoices):
+        REDEMPTION = "redemption", "Redemption"
+        AWARD = "award", "Award"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSING = "processing", "Processing"
+        COMPLETED = "completed", "Completed"
+        CANCELED = "canceled", "Canceled"
+        ERRORED = "errored", "Errored"
+
+    STATUS_TRANSITIONS = {
+        Status.PENDING: {Status.PROCESSING, Status.COMPLETED, Status.CANCELED, Status.ERRORED},
+        Status.PROCESSING: {Status.COMPLETED, Status.CANCELED, Status.ERRORED},
+        Status.ERRORED: {Status.PENDING, Status.PROCESSING, Status.CANCELED},
+        Status.COMPLETED: {Status.CANCELED},
+        Status.CANCELED: set(),
+    }
+
+    class AwardStatus(models.TextChoices):
+        PENDING = "pending", "Pending"
+        AWARDED = "awarded", "Awarded"
+        CLAIMED = "claimed", "Claimed"
+        CANCELED = "canceled", "Canceled"
+
+    AWARD_TRANSITIONS = {
+        AwardStatus.PENDING: {AwardStatus.AWARDED, AwardStatus.CANCELED},
+        AwardStatus.AWARDED: {AwardStatus.CLAIMED, AwardStatus.CANCELED},
+        AwardStatus.CLAIMED: {AwardStatus.CANCELED},
+        AwardStatus.CANCELED: set(),
+    }
+
+    class ApprovalStatus(models.TextChoices):
+        SUBMITTED = "submitted", "Submitted"
+        APPROVED = "approved", "Approved"
+        REJECTED = "rejected", "Rejected"
+        RETURNED = "returned", "Returned"
+
+    APPROVAL_TRANSITIONS = {
+        None: {ApprovalStatus.SUBMITTED},
+        ApprovalStatus.SUBMITTED: {ApprovalStatus.APPROVED, ApprovalStatus.REJECTED, ApprovalStatus.RETURNED},
+        ApprovalStatus.APPROVED: set(),
+        ApprovalStatus.REJECTED: set(),
+        ApprovalStatus.RETURNED: set(),
+    }
+
+    class Fulfillment(models.TextChoices):
+        CONFIRMED_PAID = "confirmed_paid", "Confirmed / paid"
+        SHIPPED = "shipped", "Shipped"
+        DELIVERED = "delivered", "Delivered"
+        RETURNED_TO_SENDER = "returned_to_sender", "Returned to sender"
+        LOST_IN_TRANSIT = "lost_in_transit", "Lost in transit"
+
+    FULFILLMENT_TRANSITIONS = {
+        None: {Fulfillment.CONFIRMED_PAID},
+        Fulfillment.CONFIRMED_PAID: {Fulfillment.SHIPPED},
+        Fulfillment.SHIPPED: {Fulfillment.DELIVERED, Fulfillment.RETURNED_TO_SENDER, Fulfillment.LOST_IN_TRANSIT},
+        Fulfillment.RETURNED_TO_SENDER: {Fulfillment.SHIPPED},
+        Fulfillment.LOST_IN_TRANSIT: {Fulfillment.SHIPPED},
+        Fulfillment.DELIVERED: set(),
+    }
+
+    class Channel(models.TextChoices):
+        ADMIN = "admin", "Admin"
+        API = "api", "API"
+        IMPORT = "import", "Import"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.REDEMPTION)
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="redemptions")
+    reward = models.ForeignKey(Reward, on_delete=models.PROTECT, related_name="responses")
+    quantity = models.PositiveIntegerField(default=1)
+    points_spent = models.BigIntegerField(default=0)
+    metric = models.ForeignKey(Metric, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    ledger_entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    points_returned = models.BigIntegerField(default=0, help_text="Given back by reject, return or rollbacks.")
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
+    award_status = models.CharField(max_length=10, choices=AwardStatus.choices, null=True, blank=True)
+    approval_status = models.CharField(max_length=10, choices=ApprovalStatus.choices, null=True, blank=True)
+    fulfillment_status = models.CharField(max_length=20, choices=Fulfillment.choices, null=True, blank=True)
+    tracking_ref = models.CharField(max_length=100, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    issued_code = models.ForeignKey(Code, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.API)
+    reason = models.CharField(max_length=255, blank=True, help_text="Why an award was given.")
+    external_ref = models.CharField(max_length=64, blank=True, help_text="Id in a legacy platform (imports).")
+    stock_returned = models.BooleanField(default=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decision_reason = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gte=1), name="redemption_quantity_gte_1"),
+            models.CheckConstraint(condition=Q(points_spent__gte=0), name="redemption_points_spent_gte_0"),
+            models.CheckConstraint(
+                condition=Q(points_returned__gte=0) & Q(points_returned__lte=models.F("points_spent")),
+                name="redemption_points_returned_within_spent",
+            ),
+            models.CheckConstraint(condition=Q(kind__in=["redemption", "award"]), name="redemption_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=["pending", "processing", "completed", "canceled", "errored"]),
+                name="redemption_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="redemption", award_status__isnull=True)
+                | Q(kind="award", award_status__in=["pending", "awarded", "claimed", "canceled"]),
+                name="redemption_award_status_matches_kind",
+            ),
+            models.CheckConstraint(
+                condition=Q(approval_status__isnull=True)
+                | Q(approval_status__in=["submitted", "approved", "rejected", "returned"]),
+                name="redemption_approval_status_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="redemption_created"),
+            models.Index(fields=["member", "-created_at"], name="redemption_member"),
+            models.Index(fields=["reward", "-created_at"], name="redemption_reward"),
+            models.Index(fields=["status", "-created_at"], name="redemption_status"),
+            models.Index(fields=["kind", "award_status", "-created_at"], name="redemption_kind_award"),
+            models.Index(fields=["approval_status", "created_at"], name="redemption_approval_queue"),
+            models.Index(fields=["fulfillment_status", "-created_at"], name="redemption_fulfillment"),
+            models.Index(fields=["issued_code"], name="redemption_issued_code"),
+            models.Index(fields=["external_ref"], name="redemption_external_ref"),
+        ]
+        permissions = [
+            ("approve_redemption", "Can approve, reject or return redemptions"),
+            ("award_reward", "Can give rewards for free (awards)"),
+            ("change_fulfillment", "Can change fulfillment status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk}"
+
+
+class Award(Redemption):
+    """The Awards screen: the same table, awards only."""
+
+    class Meta:
+        proxy = True

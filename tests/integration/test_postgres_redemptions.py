@@ -1,0 +1,75 @@
+"""Concurrent redemptions on the real PostgreSQL: stock and balances hold."""
+
+import threading
+
+import pytest
+from django.db import connections
+
+from loyalty import roles
+from loyalty import services as loyalty
+from loyalty.models import Metric, PointBalance, Reward, Tier
+from loyalty.selectors import verify_ledger
+from redemptions import services
+from redemptions.models import Redemption
+from tests.conftest import make_user
+
+pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("postgres_only")]
+
+
+def hammer(n, fn):
+    barrier = threading.Barrier(n)
+    outcomes, lock = [], threading.Lock()
+
+    def run(i):
+        try:
+            barrier.wait()
+            fn(i)
+            result = "ok"
+        except Exception as exc:  # domain errors carry a code; anything else shows up as itself
+            result = getattr(exc, "code", repr(exc))
+        finally:
+            connections.close_all()
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return outcomes
+
+
+@pytest.fixture
+def world(transactional_db):
+    metric = Metric.objects.create(code="points", name="Points")
+    Tier.objects.create(code="BRONZE", name="Bronze", rank=1)
+    return metric, make_user("agent", roles.SUPPORT_AGENT)
+
+
+def test_twenty_concurrent_redemptions_of_stock_five_exactly_five_succeed(world):
+    metric, agent = world
+    reward = Reward.objects.create(
+        external_id="R", name="Mug", type="physical_product", metric=metric, points=10, stock=5
+    )
+    members = [loyalty.enroll_member(external_id=f"M{i}") for i in range(20)]
+    for m in members:
+        loyalty.credit_points(member=m, metric=metric, amount=10)
+    outcomes = hammer(20, lambda i: services.redeem_reward(member=members[i], reward=reward, actor=agent))
+    assert outcomes.count("ok") == 5, outcomes
+    assert outcomes.count("out_of_stock") == 15
+    assert Reward.objects.get(pk=reward.pk).stock == 0
+    assert Redemption.objects.count() == 5
+    assert verify_ledger().ok
+
+
+def test_concurrent_redemptions_beyond_the_balance_never_overdraw(world):
+    metric, agent = world
+    reward = Reward.objects.create(external_id="R", name="Mug", type="physical_product", metric=metric, points=30)
+    member = loyalty.enroll_member(external_id="ONE")
+    loyalty.credit_points(member=member, metric=metric, amount=100)
+    outcomes = hammer(12, lambda i: services.redeem_reward(member=member, reward=reward, actor=agent))
+    assert outcomes.count("ok") == 3, outcomes
+    assert outcomes.count("insufficient_points") == 9
+    assert PointBalance.objects.get(member=member).balance == 10
+    assert verify_ledger().ok
