@@ -41,12 +41,18 @@ _PROMOTIONS_READ = [
     "promotions.view_abusesignal",
 ]
 
-_REDEMPTIONS_READ = ["redemptions.view_redemption", "redemptions.view_award", "redemptions.view_rewardcodepool"]
+_REDEMPTIONS_READ = [
+    "redemptions.view_redemption",
+    "redemptions.view_award",
+    "redemptions.view_rewardcodepool",
+    "redemptions.view_rollback",
+]
 _REDEMPTIONS_WORK = [
     "redemptions.add_redemption",
     "redemptions.change_redemption",
     "redemptions.award_reward",
     "redemptions.change_fulfillment",
+    "redemptions.add_rollback",
 ]
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
@@ -70,7 +76,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     + ["retro.view_retroclaim", "retro.approve_retroclaim"]
     + _PROMOTIONS_READ
     + _REDEMPTIONS_READ
-    + ["redemptions.approve_redemption"],
+    + ["redemptions.approve_redemption", "redemptions.approve_rollback"],
     CAMPAIGN_MANAGER: _LOYALTY_READ
     + [
         "loyalty.add_metric",

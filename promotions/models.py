@@ -316,6 +316,7 @@ class AbuseSignal(models.Model):
     class Kind(models.TextChoices):
         FAILED_VALIDATIONS = "failed_validations", "Repeated failed validations"
         RAPID_REDEMPTIONS = "rapid_redemptions", "Many redemptions in a short window"
+        REPEATED_ROLLBACKS = "repeated_rollbacks", "Repeated rollbacks"
 
     class Subject(models.TextChoices):
         CLIENT = "client", "Client"

@@ -173,3 +173,77 @@ class Award(Redemption):
 
     class Meta:
         proxy = True
+
+
+class Rollback(models.Model):
+    """Undoing a redemption, fully or partly, under the program's rollback policy."""
+
+    class Reason(models.TextChoices):
+        CUSTOMER_REQUEST = "customer_request", "Customer request"
+        TECHNICAL_ERROR = "technical_error", "Technical error"
+        FRAUD = "fraud", "Fraud"
+        OTHER = "other", "Other"
+
+    class Status(models.TextChoices):
+        PENDING_APPROVAL = "pending_approval", "Pending approval"
+        EXECUTED = "executed", "Executed"
+        REJECTED = "rejected", "Rejected"
+
+    STATUS_TRANSITIONS = {
+        None: {Status.PENDING_APPROVAL, Status.EXECUTED},
+        Status.PENDING_APPROVAL: {Status.EXECUTED, Status.REJECTED},
+        Status.EXECUTED: set(),
+        Status.REJECTED: set(),
+    }
+
+    redemption = models.ForeignKey(Redemption, on_delete=models.PROTECT, related_name="rollbacks")
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="rollbacks")
+    full = models.BooleanField(default=True)
+    points_requested = models.BigIntegerField(default=0)
+    points_returned = models.BigIntegerField(default=0)
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    note = models.TextField(blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices)
+    approval_required_because = models.CharField(max_length=255, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    rejected_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decision_note = models.CharField(max_length=255, blank=True)
+    executed_at = models.DateTimeField(null=True, blank=True)
+    ledger_entries = models.ManyToManyField(LedgerEntry, blank=True, related_name="+")
+    code_voided = models.BooleanField(default=False)
+    stock_restored = models.BooleanField(default=False)
+    notified = models.BooleanField(default=False)
+    notified_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["pending_approval", "executed", "rejected"]), name="rollback_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(reason__in=["customer_request", "technical_error", "fraud", "other"]),
+                name="rollback_reason_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(points_returned__gte=0) & Q(points_requested__gte=0), name="rollback_points_gte_0"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="rollback_queue"),
+            models.Index(fields=["member", "-created_at"], name="rollback_member"),
+            models.Index(fields=["reason", "created_at"], name="rollback_reason"),
+            models.Index(fields=["requested_by", "created_at"], name="rollback_requested_by"),
+        ]
+        permissions = [("approve_rollback", "Can approve or reject rollbacks")]
+
+    def __str__(self) -> str:
+        return f"Rollback #{self.pk} of {self.redemption_id} ({self.status})"

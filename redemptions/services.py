@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from loyalty.exceptions import (
@@ -14,6 +14,7 @@ from loyalty.exceptions import (
     Conflict,
     FourEyesRequired,
     InvalidInput,
+    InvalidTransition,
     MemberInactive,
 )
 from loyalty.models import LedgerEntry, Member, Reward
@@ -25,7 +26,7 @@ from loyalty.workflow import check_transition, save_with_history
 from promotions import codegen
 from promotions.models import Code, CodeEvent
 
-from .models import Redemption, RewardCodePool
+from .models import Redemption, RewardCodePool, Rollback
 
 MAX_QUANTITY = 100
 
@@ -393,3 +394,236 @@ def expire_awards(*, now: dt.datetime | None = None) -> int:
             change_status(redemption=award, status=Redemption.Status.CANCELED, actor=None, reason="Award expired")
         expired += 1
     return expired
+
+
+# --- rollbacks -------------------------------------------------------------------------------
+
+
+class RollbackWindowClosed(BusinessRuleViolation):
+    code = "rollback_window_closed"
+    default_detail = "The rollback window for this redemption has closed."
+
+
+def _rollback_policy_checks(
+    redemption: Redemption, program, *, points: int | None, exclude: int | None = None, check_window: bool = True
+) -> tuple[int, bool]:
+    """Window, statuses, amounts and the issued code. Returns (points to return, full)."""
+    from loyalty.exceptions import ExceedsSpent
+
+    now = timezone.now()
+    if check_window and now - redemption.created_at > dt.timedelta(days=program.rollback_window_days):
+        raise RollbackWindowClosed(
+            f"Redemptions can be rolled back for {program.rollback_window_days} days; this one is from "
+            f"{redemption.created_at:%Y-%m-%d}."
+        )
+    if redemption.status == Redemption.Status.CANCELED or redemption.status not in program.rollback_statuses:
+        raise InvalidTransition(
+            f"A {redemption.status} redemption cannot be rolled back.",
+            errors={"status": [f"Rollback allowed from: {program.rollback_statuses}."]},
+        )
+    fulfillment = redemption.fulfillment_status or "none"
+    if fulfillment not in program.rollback_fulfillment_statuses:
+        raise InvalidTransition(
+            f"A {fulfillment.replace('_', ' ')} redemption cannot be rolled back.",
+            errors={"fulfillment_status": [f"Rollback allowed from: {program.rollback_fulfillment_statuses}."]},
+        )
+    pending = (
+        Rollback.objects.filter(redemption=redemption, status=Rollback.Status.PENDING_APPROVAL)
+        .exclude(pk=exclude)
+        .aggregate(total=Sum("points_requested"))["total"]
+        or 0
+    )
+    left = redemption.points_spent - redemption.points_returned - pending
+    if points is None:
+        if left == 0 and redemption.points_spent > 0:
+            if pending:
+                raise Conflict(
+                    "A rollback of this redemption is already waiting for approval.", code="rollback_pending"
+                )
+            raise ExceedsSpent("Everything spent on this redemption was already returned.")
+        points, full = left, True
+    else:
+        if isinstance(points, bool) or not isinstance(points, int) or points <= 0:
+            raise InvalidInput("points must be a positive whole number.", errors={"points": ["Positive integer."]})
+        if points > left:
+            raise ExceedsSpent(
+                f"Only {left} of the {redemption.points_spent} points spent can still be returned.",
+                errors={"points": [f"At most {left}."]},
+            )
+        full = points == left
+        if not full and not program.rollback_partial_allowed:
+            raise BusinessRuleViolation("Partial rollbacks are not allowed by the policy.", code="partial_not_allowed")
+    if full and redemption.issued_code_id:
+        code = Code.objects.get(pk=redemption.issued_code_id)
+        if code.uses > 0:
+            raise Conflict(
+                f"The issued code {code.code} was already used; roll back the code use first.", code="code_already_used"
+            )
+    return points, full
+
+
+def _approval_reasons(redemption: Redemption, program, *, reason: str, points: int) -> list[str]:
+    why = []
+    if reason in (program.rollback_approval_reasons or []):
+        why.append(f"reason {reason}")
+    threshold = program.rollback_approval_above_points
+    if threshold is not None and points > threshold:
+        why.append(f"{points} points > {threshold}")
+    recent = (
+        Rollback.objects.filter(member_id=redemption.member_id, created_at__gte=timezone.now() - dt.timedelta(days=30))
+        .exclude(status=Rollback.Status.REJECTED)
+        .count()
+    )
+    if recent >= program.rollback_max_per_member_30_days:
+        why.append(f"{recent} rollbacks for this member in 30 days")
+    return why
+
+
+@transaction.atomic
+def rollback_redemption(
+    *, redemption: Redemption, reason: str, actor: User, points: int | None = None, note: str = ""
+) -> Rollback:
+    """Undo a redemption in one safe action: points back with their original lots, the issued code
+    voided, the redemption canceled (or the partial amount recorded), stock back if nothing shipped,
+    and the member told. Where the policy says so it waits for a second person instead."""
+    from loyalty.models import ProgramSettings
+    from promotions.models import AbuseSignal
+
+    _require_perm(actor, "redemptions.add_rollback")
+    if reason not in Rollback.Reason.values:
+        raise InvalidInput("Unknown reason.", errors={"reason": [f"One of {Rollback.Reason.values}."]})
+    program = ProgramSettings.load()
+    locked = _lock(redemption)
+    amount, full = _rollback_policy_checks(locked, program, points=points)
+    why = _approval_reasons(locked, program, reason=reason, points=amount)
+    rollback = Rollback(
+        redemption=locked,
+        member_id=locked.member_id,
+        full=full,
+        points_requested=amount,
+        reason=reason,
+        note=note,
+        requested_by=actor,
+        status=Rollback.Status.PENDING_APPROVAL if why else Rollback.Status.EXECUTED,
+        approval_required_because="; ".join(why),
+    )
+    save_with_history(rollback, actor=actor, reason=f"Requested: {reason}")
+    if any("rollbacks for this member" in w for w in why):
+        AbuseSignal.objects.create(
+            kind=AbuseSignal.Kind.REPEATED_ROLLBACKS,
+            subject_type=AbuseSignal.Subject.MEMBER,
+            subject=str(locked.member_id),
+            count=Rollback.objects.filter(member_id=locked.member_id).count(),
+            window_seconds=30 * 86400,
+            detail={"rollback": rollback.pk},
+        )
+    if why:
+        _notify_rollback(rollback, "rollback_requested")
+        return rollback
+    return _execute_rollback(rollback, locked, program, actor=actor)
+
+
+def _execute_rollback(rollback: Rollback, redemption: Redemption, program, *, actor: User) -> Rollback:
+    entries = []
+    if rollback.points_requested:
+        entries = give_back(
+            redemption,
+            actor=actor,
+            reason=f"Rollback ({rollback.reason}): {rollback.note}".strip(),
+            points=rollback.points_requested,
+            source_type="rollback",
+            source_id=str(rollback.pk),
+            grace_days=program.rollback_expired_lot_grace_days,
+            key=f"rollback:{rollback.pk}",
+        )
+    fields = ["points_returned"]
+    if rollback.full:
+        rollback.code_voided = _void_issued_code(redemption, actor, f"Rollback #{rollback.pk}")
+        if redemption.fulfillment_status in (
+            None,
+            Redemption.Fulfillment.CONFIRMED_PAID,
+            Redemption.Fulfillment.RETURNED_TO_SENDER,
+        ):
+            _give_stock_back(redemption)
+            rollback.stock_restored = redemption.stock_returned
+        check_transition(Redemption.STATUS_TRANSITIONS, redemption.status, Redemption.Status.CANCELED, field="status")
+        redemption.status = Redemption.Status.CANCELED
+        fields += ["status", "stock_returned"]
+        if redemption.kind == Redemption.Kind.AWARD:
+            redemption.award_status = Redemption.AwardStatus.CANCELED
+            fields.append("award_status")
+    save_with_history(redemption, actor=actor, reason=f"Rolled back ({rollback.reason})", update_fields=fields)
+    rollback.status = Rollback.Status.EXECUTED
+    rollback.points_returned = sum(e.amount for e in entries)
+    rollback.executed_at = timezone.now()
+    save_with_history(rollback, actor=actor, reason="Executed")
+    rollback.ledger_entries.set(entries)
+    _notify_rollback(rollback, "rollback_executed")
+    return rollback
+
+
+def _notify_rollback(rollback: Rollback, template: str) -> None:
+    r = rollback.redemption
+    sent = notify_member(
+        member=r.member,
+        template=template,
+        context={
+            "reward": r.reward.name,
+            "points": rollback.points_returned or rollback.points_requested,
+            "code": r.issued_code.code if r.issued_code_id else "",
+            "code_voided": rollback.code_voided,
+            "reason": rollback.get_reason_display(),
+            "note": rollback.decision_note,
+        },
+    )
+    if sent:
+        rollback.notified = True
+        rollback.notified_at = timezone.now()
+        Rollback.objects.filter(pk=rollback.pk).update(notified=True, notified_at=rollback.notified_at)
+
+
+def _decide_rollback(rollback: Rollback, actor: User) -> Rollback:
+    _require_perm(actor, "redemptions.approve_rollback")
+    current = Rollback.objects.get(pk=rollback.pk)
+    locked_redemption = _lock(current.redemption)
+    locked = Rollback.objects.select_for_update().get(pk=rollback.pk)
+    check_transition(Rollback.STATUS_TRANSITIONS, locked.status, Rollback.Status.EXECUTED, field="status")
+    if locked.requested_by_id == getattr(actor, "pk", None):
+        raise FourEyesRequired("You requested this rollback; another approver must decide.")
+    locked.redemption = locked_redemption
+    return locked
+
+
+@transaction.atomic
+def approve_rollback(*, rollback: Rollback, actor: User, note: str = "") -> Rollback:
+    from loyalty.models import ProgramSettings
+
+    locked = _decide_rollback(rollback, actor)
+    program = ProgramSettings.load()
+    redemption = locked.redemption
+    # Re-check what may have changed while it waited (a code use, a shipment, another rollback).
+    points = None if locked.full else locked.points_requested
+    # The request was made within the window; everything else is checked again.
+    amount, _ = _rollback_policy_checks(redemption, program, points=points, exclude=locked.pk, check_window=False)
+    locked.points_requested = amount
+    locked.approved_by = actor
+    locked.decision_note = note[:255]
+    return _execute_rollback(locked, redemption, program, actor=actor)
+
+
+@transaction.atomic
+def reject_rollback(*, rollback: Rollback, actor: User, reason: str) -> Rollback:
+    _require_reason(reason)
+    _require_perm(actor, "redemptions.approve_rollback")
+    locked = Rollback.objects.select_for_update().get(pk=rollback.pk)
+    check_transition(Rollback.STATUS_TRANSITIONS, locked.status, Rollback.Status.REJECTED, field="status")
+    if locked.requested_by_id == getattr(actor, "pk", None):
+        raise FourEyesRequired("You requested this rollback; another approver must decide.")
+    locked.status = Rollback.Status.REJECTED
+    locked.rejected_by = actor
+    locked.decision_note = reason.strip()[:255]
+    save_with_history(
+        locked, actor=actor, reason=f"Rejected: {reason}", update_fields=["status", "rejected_by", "decision_note"]
+    )
+    _notify_rollback(locked, "rollback_rejected")
+    return locked

@@ -15,6 +15,19 @@ class RuleSetImmutableError(Exception):
     """Raised when code tries to edit a published (or retired) rule set or its rules."""
 
 
+def default_rollback_approval_reasons() -> list[str]:
+    return ["fraud"]
+
+
+def default_rollback_statuses() -> list[str]:
+    return ["pending", "processing", "completed", "errored"]
+
+
+def default_rollback_fulfillment_statuses() -> list[str]:
+    # Not once shipped or delivered, unless the parcel came back.
+    return ["none", "confirmed_paid", "returned_to_sender", "lost_in_transit"]
+
+
 class ProgramSettings(models.Model):
     """One row (pk=1) of program-wide settings, edited in the admin and via /program/."""
 
@@ -35,6 +48,32 @@ class ProgramSettings(models.Model):
     )
     retro_auto_approve_below_points = models.PositiveIntegerField(
         null=True, blank=True, help_text="Claims whose preview is below this many points approve themselves."
+    )
+    # Rollback policy (redemptions are undone under these rules).
+    rollback_window_days = models.PositiveIntegerField(
+        default=30, help_text="Days after a redemption it may be undone."
+    )
+    rollback_approval_above_points = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Rollbacks returning more points than this need a second person."
+    )
+    rollback_approval_reasons = models.JSONField(
+        default=default_rollback_approval_reasons, blank=True, help_text="Reasons that always need a second person."
+    )
+    rollback_max_per_member_30_days = models.PositiveIntegerField(
+        default=3, help_text="Beyond this many rollbacks in 30 days a member's rollbacks need approval and are flagged."
+    )
+    rollback_partial_allowed = models.BooleanField(default=True)
+    rollback_expired_lot_grace_days = models.PositiveIntegerField(
+        default=0,
+        help_text="Points whose lot expired meanwhile come back with this many days to use them (0: expired).",
+    )
+    rollback_statuses = models.JSONField(
+        default=default_rollback_statuses, blank=True, help_text="Processing statuses that may be rolled back."
+    )
+    rollback_fulfillment_statuses = models.JSONField(
+        default=default_rollback_fulfillment_statuses,
+        blank=True,
+        help_text='Fulfillment statuses that may be rolled back ("none" = not fulfilled yet).',
     )
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()

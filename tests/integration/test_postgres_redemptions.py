@@ -73,3 +73,23 @@ def test_concurrent_redemptions_beyond_the_balance_never_overdraw(world):
     assert outcomes.count("insufficient_points") == 9
     assert PointBalance.objects.get(member=member).balance == 10
     assert verify_ledger().ok
+
+
+def test_concurrent_rollbacks_of_one_redemption_never_return_more_than_spent(world):
+    metric, agent = world
+    reward = Reward.objects.create(external_id="R", name="Mug", type="physical_product", metric=metric, points=100)
+    member = loyalty.enroll_member(external_id="RB")
+    loyalty.credit_points(member=member, metric=metric, amount=100)
+    redemption = services.redeem_reward(member=member, reward=reward, actor=agent)
+    outcomes = hammer(
+        10,
+        lambda i: services.rollback_redemption(
+            redemption=redemption, reason="customer_request", points=30, actor=agent
+        ),
+    )
+    assert outcomes.count("ok") == 3, outcomes
+    assert outcomes.count("exceeds_spent") == 7
+    redemption.refresh_from_db()
+    assert redemption.points_returned == 90
+    assert PointBalance.objects.get(member=member).balance == 90
+    assert verify_ledger().ok

@@ -85,8 +85,9 @@ class _Rollback(Exception):
 
 def fingerprint():
     return (
-        list(Member.objects.order_by("external_id").values_list("external_id", "name", "email", "status",
-                                                                "tier__code")),
+        list(
+            Member.objects.order_by("external_id").values_list("external_id", "name", "email", "status", "tier__code")
+        ),
         sorted(LedgerEntry.objects.values_list("member__external_id", "kind", "amount", "source_type", "metric__code")),
     )
 
