@@ -17,6 +17,7 @@ from ..exceptions import DomainError
 from ..forms import AdjustPointsForm, ChangeTierForm, MemberAdminForm, form_errors_text
 from ..models import LedgerEntry, Member, Metric, Segment, Tier, TierMembership
 from .base import BigListMixin, ExactSearchMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin, admin_link
+from .panels import member_panels
 
 RECENT_ENTRIES = 20
 PROFILE_FIELDS = ("email", "name", "phone", "status")
@@ -176,6 +177,11 @@ class MemberAdmin(BigListMixin, ServiceManagedHistoryAdmin):
             "tier_form": ChangeTierForm(member=member),
             "adjust_url": reverse(f"admin:{self._url_name('adjust_points')}", args=[member.pk]),
             "change_tier_url": reverse(f"admin:{self._url_name('change_tier')}", args=[member.pk]),
+            "extra_panels": [
+                {"key": panel.key, "title": panel.title, "template": panel.template, "context": ctx}
+                for panel in member_panels()
+                if (ctx := panel.context(request, member)) is not None
+            ],
         }
 
     # --- custom views --------------------------------------------------------------------------
@@ -192,6 +198,8 @@ class MemberAdmin(BigListMixin, ServiceManagedHistoryAdmin):
                 name=self._url_name("change_tier"),
             ),
         ]
+        for panel in member_panels():
+            custom += panel.urls(self)
         return custom + super().get_urls()
 
     def _member_for_action(self, request, object_id: str, perm: str) -> Member:
