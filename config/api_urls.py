@@ -4,4 +4,5 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("loyalty.api.urls")),
+    path("", include("redemptions.api.urls")),
 ]

@@ -1,1 +1,17 @@
-urlpatterns: list = []
+from django.urls import path
+
+from . import catalog, members
+
+urlpatterns = [
+    path("members/", members.MemberList.as_view(), name="api-members"),
+    path("members/<str:external_id>/", members.MemberDetail.as_view(), name="api-member"),
+    path("members/<str:external_id>/balances/", members.MemberBalances.as_view(), name="api-member-balances"),
+    path("members/<str:external_id>/ledger/", members.MemberLedger.as_view(), name="api-member-ledger"),
+    path("members/<str:external_id>/adjustments/", members.MemberAdjustments.as_view(), name="api-member-adjustments"),
+    path("members/<str:external_id>/tier", members.MemberTierChange.as_view(), name="api-member-tier"),
+    path(
+        "members/<str:external_id>/tier-history/", members.MemberTierHistory.as_view(), name="api-member-tier-history"
+    ),
+    path("metrics/", catalog.MetricList.as_view(), name="api-metrics"),
+    path("tiers/", catalog.TierList.as_view(), name="api-tiers"),
+]

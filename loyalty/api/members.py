@@ -1,0 +1,239 @@
+"""Members, balances, ledger, adjustments and tiers (API.md: Members and points)."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import Q
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from loyalty import selectors, services
+from loyalty.models import LedgerEntry, Member, Metric, Tier, TierMembership
+
+from .base import ReadWritePerms, has_perms, idempotent, member_or_404
+
+MAX_ADJUSTMENT = services.MAX_POINTS_PER_ENTRY
+
+
+class MemberOut(serializers.ModelSerializer):
+    tier = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    segments = serializers.SlugRelatedField(slug_field="code", many=True, read_only=True)
+
+    class Meta:
+        model = Member
+        fields = ["external_id", "email", "name", "phone", "status", "tier", "enrolled_at", "segments"]
+
+
+class MemberCreateIn(serializers.Serializer):
+    external_id = serializers.CharField(max_length=64)
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    phone = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
+    tier = serializers.SlugRelatedField(slug_field="code", queryset=Tier.objects.all(), required=False)
+
+
+class MemberPatchIn(serializers.Serializer):
+    email = serializers.EmailField(required=False, allow_blank=True)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    phone = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    status = serializers.ChoiceField(choices=Member.Status.choices, required=False)
+    reason = serializers.CharField(max_length=255, required=False, default="Changed via the API")
+
+
+class MemberFilter(django_filters.FilterSet):
+    external_id = django_filters.CharFilter()
+    email = django_filters.CharFilter(field_name="email", lookup_expr="iexact")
+    status = django_filters.ChoiceFilter(choices=Member.Status.choices)
+    tier = django_filters.CharFilter(field_name="tier__code")
+    search = django_filters.CharFilter(method="filter_search", label="External id, email, phone or name prefix")
+
+    class Meta:
+        model = Member
+        fields = ["external_id", "email", "status", "tier"]
+
+    def filter_search(self, queryset, name, value):
+        value = value.strip()
+        return queryset.filter(
+            Q(external_id=value) | Q(email__iexact=value) | Q(phone=value) | Q(name__istartswith=value)
+        )
+
+
+class MemberList(generics.ListAPIView):
+    """GET: members (filters: external_id, email, status, tier, search). POST: enrol a member."""
+
+    serializer_class = MemberOut
+    filterset_class = MemberFilter
+    permission_classes = [ReadWritePerms]
+    read_perms = ["loyalty.view_member"]
+    write_perms = ["loyalty.add_member"]
+
+    def get_queryset(self):
+        return Member.objects.select_related("tier").prefetch_related("segments").order_by("-id")
+
+    @extend_schema(request=MemberCreateIn, responses={201: MemberOut})
+    @idempotent
+    def post(self, request):
+        data = MemberCreateIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        member = services.enroll_member(actor=request.user, reason="Enrolled via the API", **data.validated_data)
+        return Response(MemberOut(member).data, status=status.HTTP_201_CREATED)
+
+
+class MemberDetail(APIView):
+    permission_classes = [ReadWritePerms]
+    read_perms = ["loyalty.view_member"]
+    write_perms = ["loyalty.change_member"]
+
+    @extend_schema(responses=MemberOut)
+    def get(self, request, external_id):
+        return Response(MemberOut(member_or_404(external_id)).data)
+
+    @extend_schema(request=MemberPatchIn, responses=MemberOut)
+    def patch(self, request, external_id):
+        member = member_or_404(external_id)
+        data = MemberPatchIn(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        fields = dict(data.validated_data)
+        reason = fields.pop("reason", "Changed via the API")
+        member = services.update_member(member=member, actor=request.user, reason=reason, **fields)
+        return Response(MemberOut(member).data)
+
+
+class ExpiringOut(serializers.Serializer):
+    expires_at = serializers.DateTimeField()
+    amount = serializers.IntegerField()
+
+
+class BalanceOut(serializers.Serializer):
+    metric = serializers.CharField()
+    balance = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    debt = serializers.IntegerField()
+    expiring = ExpiringOut(many=True)
+
+
+class MemberBalances(APIView):
+    permission_classes = [has_perms("loyalty.view_member", "loyalty.view_pointbalance")]
+
+    @extend_schema(responses=BalanceOut(many=True))
+    def get(self, request, external_id):
+        rows = selectors.member_balances(member_or_404(external_id))
+        return Response(BalanceOut(rows, many=True).data)
+
+
+class LedgerEntryOut(serializers.ModelSerializer):
+    metric = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    source = serializers.SerializerMethodField()
+    reverses = serializers.PrimaryKeyRelatedField(read_only=True)
+
+    class Meta:
+        model = LedgerEntry
+        fields = [
+            "id",
+            "kind",
+            "metric",
+            "amount",
+            "created_at",
+            "effective_at",
+            "expires_at",
+            "reason",
+            "source",
+            "reverses",
+            "breakdown",
+        ]
+
+    def get_source(self, obj) -> dict:
+        return {"type": obj.source_type or None, "id": obj.source_id or None}
+
+
+class LedgerFilter(django_filters.FilterSet):
+    kind = django_filters.ChoiceFilter(choices=LedgerEntry.Kind.choices)
+    metric = django_filters.CharFilter(field_name="metric__code")
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = LedgerEntry
+        fields = ["kind", "metric"]
+
+
+class MemberLedger(generics.ListAPIView):
+    serializer_class = LedgerEntryOut
+    filterset_class = LedgerFilter
+    permission_classes = [has_perms("loyalty.view_member", "loyalty.view_ledgerentry")]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return LedgerEntry.objects.none()
+        member = member_or_404(self.kwargs["external_id"])
+        return LedgerEntry.objects.filter(member=member).select_related("metric").order_by("-created_at", "-id")
+
+
+class AdjustmentIn(serializers.Serializer):
+    metric = serializers.SlugRelatedField(slug_field="code", queryset=Metric.objects.all())
+    amount = serializers.IntegerField(min_value=-MAX_ADJUSTMENT, max_value=MAX_ADJUSTMENT)
+    reason = serializers.CharField(max_length=500)
+
+    def validate_amount(self, value):
+        if value == 0:
+            raise serializers.ValidationError("Must not be zero.")
+        return value
+
+
+class MemberAdjustments(APIView):
+    """A support adjustment: positive credits, negative debits (never below zero)."""
+
+    permission_classes = [has_perms("loyalty.view_member", "loyalty.adjust_points")]
+
+    @extend_schema(request=AdjustmentIn, responses={201: LedgerEntryOut})
+    @idempotent
+    def post(self, request, external_id):
+        member = member_or_404(external_id)
+        data = AdjustmentIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        entry = services.adjust_points(member=member, actor=request.user, **data.validated_data)
+        return Response(LedgerEntryOut(entry).data, status=status.HTTP_201_CREATED)
+
+
+class TierChangeIn(serializers.Serializer):
+    tier = serializers.SlugRelatedField(slug_field="code", queryset=Tier.objects.all())
+    reason = serializers.CharField(max_length=255)
+
+
+class TierMembershipOut(serializers.ModelSerializer):
+    tier = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    changed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = TierMembership
+        fields = ["tier", "valid_from", "valid_to", "cause", "reason", "changed_by"]
+
+
+class MemberTierChange(APIView):
+    """A manual tier change by support, effective now (never backdated)."""
+
+    permission_classes = [has_perms("loyalty.view_member", "loyalty.change_member_tier")]
+
+    @extend_schema(request=TierChangeIn, responses={201: TierMembershipOut})
+    @idempotent
+    def post(self, request, external_id):
+        member = member_or_404(external_id)
+        data = TierChangeIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership = services.change_tier(member=member, actor=request.user, **data.validated_data)
+        return Response(TierMembershipOut(membership).data, status=status.HTTP_201_CREATED)
+
+
+class MemberTierHistory(generics.ListAPIView):
+    serializer_class = TierMembershipOut
+    permission_classes = [has_perms("loyalty.view_member", "loyalty.view_tiermembership")]
+
+    def get_queryset(self):
+        member = member_or_404(self.kwargs["external_id"])
+        return (
+            TierMembership.objects.filter(member=member)
+            .select_related("tier", "changed_by")
+            .order_by("-valid_from", "-id")
+        )

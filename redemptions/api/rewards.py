@@ -1,0 +1,138 @@
+"""The rewards catalogue (API.md: Rewards). Served here because a discount_code reward names the
+campaign whose codes it issues, and only this app may know both."""
+
+from __future__ import annotations
+
+from django.db import IntegrityError, transaction
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from loyalty.api.base import ReadWritePerms, idempotent
+from loyalty.exceptions import AlreadyExists, InvalidInput
+from loyalty.models import Metric, Reward, Tier
+from loyalty.workflow import save_with_history
+from promotions.models import Campaign
+from redemptions.models import RewardCodePool
+
+
+class RewardSerializer(serializers.ModelSerializer):
+    metric = serializers.SlugRelatedField(slug_field="code", queryset=Metric.objects.all())
+    points = serializers.IntegerField(min_value=0, max_value=1_000_000_000)
+    stock = serializers.IntegerField(min_value=0, max_value=1_000_000_000, allow_null=True, required=False)
+    eligible_tiers = serializers.SlugRelatedField(
+        slug_field="code", queryset=Tier.objects.all(), many=True, required=False
+    )
+    campaign = serializers.PrimaryKeyRelatedField(
+        queryset=Campaign.objects.all(),
+        allow_null=True,
+        required=False,
+        help_text="discount_code rewards: the campaign whose codes it issues.",
+    )
+
+    class Meta:
+        model = Reward
+        fields = [
+            "external_id",
+            "name",
+            "description",
+            "type",
+            "metric",
+            "points",
+            "stock",
+            "requires_approval",
+            "requires_fulfillment",
+            "active",
+            "active_from",
+            "active_until",
+            "valid_days",
+            "eligible_tiers",
+            "campaign",
+        ]
+        extra_kwargs = {"external_id": {"validators": []}}
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        pool = RewardCodePool.objects.filter(reward=instance).values_list("campaign_id", flat=True).first()
+        data["campaign"] = pool
+        return data
+
+    def validate(self, attrs):
+        start = attrs.get("active_from", getattr(self.instance, "active_from", None))
+        end = attrs.get("active_until", getattr(self.instance, "active_until", None))
+        if start and end and end <= start:
+            raise serializers.ValidationError({"active_until": ["Must be after active_from."]})
+        kind = attrs.get("type", getattr(self.instance, "type", None))
+        if kind == Reward.Type.DISCOUNT_CODE and "campaign" in attrs and attrs["campaign"] is None:
+            raise serializers.ValidationError({"campaign": ["A discount_code reward needs a campaign."]})
+        return attrs
+
+
+def _save_reward(reward: Reward, data: dict, actor, reason: str) -> Reward:
+    tiers = data.pop("eligible_tiers", None)
+    campaign = data.pop("campaign", "unset")
+    for key, value in data.items():
+        setattr(reward, key, value)
+    try:
+        with transaction.atomic():
+            save_with_history(reward, actor=actor, reason=reason)
+            if tiers is not None:
+                reward.eligible_tiers.set(tiers)
+            if campaign is None:
+                RewardCodePool.objects.filter(reward=reward).delete()
+            elif campaign != "unset":
+                RewardCodePool.objects.update_or_create(reward=reward, defaults={"campaign": campaign})
+    except IntegrityError as exc:
+        raise AlreadyExists(
+            f"A reward with external_id {reward.external_id!r} already exists.",
+            errors={"external_id": ["Already in use."]},
+        ) from exc
+    return reward
+
+
+class RewardList(generics.ListAPIView):
+    serializer_class = RewardSerializer
+    permission_classes = [ReadWritePerms]
+    read_perms = ["loyalty.view_reward"]
+    write_perms = ["loyalty.add_reward"]
+    filterset_fields = ["type", "active"]
+
+    def get_queryset(self):
+        return Reward.objects.select_related("metric").prefetch_related("eligible_tiers").order_by("name", "id")
+
+    @extend_schema(request=RewardSerializer, responses={201: RewardSerializer})
+    @idempotent
+    def post(self, request):
+        data = RewardSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        if values.get("type") == Reward.Type.DISCOUNT_CODE and not values.get("campaign"):
+            raise InvalidInput("A discount_code reward needs a campaign.", errors={"campaign": ["Required."]})
+        reward = _save_reward(Reward(), values, request.user, "Created via the API")
+        return Response(RewardSerializer(reward).data, status=status.HTTP_201_CREATED)
+
+
+class RewardDetail(APIView):
+    permission_classes = [ReadWritePerms]
+    read_perms = ["loyalty.view_reward"]
+    write_perms = ["loyalty.change_reward"]
+
+    def _get(self, external_id):
+        from django.shortcuts import get_object_or_404
+
+        return get_object_or_404(Reward, external_id=external_id)
+
+    @extend_schema(responses=RewardSerializer)
+    def get(self, request, external_id):
+        return Response(RewardSerializer(self._get(external_id)).data)
+
+    @extend_schema(request=RewardSerializer, responses=RewardSerializer)
+    def patch(self, request, external_id):
+        reward = self._get(external_id)
+        data = RewardSerializer(reward, data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        values.pop("external_id", None)  # the key never changes
+        reward = _save_reward(reward, values, request.user, "Changed via the API")
+        return Response(RewardSerializer(reward).data)
