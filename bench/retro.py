@@ -46,8 +46,12 @@ def main() -> None:
     n = args.claims
     db = f"loyalty_bench_{os.getpid()}"
     psql(f"CREATE DATABASE {db}")
-    env = {**os.environ, "DATABASE_URL": f"{PG}/{db}", "CELERY_BROKER_URL": REDIS,
-           "DJANGO_SETTINGS_MODULE": "config.settings_test"}
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"{PG}/{db}",
+        "CELERY_BROKER_URL": REDIS,
+        "DJANGO_SETTINGS_MODULE": "config.settings_test",
+    }
     os.environ.update(env)
     worker = None
     try:
@@ -74,9 +78,13 @@ def main() -> None:
                 cur.execute(
                     "INSERT INTO loyalty_ledgerentry (member_id, metric_id, kind, amount, created_at, effective_at,"
                     " source_type, source_id, reason, breakdown) VALUES (%s, %s, 'retro', 45, now(), now(),"
-                    " 'bench', %s, '', '{}')", [member_id, metric_id, str(claim_id)])
-                cur.execute("UPDATE loyalty_pointbalance SET balance = balance + 45 WHERE member_id = %s"
-                            " AND metric_id = %s", [member_id, metric_id])
+                    " 'bench', %s, '', '{}')",
+                    [member_id, metric_id, str(claim_id)],
+                )
+                cur.execute(
+                    "UPDATE loyalty_pointbalance SET balance = balance + 45 WHERE member_id = %s AND metric_id = %s",
+                    [member_id, metric_id],
+                )
                 cur.execute("UPDATE retro_retroclaim SET status = 'processed' WHERE id = %s", [claim_id])
                 cur.execute("COMMIT")
         raw = n / (time.perf_counter() - t0)
@@ -88,9 +96,26 @@ def main() -> None:
 
         queue = f"bench-{uuid.uuid4().hex[:6]}"
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "config", "worker", "--pool=prefork",
-             f"--concurrency={args.concurrency}", "-Q", queue, "--without-heartbeat", "--without-gossip",
-             "--without-mingle", "-l", "warning"], cwd=ROOT, env=env)
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--pool=prefork",
+                f"--concurrency={args.concurrency}",
+                "-Q",
+                queue,
+                "--without-heartbeat",
+                "--without-gossip",
+                "--without-mingle",
+                "-l",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+        )
         sender = Celery(broker=REDIS)
         ids = [c for c, _, _ in batches["celery"]]
         time.sleep(3)  # let the worker boot before the clock starts
@@ -142,21 +167,42 @@ def make_claims(label: str, n: int) -> list[tuple[int, int, int]]:
     user, _ = User.objects.get_or_create(username="bench", defaults={"is_superuser": True})
     ProgramSettings.objects.update_or_create(pk=1, defaults={"retro_enabled": True})
     if not RuleSet.objects.exists():
-        rules = services.create_rule_set(name="Bench", valid_from=start, actor=user, rules=[
-            {"name": "Visit", "metric": "points", "action": "fixed", "points": 45}])
+        rules = services.create_rule_set(
+            name="Bench",
+            valid_from=start,
+            actor=user,
+            rules=[{"name": "Visit", "metric": "points", "action": "fixed", "points": 45}],
+        )
         services.publish_rule_set(rule_set=rules, actor=user)
     with transaction.atomic():
         members = Member.objects.bulk_create(
-            [Member(external_id=f"{label}-{i}", tier=tier, enrolled_at=start) for i in range(n)], batch_size=2000)
+            [Member(external_id=f"{label}-{i}", tier=tier, enrolled_at=start) for i in range(n)], batch_size=2000
+        )
         TierMembership.objects.bulk_create(
-            [TierMembership(member=m, tier=tier, valid_from=start) for m in members], batch_size=2000)
+            [TierMembership(member=m, tier=tier, valid_from=start) for m in members], batch_size=2000
+        )
         PointBalance.objects.bulk_create([PointBalance(member=m, metric=metric) for m in members], batch_size=2000)
         bills = Transaction.objects.bulk_create(
-            [Transaction(external_id=f"{label}-bill-{i}", occurred_at=start + dt.timedelta(days=1),
-                         amount=Decimal("10.00"), currency="EUR") for i in range(n)], batch_size=2000)
+            [
+                Transaction(
+                    external_id=f"{label}-bill-{i}",
+                    occurred_at=start + dt.timedelta(days=1),
+                    amount=Decimal("10.00"),
+                    currency="EUR",
+                )
+                for i in range(n)
+            ],
+            batch_size=2000,
+        )
         claims = RetroClaim.objects.bulk_create(
-            [RetroClaim(transaction=b, member=m, requested_by=user, approved_by=user, status="approved",
-                        approved_at=start) for b, m in zip(bills, members, strict=True)], batch_size=2000)
+            [
+                RetroClaim(
+                    transaction=b, member=m, requested_by=user, approved_by=user, status="approved", approved_at=start
+                )
+                for b, m in zip(bills, members, strict=True)
+            ],
+            batch_size=2000,
+        )
     return [(c.pk, c.member_id, metric.pk) for c in claims]
 
 

@@ -260,6 +260,12 @@ class CodeRedemption(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["applied", "rolled_back"]), name="coderedemption_status_valid"
+            ),
+            models.CheckConstraint(condition=Q(discount__gte=0), name="coderedemption_discount_gte_0"),
+        ]
         indexes = [
             models.Index(fields=["campaign", "-created_at"], name="coderedemption_campaign"),
             models.Index(fields=["member", "-created_at"], name="coderedemption_member"),

@@ -146,6 +146,19 @@ class Redemption(models.Model):
                 | Q(approval_status__in=["submitted", "approved", "rejected", "returned"]),
                 name="redemption_approval_status_valid",
             ),
+            models.CheckConstraint(
+                condition=Q(fulfillment_status__isnull=True)
+                | Q(
+                    fulfillment_status__in=[
+                        "confirmed_paid",
+                        "shipped",
+                        "delivered",
+                        "returned_to_sender",
+                        "lost_in_transit",
+                    ]
+                ),
+                name="redemption_fulfillment_status_valid",
+            ),
         ]
         indexes = [
             models.Index(fields=["-created_at", "-id"], name="redemption_created"),
