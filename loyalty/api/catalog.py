@@ -39,7 +39,6 @@ class _ConfigList(generics.ListAPIView):
     """List, or create one configuration object (history records who created it)."""
 
     permission_classes = [ReadWritePerms]
-    pagination_class = None
 
     def create_object(self, request):
         data = self.get_serializer(data=request.data)

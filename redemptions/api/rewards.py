@@ -133,6 +133,7 @@ class RewardDetail(APIView):
         data = RewardSerializer(reward, data=request.data, partial=True)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
-        values.pop("external_id", None)  # the key never changes
+        if values.pop("external_id", reward.external_id) != reward.external_id:
+            raise InvalidInput("A reward's external_id never changes.", errors={"external_id": ["Read-only."]})
         reward = _save_reward(reward, values, request.user, "Changed via the API")
         return Response(RewardSerializer(reward).data)

@@ -68,8 +68,8 @@ def test_balances_ledger_adjustments_and_tiers(api, member, metric, tiers):
     assert r.status_code == 201 and r.json()["tier"] == "GOLD"
     r = api.get(f"{BASE}/members/{member.external_id}/tier-history/")
     assert [h["tier"] for h in r.json()["results"]] == ["GOLD", "BRONZE"]
-    assert [t["code"] for t in api.get(f"{BASE}/tiers/").json()] == ["BRONZE", "SILVER", "GOLD"]
-    assert api.get(f"{BASE}/metrics/").json() == [
+    assert [t["code"] for t in api.get(f"{BASE}/tiers/").json()["results"]] == ["BRONZE", "SILVER", "GOLD"]
+    assert api.get(f"{BASE}/metrics/").json()["results"] == [
         {"code": "points", "name": "Points", "expiry_days": 365, "pending_days": 0}
     ]
 
@@ -107,6 +107,9 @@ def test_configuration_endpoints_need_the_campaign_manager_role(api, campaign_ma
     r = manager.patch(f"{BASE}/rewards/MUG/", {"stock": 5, "active": False}, format="json")
     assert r.json()["stock"] == 5 and r.json()["active"] is False
     assert api.get(f"{BASE}/rewards/MUG/").json()["name"] == "Mug"
+    assert_error(
+        manager.patch(f"{BASE}/rewards/MUG/", {"external_id": "CUP"}, format="json"), 400, "invalid", "external_id"
+    )
 
 
 @pytest.mark.django_db
@@ -201,7 +204,11 @@ def test_pagination_caps_page_size(api, tiers):
         services.enroll_member(external_id=f"P{i}")
     r = api.get(f"{BASE}/members/", {"page_size": 3, "page": 2})
     assert len(r.json()["results"]) == 3 and r.json()["count"] == 7
-    assert api.get(f"{BASE}/members/", {"page_size": 100000}).status_code == 200
+    capped = api.get(f"{BASE}/members/", {"page_size": 100000})
+    assert capped.status_code == 200 and len(capped.json()["results"]) == 7
+    from loyalty.api.pagination import PageNumberPagination
+
+    assert PageNumberPagination.max_page_size == 500
     assert_error(api.get(f"{BASE}/members/", {"page": 99}), 404, "not_found")
 
 
