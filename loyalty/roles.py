@@ -102,6 +102,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "promotions.void_code",
         "promotions.change_coderedemption",
         "promotions.change_abusesignal",
+        "promotions.view_campaignmemberusage",
         *_REDEMPTIONS_READ,
         "redemptions.add_rewardcodepool",
         "redemptions.change_rewardcodepool",

@@ -345,6 +345,8 @@ class AbuseSignal(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = "anomaly"
+        verbose_name_plural = "anomalies"
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.subject_type} {self.subject}"

@@ -1,0 +1,247 @@
+"""Code uses, the raw code timeline, per-member usage and the "Anomalies" screen (abuse signals)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.db.models import Q
+from django.utils.html import format_html, format_html_join
+
+from loyalty.admin.base import BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin
+
+from .. import codegen, services
+from ..models import AbuseSignal, CampaignMemberUsage, CodeEvent, CodeRedemption
+from .codes import CampaignFilter
+from .common import apply_each, link, lookup_url, reason_step
+
+
+def _member_link(member_id, member):
+    return link("member", member_id, member.external_id, app_label="loyalty") if member_id else "-"
+
+
+@admin.register(CodeRedemption)
+class CodeRedemptionAdmin(BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin):
+    list_display = (
+        "code_link",
+        "campaign_link",
+        "member_link",
+        "order_id",
+        "discount",
+        "bonus_points",
+        "status",
+        "created_at",
+    )
+    list_filter = ("status", CampaignFilter)
+    list_select_related = ("code", "campaign", "member")
+    search_fields = ("order_id",)
+    search_help_text = "The exact order id or code."
+    ordering = ("-created_at",)
+    sortable_by = ("created_at",)
+    actions = ["roll_back"]
+    fields = (
+        "code_link",
+        "campaign_link",
+        "member_link",
+        "status",
+        "order_id",
+        "order_amount",
+        "channel",
+        "discount",
+        "bonus_points",
+        "ledger_entry",
+        "redeemed_by",
+        "created_at",
+        "rolled_back_at",
+        "rolled_back_by",
+        "rollback_reason",
+    )
+    readonly_fields = fields
+
+    def get_search_results(self, request, queryset, search_term):
+        term = (search_term or "").strip()
+        if not term:
+            return queryset, False
+        return queryset.filter(Q(order_id=term) | Q(code__normalized=codegen.normalize(term))), False
+
+    @admin.display(description="Code")
+    def code_link(self, obj):
+        return format_html('<a href="{}">{}</a>', lookup_url(obj.code.normalized), obj.code.code)
+
+    @admin.display(description="Campaign")
+    def campaign_link(self, obj):
+        return link("campaign", obj.campaign_id, obj.campaign.name)
+
+    @admin.display(description="Member")
+    def member_link(self, obj):
+        return _member_link(obj.member_id, obj.member)
+
+    def has_rollback_permission(self, request, obj=None):
+        return request.user.has_perm("promotions.change_coderedemption")
+
+    @admin.action(description="Roll back selected code uses…", permissions=["rollback"])
+    def roll_back(self, request, queryset):
+        step = reason_step(
+            self,
+            request,
+            queryset.select_related("code"),
+            action="roll_back",
+            title="Roll back code uses",
+            intro="Counters and bonus points go back; each code is usable again where its limits allow.",
+            button="Roll back these uses",
+            limit=200,
+            describe=lambda u: f"{u.code.code} in order {u.order_id or '-'} ({u.get_status_display().lower()})",
+        )
+        if not isinstance(step, tuple):
+            return step
+        uses, reason = step
+        apply_each(
+            self,
+            request,
+            uses,
+            lambda u: services.rollback_code_redemption(redemption=u, actor=request.user, reason=reason),
+            done="Rolled back {n} code use{s}.",
+            label=lambda u: f"{u.code.code} in order {u.order_id or u.pk}",
+        )
+
+
+@admin.register(CodeEvent)
+class CodeEventAdmin(BigListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Every recorded event of every code; the lookup page shows one code's timeline."""
+
+    list_display = ("created_at", "code_text_link", "kind", "result", "client", "ip", "member_link", "order_id")
+    list_filter = ("kind",)
+    list_select_related = ("member",)
+    search_fields = ("code_text",)
+    search_help_text = "The exact code (case and separators do not matter)."
+    ordering = ("-id",)
+    sortable_by = ()
+    fields = (
+        "code_text_link",
+        "kind",
+        "result",
+        "member_link",
+        "actor",
+        "client",
+        "ip",
+        "order_id",
+        "detail",
+        "created_at",
+    )
+    readonly_fields = fields
+
+    def get_search_results(self, request, queryset, search_term):
+        term = codegen.normalize((search_term or "").strip())
+        if not term:
+            return queryset, False
+        return queryset.filter(code_text=term), False
+
+    @admin.display(description="Code")
+    def code_text_link(self, obj):
+        return format_html('<a href="{}">{}</a>', lookup_url(obj.code_text), obj.code_text)
+
+    @admin.display(description="Member")
+    def member_link(self, obj):
+        return _member_link(obj.member_id, obj.member)
+
+
+@admin.register(AbuseSignal)
+class AbuseSignalAdmin(ReadOnlyAdminMixin, ServiceManagedHistoryAdmin):
+    """The "Anomalies" screen."""
+
+    list_display = (
+        "kind",
+        "subject_type",
+        "subject_display",
+        "count",
+        "window",
+        "locked_until",
+        "created_at",
+        "reviewed",
+        "reviewed_by",
+    )
+    list_filter = ("kind", "reviewed", "subject_type")
+    list_select_related = ("reviewed_by",)
+    search_fields = ("subject",)
+    search_help_text = "The exact client, IP address or member id."
+    ordering = ("-created_at",)
+    actions = ["mark_reviewed"]
+    fields = (
+        "kind",
+        "subject_type",
+        "subject_display",
+        "count",
+        "window",
+        "locked_until",
+        "last_codes",
+        "detail",
+        "created_at",
+        "reviewed",
+        "reviewed_by",
+    )
+    readonly_fields = fields
+
+    def get_search_results(self, request, queryset, search_term):
+        term = (search_term or "").strip()
+        return (queryset.filter(subject=term), False) if term else (queryset, False)
+
+    def changelist_view(self, request, extra_context=None):
+        return super().changelist_view(request, {"title": "Anomalies", **(extra_context or {})})
+
+    @admin.display(description="Subject", ordering="subject")
+    def subject_display(self, obj):
+        if obj.subject_type == AbuseSignal.Subject.MEMBER and obj.subject.isdigit():
+            return link("member", int(obj.subject), f"member #{obj.subject}", app_label="loyalty")
+        return obj.subject
+
+    @admin.display(description="Window")
+    def window(self, obj):
+        seconds = obj.window_seconds
+        if seconds % 3600 == 0:
+            return f"{seconds // 3600} h"
+        if seconds % 60 == 0:
+            return f"{seconds // 60} min"
+        return f"{seconds} s"
+
+    @admin.display(description="Last codes tried")
+    def last_codes(self, obj):
+        codes = (obj.detail or {}).get("last_codes") or []
+        if not codes:
+            return "-"
+        return format_html_join(", ", '<a href="{}">{}</a>', ((lookup_url(c), c) for c in codes))
+
+    def has_review_permission(self, request, obj=None):
+        return request.user.has_perm("promotions.change_abusesignal")
+
+    @admin.action(description="Mark selected anomalies reviewed", permissions=["review"])
+    def mark_reviewed(self, request, queryset):
+        apply_each(
+            self,
+            request,
+            queryset.filter(reviewed=False),
+            lambda s: services.mark_signal_reviewed(signal=s, actor=request.user),
+            done="Marked {n} signal{s} reviewed.",
+        )
+
+
+@admin.register(CampaignMemberUsage)
+class CampaignMemberUsageAdmin(BigListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("campaign_link", "member_link", "uses")
+    list_filter = (CampaignFilter,)
+    list_select_related = ("campaign", "member")
+    search_fields = ("member__external_id",)
+    search_help_text = "The member's exact customer id."
+    ordering = ("-id",)
+    sortable_by = ()
+    fields = ("campaign_link", "member_link", "uses")
+    readonly_fields = fields
+
+    def get_search_results(self, request, queryset, search_term):
+        term = (search_term or "").strip()
+        return (queryset.filter(member__external_id=term), False) if term else (queryset, False)
+
+    @admin.display(description="Campaign")
+    def campaign_link(self, obj):
+        return link("campaign", obj.campaign_id, obj.campaign.name)
+
+    @admin.display(description="Member")
+    def member_link(self, obj):
+        return _member_link(obj.member_id, obj.member)
