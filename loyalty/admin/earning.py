@@ -690,10 +690,13 @@ class ProgramSettingsAdmin(ServiceManagedHistoryAdmin):
         )
 
     def save_model(self, request, obj, form, change):
-        from ..workflow import save_with_history
-
         changed = ", ".join(form.changed_data) or "nothing"
-        save_with_history(obj, actor=request.user, reason=f"Changed in the admin: {changed}")
+        fields = {name: form.cleaned_data[name] for name in form.changed_data if name in form.cleaned_data}
+        try:
+            services.update_program_settings(actor=request.user, reason=f"Changed in the admin: {changed}", **fields)
+        except DomainError as exc:
+            self.message_user(request, exc.detail, messages.ERROR)
+        obj.refresh_from_db()
 
 
 __all__ = [

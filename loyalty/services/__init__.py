@@ -28,6 +28,7 @@ from .earning import (
     retire_rule_set,
     return_transaction,
     track_purchase,
+    update_program_settings,
     update_rule_set,
 )
 
@@ -56,6 +57,7 @@ __all__ = [
     "restore_debit",
     "reverse_earning",
     "track_purchase",
+    "update_program_settings",
     "update_member",
     "update_rule_set",
 ]

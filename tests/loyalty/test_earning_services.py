@@ -363,3 +363,23 @@ def test_non_loyalty_purchase_is_stored_without_points(percent_rules):
         txn = bill("N-1", d(2024, 1, 20))
     assert txn.member is None and txn.points_earned == 0 and txn.processed_at is None
     assert not LedgerEntry.objects.exists()
+
+
+@pytest.mark.django_db
+def test_program_settings_change_through_the_service_with_history(campaign_manager_user, support_user):
+    from loyalty.exceptions import PermissionRequired
+    from loyalty.models import ProgramSettings
+
+    with pytest.raises(PermissionRequired):
+        services.update_program_settings(actor=support_user, retro_enabled=True)
+    with pytest.raises(InvalidInput) as exc:
+        services.update_program_settings(actor=campaign_manager_user, rollback_approval_reasons=["whim"])
+    assert "rollback_approval_reasons" in exc.value.errors
+    with pytest.raises(InvalidInput):
+        services.update_program_settings(actor=campaign_manager_user, no_such_setting=1)
+    program = services.update_program_settings(
+        actor=campaign_manager_user, reason="enable retro", retro_enabled=True, retro_window_days=60
+    )
+    assert ProgramSettings.load().retro_window_days == 60 and program.retro_enabled
+    last = program.history.latest("history_date")
+    assert last.history_user == campaign_manager_user and last.history_change_reason == "enable retro"
