@@ -1,0 +1,299 @@
+"""Redemptions and awards (API.md: Rewards, redemptions, awards, rollbacks).
+
+One view per operation; every state change goes through ``redemptions.services`` (which check the
+permission, the transition table and four-eyes again) and every POST honours ``Idempotency-Key``.
+"""
+
+from __future__ import annotations
+
+import django_filters
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field
+from rest_framework import generics, serializers, status
+from rest_framework.response import Response
+
+from loyalty.api.base import ReadWritePerms, has_perms, idempotent
+from loyalty.models import Member, Reward
+from redemptions import services
+from redemptions.models import Redemption
+
+MAX_TRACKING_REF = 100
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class StrChoiceField(serializers.ChoiceField):
+    """A ChoiceField documented as a plain string (its values are in the help text).
+
+    Generic names such as ``status`` or ``kind`` carry different choice sets across the API; as
+    enums they would collide in the schema's component names."""
+
+    def __init__(self, choices, **kwargs):
+        values = [c[0] if isinstance(c, tuple | list) else c for c in choices]
+        kwargs.setdefault("help_text", "One of: " + ", ".join(str(v) for v in values) + ".")
+        super().__init__(choices, **kwargs)
+
+
+def redemption_queryset():
+    return Redemption.objects.select_related("member", "reward", "metric", "issued_code", "created_by", "decided_by")
+
+
+def redemption_or_404(pk: int) -> Redemption:
+    return get_object_or_404(redemption_queryset(), pk=pk)
+
+
+class RedemptionOut(serializers.ModelSerializer):
+    kind = serializers.CharField(read_only=True, help_text="redemption | award")
+    member = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+    reward = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+    status = serializers.CharField(read_only=True, help_text="pending | processing | completed | canceled | errored")
+    metric = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    issued_code = serializers.SerializerMethodField()
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Redemption
+        fields = [
+            "id",
+            "kind",
+            "member",
+            "reward",
+            "quantity",
+            "status",
+            "approval_status",
+            "fulfillment_status",
+            "award_status",
+            "points_spent",
+            "points_returned",
+            "metric",
+            "issued_code",
+            "tracking_ref",
+            "expires_at",
+            "channel",
+            "reason",
+            "created_by",
+            "decided_by",
+            "decision_reason",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_issued_code(self, obj) -> str | None:
+        return obj.issued_code.code if obj.issued_code_id else None
+
+
+class RedeemIn(serializers.Serializer):
+    member = serializers.SlugRelatedField(slug_field="external_id", queryset=Member.objects.all())
+    reward = serializers.SlugRelatedField(slug_field="external_id", queryset=Reward.objects.all())
+    quantity = serializers.IntegerField(min_value=1, max_value=services.MAX_QUANTITY, default=1)
+
+
+class AwardIn(RedeemIn):
+    reason = serializers.CharField(max_length=255)
+
+
+class RedemptionFilter(django_filters.FilterSet):
+    member = django_filters.CharFilter(field_name="member__external_id", label="Member external_id")
+    reward = django_filters.CharFilter(field_name="reward__external_id", label="Reward external_id")
+    kind = django_filters.ChoiceFilter(choices=Redemption.Kind.choices)
+    status = django_filters.ChoiceFilter(choices=Redemption.Status.choices)
+    award_status = django_filters.ChoiceFilter(choices=Redemption.AwardStatus.choices)
+    approval_status = django_filters.ChoiceFilter(choices=Redemption.ApprovalStatus.choices)
+    fulfillment_status = django_filters.ChoiceFilter(choices=Redemption.Fulfillment.choices)
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+
+    class Meta:
+        model = Redemption
+        fields = ["member", "reward", "kind", "status", "award_status", "approval_status", "fulfillment_status"]
+
+
+class RedemptionList(generics.ListAPIView):
+    """GET: redemptions and awards of every status. POST: spend points on a reward."""
+
+    serializer_class = RedemptionOut
+    filterset_class = RedemptionFilter
+    permission_classes = [ReadWritePerms]
+    read_perms = ["redemptions.view_redemption"]
+    write_perms = ["redemptions.add_redemption"]
+
+    def get_queryset(self):
+        return redemption_queryset().order_by("-created_at", "-id")
+
+    @extend_schema(request=RedeemIn, responses={201: RedemptionOut})
+    @idempotent
+    def post(self, request):
+        data = RedeemIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        redemption = services.redeem_reward(actor=request.user, channel=Redemption.Channel.API, **data.validated_data)
+        return Response(RedemptionOut(redemption_or_404(redemption.pk)).data, status=status.HTTP_201_CREATED)
+
+
+class AwardCreate(generics.GenericAPIView):
+    """A free reward, with a reason."""
+
+    serializer_class = AwardIn
+    permission_classes = [has_perms("redemptions.award_reward")]
+
+    @extend_schema(request=AwardIn, responses={201: RedemptionOut})
+    @idempotent
+    def post(self, request):
+        data = AwardIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        redemption = services.award_reward(actor=request.user, channel=Redemption.Channel.API, **data.validated_data)
+        return Response(RedemptionOut(redemption_or_404(redemption.pk)).data, status=status.HTTP_201_CREATED)
+
+
+class RedemptionDetail(generics.RetrieveAPIView):
+    serializer_class = RedemptionOut
+    permission_classes = [has_perms("redemptions.view_redemption")]
+
+    def get_queryset(self):
+        return redemption_queryset()
+
+
+# --- state changes ---------------------------------------------------------------------------
+
+
+class ApproveIn(serializers.Serializer):
+    reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+class ReasonIn(serializers.Serializer):
+    reason = serializers.CharField(max_length=255)
+
+
+class StatusIn(serializers.Serializer):
+    status = StrChoiceField(choices=Redemption.Status.choices)
+    reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+class AwardStatusIn(serializers.Serializer):
+    award_status = serializers.ChoiceField(choices=Redemption.AwardStatus.choices)
+    reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+class FulfillmentIn(serializers.Serializer):
+    fulfillment_status = serializers.ChoiceField(choices=Redemption.Fulfillment.choices)
+    tracking_ref = serializers.CharField(max_length=MAX_TRACKING_REF, required=False, allow_blank=True, default="")
+    reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+class _RedemptionAction(generics.GenericAPIView):
+    """POST /redemptions/{id}/<action>: validate the body, call one service, answer the redemption."""
+
+    input_class: type[serializers.Serializer]
+    queryset = Redemption.objects.all()
+
+    def get_serializer_class(self):
+        return self.input_class
+
+    def perform(self, redemption: Redemption, actor, data: dict) -> Redemption:
+        raise NotImplementedError
+
+    def handle(self, request, pk: int) -> Response:
+        redemption = redemption_or_404(pk)
+        data = self.input_class(data=request.data)
+        data.is_valid(raise_exception=True)
+        redemption = self.perform(redemption, request.user, dict(data.validated_data))
+        return Response(RedemptionOut(redemption_or_404(redemption.pk)).data)
+
+
+class RedemptionApprove(_RedemptionAction):
+    """Approve a submitted redemption or award (never one you created)."""
+
+    input_class = ApproveIn
+    permission_classes = [has_perms("redemptions.approve_redemption")]
+
+    def perform(self, redemption, actor, data):
+        return services.approve_redemption(redemption=redemption, actor=actor, reason=data["reason"])
+
+    @extend_schema(request=ApproveIn, responses=RedemptionOut)
+    @idempotent
+    def post(self, request, pk):
+        return self.handle(request, pk)
+
+
+class RedemptionReject(_RedemptionAction):
+    """Reject: points and stock go back; the member may not redeem that reward again."""
+
+    input_class = ReasonIn
+    permission_classes = [has_perms("redemptions.approve_redemption")]
+
+    def perform(self, redemption, actor, data):
+        return services.reject_redemption(redemption=redemption, actor=actor, reason=data["reason"])
+
+    @extend_schema(request=ReasonIn, responses=RedemptionOut)
+    @idempotent
+    def post(self, request, pk):
+        return self.handle(request, pk)
+
+
+class RedemptionReturn(_RedemptionAction):
+    """Return: points and stock go back; the member may redeem the reward again."""
+
+    input_class = ReasonIn
+    permission_classes = [has_perms("redemptions.approve_redemption")]
+
+    def perform(self, redemption, actor, data):
+        return services.return_redemption(redemption=redemption, actor=actor, reason=data["reason"])
+
+    @extend_schema(request=ReasonIn, responses=RedemptionOut)
+    @idempotent
+    def post(self, request, pk):
+        return self.handle(request, pk)
+
+
+class RedemptionStatus(_RedemptionAction):
+    """Move the processing status along Redemption.STATUS_TRANSITIONS (409 invalid_transition otherwise)."""
+
+    input_class = StatusIn
+    permission_classes = [has_perms("redemptions.change_redemption")]
+
+    def perform(self, redemption, actor, data):
+        return services.change_status(redemption=redemption, actor=actor, status=data["status"], reason=data["reason"])
+
+    @extend_schema(request=StatusIn, responses=RedemptionOut)
+    @idempotent
+    def post(self, request, pk):
+        return self.handle(request, pk)
+
+
+class RedemptionAwardStatus(_RedemptionAction):
+    """Awards only: move award_status along Redemption.AWARD_TRANSITIONS."""
+
+    input_class = AwardStatusIn
+    permission_classes = [has_perms("redemptions.change_redemption")]
+
+    def perform(self, redemption, actor, data):
+        return services.change_award_status(
+            redemption=redemption, actor=actor, award_status=data["award_status"], reason=data["reason"]
+        )
+
+    @extend_schema(request=AwardStatusIn, responses=RedemptionOut)
+    @idempotent
+    def post(self, request, pk):
+        return self.handle(request, pk)
+
+
+class RedemptionFulfillment(_RedemptionAction):
+    """Move fulfillment_status along Redemption.FULFILLMENT_TRANSITIONS, optionally with a tracking ref."""
+
+    input_class = FulfillmentIn
+    permission_classes = [has_perms("redemptions.change_fulfillment")]
+
+    def perform(self, redemption, actor, data):
+        return services.change_fulfillment(
+            redemption=redemption,
+            actor=actor,
+            fulfillment_status=data["fulfillment_status"],
+            tracking_ref=data["tracking_ref"],
+            reason=data["reason"],
+        )
+
+    @extend_schema(request=FulfillmentIn, responses=RedemptionOut)
+    @idempotent
+    def post(self, request, pk):
+        return self.handle(request, pk)

@@ -1,0 +1,172 @@
+"""Rollbacks (API.md: POST /redemptions/{id}/rollback, GET /rollbacks/, approve, reject).
+
+The policy (window, statuses, partial, approval reasons and threshold, four-eyes) lives in
+``redemptions.services``; these views only validate input and present the result.
+"""
+
+from __future__ import annotations
+
+import django_filters
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.response import Response
+
+from loyalty.api.base import has_perms, idempotent
+from redemptions import services
+from redemptions.models import Redemption, Rollback
+
+from .redemptions import StrChoiceField, redemption_or_404
+
+MAX_POINTS = 1_000_000_000_000
+
+
+def rollback_queryset():
+    return Rollback.objects.select_related("member", "requested_by", "approved_by", "rejected_by").prefetch_related(
+        "ledger_entries"
+    )
+
+
+def rollback_or_404(pk: int) -> Rollback:
+    return get_object_or_404(rollback_queryset(), pk=pk)
+
+
+class RollbackOut(serializers.ModelSerializer):
+    member = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+    status = serializers.CharField(read_only=True, help_text="pending_approval | executed | rejected")
+    reason = serializers.CharField(read_only=True, help_text="customer_request | technical_error | fraud | other")
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    rejected_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    ledger_entries = serializers.SerializerMethodField(help_text="Ids of the ledger entries that returned the points.")
+
+    class Meta:
+        model = Rollback
+        fields = [
+            "id",
+            "redemption",
+            "member",
+            "status",
+            "points_requested",
+            "points_returned",
+            "full",
+            "reason",
+            "note",
+            "code_voided",
+            "stock_restored",
+            "notified",
+            "notified_at",
+            "approval_required_because",
+            "requested_by",
+            "approved_by",
+            "rejected_by",
+            "decision_note",
+            "created_at",
+            "executed_at",
+            "ledger_entries",
+        ]
+        read_only_fields = fields
+
+    def get_ledger_entries(self, obj) -> list[int]:
+        return sorted(e.pk for e in obj.ledger_entries.all())
+
+
+class RollbackIn(serializers.Serializer):
+    reason = StrChoiceField(choices=Rollback.Reason.choices)
+    points = serializers.IntegerField(
+        min_value=1, max_value=MAX_POINTS, required=False, allow_null=True, help_text="Omit for a full rollback."
+    )
+    note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+
+
+class RollbackApproveIn(serializers.Serializer):
+    note = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+class RollbackRejectIn(serializers.Serializer):
+    reason = serializers.CharField(max_length=255)
+
+
+class RedemptionRollback(generics.GenericAPIView):
+    """Undo a redemption (fully, or ``points`` of it): executed now, or pending_approval where the
+    policy needs a second person."""
+
+    serializer_class = RollbackIn
+    queryset = Redemption.objects.all()
+    permission_classes = [has_perms("redemptions.add_rollback")]
+
+    @extend_schema(request=RollbackIn, responses={201: RollbackOut})
+    @idempotent
+    def post(self, request, pk):
+        redemption = redemption_or_404(pk)
+        data = RollbackIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        rollback = services.rollback_redemption(
+            redemption=redemption,
+            actor=request.user,
+            reason=values["reason"],
+            points=values.get("points"),
+            note=values["note"],
+        )
+        return Response(RollbackOut(rollback_or_404(rollback.pk)).data, status=status.HTTP_201_CREATED)
+
+
+class RollbackFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=Rollback.Status.choices)
+    reason = django_filters.ChoiceFilter(choices=Rollback.Reason.choices)
+    member = django_filters.CharFilter(field_name="member__external_id", label="Member external_id")
+    redemption = django_filters.NumberFilter(field_name="redemption_id", label="Redemption id")
+
+    class Meta:
+        model = Rollback
+        fields = ["status", "reason", "member", "redemption"]
+
+
+class RollbackList(generics.ListAPIView):
+    serializer_class = RollbackOut
+    filterset_class = RollbackFilter
+    permission_classes = [has_perms("redemptions.view_rollback")]
+
+    def get_queryset(self):
+        return rollback_queryset().order_by("-created_at", "-id")
+
+
+class RollbackDetail(generics.RetrieveAPIView):
+    serializer_class = RollbackOut
+    permission_classes = [has_perms("redemptions.view_rollback")]
+
+    def get_queryset(self):
+        return rollback_queryset()
+
+
+class RollbackApprove(generics.GenericAPIView):
+    """Execute a pending rollback (a second person: never the requester)."""
+
+    serializer_class = RollbackApproveIn
+    queryset = Rollback.objects.all()
+    permission_classes = [has_perms("redemptions.approve_rollback")]
+
+    @extend_schema(request=RollbackApproveIn, responses=RollbackOut)
+    @idempotent
+    def post(self, request, pk):
+        rollback = rollback_or_404(pk)
+        data = RollbackApproveIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        rollback = services.approve_rollback(rollback=rollback, actor=request.user, note=data.validated_data["note"])
+        return Response(RollbackOut(rollback_or_404(rollback.pk)).data)
+
+
+class RollbackReject(generics.GenericAPIView):
+    serializer_class = RollbackRejectIn
+    queryset = Rollback.objects.all()
+    permission_classes = [has_perms("redemptions.approve_rollback")]
+
+    @extend_schema(request=RollbackRejectIn, responses=RollbackOut)
+    @idempotent
+    def post(self, request, pk):
+        rollback = rollback_or_404(pk)
+        data = RollbackRejectIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        rollback = services.reject_rollback(rollback=rollback, actor=request.user, reason=data.validated_data["reason"])
+        return Response(RollbackOut(rollback_or_404(rollback.pk)).data)
