@@ -237,7 +237,7 @@ class Rollback(models.Model):
     history = HistoricalRecords()
 
     class Meta:
-        ordering = ["-created_at"]
+        ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(
                 condition=Q(status__in=["pending_approval", "executed", "rejected"]), name="rollback_status_valid"

@@ -222,7 +222,11 @@ def give_back(
     grace_days: int = 0,
     key: str | None = None,
 ) -> list[LedgerEntry]:
-    """Return spent points (all that is left, or ``points``) with their original lots. Caller holds the lock."""
+    """Return spent points (all that is left, or ``points``) with their original lots. Caller holds the lock.
+
+    Every give-back (reject, return, cancel, rollback) is a ledger entry of kind ``rollback`` that
+    reverses the redemption's debit; its source (redemption or rollback) and reason say which it was.
+    """
     if not redemption.ledger_entry_id:
         return []
     entries = restore_debit(

@@ -1,0 +1,257 @@
+"""Read queries of redemptions: the screens' base querysets, the approval queues and rollback trends.
+
+Nothing here writes. Every query is index-friendly (see ``Redemption.Meta.indexes`` and
+``Rollback.Meta.indexes``) because the tables reach millions of rows.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import TruncWeek
+from django.utils import timezone
+
+from loyalty.models import Member, PointBalance, ProgramSettings
+from promotions import codegen
+from promotions.models import Code
+
+from .models import Redemption, Rollback
+
+# The Redemptions screen: every redemption plus the awards a member has claimed.
+REDEMPTIONS_SCREEN = Q(kind=Redemption.Kind.REDEMPTION) | Q(
+    kind=Redemption.Kind.AWARD, award_status=Redemption.AwardStatus.CLAIMED
+)
+
+
+def redemptions_screen() -> QuerySet[Redemption]:
+    return Redemption.objects.filter(REDEMPTIONS_SCREEN)
+
+
+def awards_screen() -> QuerySet[Redemption]:
+    return Redemption.objects.filter(kind=Redemption.Kind.AWARD)
+
+
+@dataclass(frozen=True)
+class SearchTerms:
+    """A search term resolved to ids through small, uniquely indexed tables."""
+
+    text: str
+    member_ids: list[int]
+    code_ids: list[int]
+    number: int | None
+
+
+def resolve_search(term: str) -> SearchTerms | None:
+    """Exact matches only: customer id, email, issued code (normalised) and a number (an id).
+    Members and codes are looked up first, so the big tables are only probed by their
+    ``member`` / ``issued_code`` indexes. None for an empty term."""
+    term = (term or "").strip()
+    if not term:
+        return None
+    member_q = Q(external_id=term)
+    if "@" in term:
+        member_q |= Q(email__in={term, term.lower()})
+    member_ids = list(Member.objects.filter(member_q).values_list("pk", flat=True)[:100])
+    normalized = codegen.normalize(term)
+    code_ids = list(Code.objects.filter(normalized=normalized).values_list("pk", flat=True)[:1]) if normalized else []
+    digits = term.lstrip("#")
+    number = int(digits) if digits.isdigit() and len(digits) < 19 else None
+    return SearchTerms(text=term, member_ids=member_ids, code_ids=code_ids, number=number)
+
+
+def search_filter(term: str) -> Q | None:
+    """The Redemptions/Awards screens' search: customer id, email, issued code, id, legacy reference."""
+    found = resolve_search(term)
+    if found is None:
+        return None
+    q = Q(external_ref=found.text)
+    if found.member_ids:
+        q |= Q(member_id__in=found.member_ids)
+    if found.code_ids:
+        q |= Q(issued_code_id__in=found.code_ids)
+    if found.number is not None:
+        q |= Q(pk=found.number)
+    return q
+
+
+def with_member_balance(qs: QuerySet[Redemption]) -> QuerySet[Redemption]:
+    """Annotate ``member_balance``: the member's spendable balance in the reward's metric."""
+    balance = PointBalance.objects.filter(member_id=OuterRef("member_id"), metric_id=OuterRef("metric_id"))
+    return qs.annotate(member_balance=Subquery(balance.values("balance")[:1]))
+
+
+def approval_queue() -> QuerySet[Redemption]:
+    """Redemptions and awards waiting for an approver, oldest first (index redemption_approval_queue)."""
+    return with_member_balance(
+        Redemption.objects.filter(approval_status=Redemption.ApprovalStatus.SUBMITTED)
+        .select_related("member", "reward", "metric", "created_by")
+        .order_by("created_at", "id")
+    )
+
+
+def rollback_queue() -> QuerySet[Rollback]:
+    """Rollbacks waiting for a second person, oldest first (index rollback_queue)."""
+    return (
+        Rollback.objects.filter(status=Rollback.Status.PENDING_APPROVAL)
+        .select_related("member", "redemption__reward", "requested_by")
+        .order_by("created_at", "id")
+    )
+
+
+def member_responses(member: Member, *, limit: int = 20) -> list[Redemption]:
+    return list(
+        Redemption.objects.filter(member=member)
+        .select_related("reward", "issued_code")
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+def member_rollbacks(member: Member, *, limit: int = 20) -> list[Rollback]:
+    return list(
+        Rollback.objects.filter(member=member)
+        .select_related("redemption__reward", "requested_by", "approved_by", "rejected_by")
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+def reward_responses(reward_id: int, *, limit: int = 20) -> list[Redemption]:
+    return list(
+        Redemption.objects.filter(reward_id=reward_id)
+        .select_related("member", "issued_code")
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+# --- rollback trends -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WeekRow:
+    week: str  # ISO week, e.g. "2025-W07"
+    week_start: dt.date
+    by_reason: dict[str, int]
+    total: int
+    points: int
+
+
+@dataclass(frozen=True)
+class StaffRow:
+    user_id: int
+    username: str
+    total: int
+    executed: int
+    pending: int
+    rejected: int
+    points: int
+
+
+@dataclass(frozen=True)
+class RepeatedMember:
+    member_id: int
+    external_id: str
+    name: str
+    count: int
+
+
+@dataclass(frozen=True)
+class RollbackTrends:
+    since: dt.datetime
+    weeks: list[WeekRow]
+    reasons: list[tuple[str, str]]
+    by_staff: list[StaffRow]
+    repeated: list[RepeatedMember]
+    repeated_threshold: int
+    totals_by_reason: dict[str, int] = field(default_factory=dict)
+
+
+def _monday(day: dt.date) -> dt.date:
+    return day - dt.timedelta(days=day.weekday())
+
+
+def rollback_trends(*, weeks: int = 12, now: dt.datetime | None = None) -> RollbackTrends:
+    """Rollbacks by reason and ISO week (the last ``weeks`` weeks, current one included), by the
+    staff member who asked, and the members at or above the policy's 30-day maximum."""
+    now = now or timezone.now()
+    local_today = timezone.localtime(now).date()
+    first_monday = _monday(local_today) - dt.timedelta(weeks=weeks - 1)
+    tz = timezone.get_current_timezone()
+    since = dt.datetime.combine(first_monday, dt.time.min, tzinfo=tz)
+    recent = Rollback.objects.filter(created_at__gte=since)
+
+    cells: dict[dt.date, dict[str, int]] = {}
+    points: dict[dt.date, int] = {}
+    for row in (
+        recent.annotate(week=TruncWeek("created_at"))
+        .values("week", "reason")
+        .annotate(n=Count("id"), pts=Sum("points_requested"))
+        .order_by()
+    ):
+        week = row["week"]
+        week = week.date() if isinstance(week, dt.datetime) else week
+        cells.setdefault(week, {})[row["reason"]] = cells.get(week, {}).get(row["reason"], 0) + row["n"]
+        points[week] = points.get(week, 0) + (row["pts"] or 0)
+
+    reasons = list(Rollback.Reason.choices)
+    week_rows = []
+    totals = {code: 0 for code, _ in reasons}
+    for i in range(weeks):
+        start = first_monday + dt.timedelta(weeks=i)
+        by_reason = {code: cells.get(start, {}).get(code, 0) for code, _ in reasons}
+        for code, n in by_reason.items():
+            totals[code] += n
+        iso = start.isocalendar()
+        week_rows.append(
+            WeekRow(
+                week=f"{iso.year}-W{iso.week:02d}",
+                week_start=start,
+                by_reason=by_reason,
+                total=sum(by_reason.values()),
+                points=points.get(start, 0),
+            )
+        )
+
+    status = Rollback.Status
+    by_staff = [
+        StaffRow(
+            user_id=row["requested_by"],
+            username=row["requested_by__username"],
+            total=row["total"],
+            executed=row["executed"],
+            pending=row["pending"],
+            rejected=row["rejected"],
+            points=row["points"] or 0,
+        )
+        for row in recent.values("requested_by", "requested_by__username")
+        .annotate(
+            total=Count("id"),
+            executed=Count("id", filter=Q(status=status.EXECUTED)),
+            pending=Count("id", filter=Q(status=status.PENDING_APPROVAL)),
+            rejected=Count("id", filter=Q(status=status.REJECTED)),
+            points=Sum("points_returned"),
+        )
+        .order_by("-total", "requested_by__username")
+    ]
+
+    threshold = ProgramSettings.load().rollback_max_per_member_30_days
+    repeated = [
+        RepeatedMember(
+            member_id=row["member"], external_id=row["member__external_id"], name=row["member__name"], count=row["n"]
+        )
+        for row in Rollback.objects.filter(created_at__gte=now - dt.timedelta(days=30))
+        .exclude(status=Rollback.Status.REJECTED)
+        .values("member", "member__external_id", "member__name")
+        .annotate(n=Count("id"))
+        .filter(n__gte=max(threshold, 1))
+        .order_by("-n", "member__external_id")[:100]
+    ]
+    return RollbackTrends(
+        since=since,
+        weeks=week_rows,
+        reasons=reasons,
+        by_staff=by_staff,
+        repeated=repeated,
+        repeated_threshold=threshold,
+        totals_by_reason=totals,
+    )
