@@ -103,6 +103,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "promotions.change_coderedemption",
         "promotions.change_abusesignal",
         "promotions.view_campaignmemberusage",
+        "promotions.add_coderedemption",
         *_REDEMPTIONS_READ,
         "redemptions.add_rewardcodepool",
         "redemptions.change_rewardcodepool",

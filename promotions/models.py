@@ -199,6 +199,7 @@ class Code(models.Model):
             ),
         ]
         indexes = [
+            models.Index(fields=["campaign", "-id"], name="code_campaign"),
             models.Index(fields=["campaign", "status", "-id"], name="code_campaign_status"),
             models.Index(fields=["batch", "-id"], name="code_batch"),
             models.Index(fields=["status", "-id"], name="code_status"),

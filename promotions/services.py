@@ -532,6 +532,7 @@ def _evaluate(req: CodeRequest, codes: list[Code]) -> Evaluation:
 
 def validate_codes(req: CodeRequest, *, actor: User) -> Evaluation:
     """Answer which codes apply, changing nothing but the timeline and the abuse counters."""
+    _require_perm(actor, "promotions.view_code")
     abuse.check_not_locked(client=req.client, ip=req.ip, member_id=req.member.pk if req.member else None)
     codes = list(Code.objects.filter(normalized__in=req.codes).select_related("campaign"))
     evaluation = _evaluate(req, codes)
@@ -550,6 +551,7 @@ def redeem_codes(req: CodeRequest, *, actor: User) -> list[CodeRedemption]:
     Locks, in order: the member's balance rows (bonus points), the codes by id, the campaigns by id,
     the member's usage rows; then evaluates on the locked rows and writes with F() updates.
     """
+    _require_perm(actor, "promotions.add_coderedemption")
     member_id = req.member.pk if req.member else None
     abuse.check_not_locked(client=req.client, ip=req.ip, member_id=member_id)
     evaluation: Evaluation | None = None

@@ -77,8 +77,8 @@ def idempotent(view_method: Callable) -> Callable:
         except Exception:
             record.delete()
             raise
-        if response.status_code >= 500:
-            record.delete()
+        if response.status_code >= 500 or response.status_code == 429:
+            record.delete()  # temporary: a retry with the same key must be tried again, not replayed
         else:
             record.response_status = response.status_code
             record.response_body = json.loads(json.dumps(response.data, default=str))

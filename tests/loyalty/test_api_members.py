@@ -246,3 +246,12 @@ def test_openapi_schema_validates(tmp_path):
     out = tmp_path / "schema.yml"
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(out))
     assert out.read_text().startswith("openapi: 3")
+
+
+@pytest.mark.django_db
+def test_oversized_body_is_a_400_in_the_error_shape(api, settings, writes):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    before = writes()
+    r = api.post(f"{BASE}/members/", {"external_id": "BIG", "name": "x" * 5000}, format="json")
+    assert_error(r, 400, "malformed_request")
+    assert writes() == before
