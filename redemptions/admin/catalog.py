@@ -49,6 +49,11 @@ class RewardAdmin(BaseRewardAdmin):
     change_form_template = "admin/redemptions/reward/change_form.html"
     inlines = [*BaseRewardAdmin.inlines, RewardCodePoolInline]
 
+    def get_inlines(self, request, obj):
+        # The pool is set once the reward exists (the add form stays the catalogue's own).
+        inlines = super().get_inlines(request, obj)
+        return inlines if obj is not None else [i for i in inlines if i is not RewardCodePoolInline]
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = extra_context or {}
         obj = self.get_object(request, object_id)
