@@ -1,0 +1,590 @@
+"""The redemptions admin, driven through the Django test client: screens, queues, bulk actions
+through the services, the member page's Rewards panel, rollbacks and trends."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.messages import get_messages
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from loyalty import roles
+from loyalty import services as loyalty
+from loyalty.models import LedgerEntry, PointBalance, ProgramSettings
+from redemptions import services
+from redemptions.models import Redemption, RewardCodePool, Rollback
+from tests.conftest import make_user
+
+pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
+
+ACTION = "_selected_action"
+
+
+def url(name, *args, query=""):
+    return reverse(f"admin:{name}", args=args) + (f"?{query}" if query else "")
+
+
+def messages_of(response):
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def login(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def balance(member):
+    return PointBalance.objects.get(member=member).balance
+
+
+def ids(response):
+    return [r.pk for r in response.context["cl"].result_list]
+
+
+@pytest.fixture
+def lead(db):
+    """A team lead: support agent and approver at once (four-eyes still applies)."""
+    return make_user("lead", roles.SUPPORT_AGENT, roles.APPROVER)
+
+
+@pytest.fixture
+def data(rich_member, reward, code_reward, support_user, admin_user):
+    mug = reward(name="Mug", requires_fulfillment=True, stock=10)
+    vip = reward(name="VIP lounge", requires_approval=True, points=50)
+    plain = services.redeem_reward(member=rich_member, reward=mug, actor=support_user)
+    coded = services.redeem_reward(member=rich_member, reward=code_reward, actor=support_user)
+    submitted = services.redeem_reward(member=rich_member, reward=vip, actor=support_user)
+    awarded = services.award_reward(member=rich_member, reward=mug, actor=admin_user, reason="Birthday")
+    claimed = services.award_reward(member=rich_member, reward=mug, actor=admin_user, reason="Apology")
+    services.change_award_status(redemption=claimed, award_status="claimed", actor=admin_user)
+    return {
+        "member": rich_member,
+        "mug": mug,
+        "vip": vip,
+        "plain": plain,
+        "coded": coded,
+        "submitted": submitted,
+        "awarded": awarded,
+        "claimed": claimed,
+    }
+
+
+# --- screens ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("who", ["admin_user", "support_user", "approver_user", "auditor_user"])
+def test_screens_render_for_every_role(data, request, who):
+    user = request.getfixturevalue(who)
+    rollback = services.rollback_redemption(
+        redemption=data["plain"], reason="fraud", actor=make_user("x", roles.SUPPORT_AGENT)
+    )
+    client = login(user)
+    pages = [
+        url("redemptions_redemption_changelist"),
+        url("redemptions_redemption_queue"),
+        url("redemptions_award_changelist"),
+        url("redemptions_rollback_changelist"),
+        url("redemptions_rollback_queue"),
+        url("redemptions_rollback_trends"),
+        url("redemptions_redemption_change", data["coded"].pk),
+        url("redemptions_award_change", data["awarded"].pk),
+        url("redemptions_rollback_change", rollback.pk),
+        url("redemptions_redemption_history", data["coded"].pk),
+        url("redemptions_rollback_history", rollback.pk),
+        url("loyalty_member_change", data["member"].pk),
+        url("loyalty_reward_change", data["mug"].pk),
+        url("redemptions_rewardcodepool_changelist"),
+        url("redemptions_redemption_export"),
+    ]
+    for page in pages:
+        response = client.get(page)
+        assert response.status_code == 200, (page, response.status_code)
+
+
+@pytest.mark.django_db
+def test_change_pages_are_view_only_and_nothing_can_be_added_or_deleted(data, admin_user):
+    client = login(admin_user)
+    red = data["plain"]
+    page = client.get(url("redemptions_redemption_change", red.pk))
+    html = page.content.decode()
+    assert 'name="_save"' not in html and 'id="response-actions"' in html
+    assert client.post(url("redemptions_redemption_change", red.pk), {"status": "canceled"}).status_code == 403
+    assert client.get(url("redemptions_redemption_add")).status_code == 403
+    assert client.get(url("redemptions_redemption_delete", red.pk)).status_code == 403
+    assert client.get(url("redemptions_rollback_add")).status_code == 403
+    red.refresh_from_db()
+    assert red.status == "pending"
+
+
+@pytest.mark.django_db
+def test_redemptions_screen_shows_claimed_awards_but_not_awarded_ones(data, support_user):
+    client = login(support_user)
+    listed = ids(client.get(url("redemptions_redemption_changelist")))
+    assert data["claimed"].pk in listed and data["awarded"].pk not in listed
+    assert {data["plain"].pk, data["coded"].pk, data["submitted"].pk} <= set(listed)
+    assert listed == sorted(listed, reverse=True)  # newest first
+    awards = ids(client.get(url("redemptions_award_changelist")))
+    assert sorted(awards) == sorted([data["claimed"].pk, data["awarded"].pk])
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "query, expected",
+    [
+        ("kind__exact=award", ["claimed"]),
+        ("approval_status__exact=submitted", ["submitted"]),
+        ("award_status__exact=claimed", ["claimed"]),
+        ("created_within=7", ["plain", "coded", "submitted", "claimed"]),
+    ],
+)
+def test_filters(data, support_user, query, expected):
+    response = login(support_user).get(url("redemptions_redemption_changelist", query=query))
+    assert sorted(ids(response)) == sorted(data[k].pk for k in expected)
+
+
+@pytest.mark.django_db
+def test_search_by_email_customer_id_code_and_id(data, support_user):
+    other = loyalty.enroll_member(external_id="M-2", email="bob@example.com")
+    loyalty.credit_points(member=other, metric=data["mug"].metric, amount=500)
+    bobs = services.redeem_reward(member=other, reward=data["mug"], actor=support_user)
+    client = login(support_user)
+
+    def search(term):
+        return sorted(ids(client.get(url("redemptions_redemption_changelist"), {"q": term})))
+
+    assert search("bob@example.com") == [bobs.pk]
+    assert search("BOB@example.com") == [bobs.pk]  # exact email, as typed or lower-cased
+    assert search("M-2") == [bobs.pk]
+    code = data["coded"].issued_code.code
+    assert search(code.lower()) == [data["coded"].pk]  # the code is normalised
+    assert search(f"#{bobs.pk}") == [bobs.pk]
+    assert search("example.com") == []  # no partial matches: exact, index-friendly lookups only
+
+
+@pytest.mark.django_db
+def test_changelist_query_count_is_small_and_constant(data, support_user, reward):
+    client = login(support_user)
+
+    def count():
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(url("redemptions_redemption_changelist")).status_code == 200
+        return len(ctx.captured_queries)
+
+    small = count()
+    for _ in range(15):
+        services.redeem_reward(member=data["member"], reward=reward(points=1), actor=support_user)
+    assert count() == small
+    assert small <= 15
+
+
+# --- the approval queue and bulk actions -----------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_queue_lists_submitted_oldest_first_with_balance_and_history_links(data, support_user, approver_user, lead):
+    second = services.redeem_reward(member=data["member"], reward=data["vip"], actor=lead)
+    response = login(approver_user).get(url("redemptions_redemption_queue"))
+    assert ids(response) == [data["submitted"].pk, second.pk]
+    html = response.content.decode()
+    assert "Approval queue" in html and "oldest first" in html
+    assert f"{balance(data['member']):,} points" in html  # the member's balance in the reward's metric
+    assert url("loyalty_ledgerentry_changelist", query=f"member__id__exact={data['member'].pk}") in html
+    actions = response.context["action_form"].fields["action"].choices
+    assert [name for name, _ in actions if name] == ["approve_selected", "reject_selected", "return_selected"]
+    # the Redemptions screen links to it prominently with the waiting count
+    page = login(approver_user).get(url("redemptions_redemption_changelist")).content.decode()
+    assert 'id="approval-queue-link"' in page and "Approval queue (2)" in page
+
+
+@pytest.mark.django_db
+def test_bulk_approve_reports_the_four_eyes_row_and_leaves_it_unchanged(data, lead):
+    own = services.redeem_reward(member=data["member"], reward=data["vip"], actor=lead)
+    other = data["submitted"]
+    response = login(lead).post(
+        url("redemptions_redemption_queue"),
+        {"action": "approve_selected", ACTION: [own.pk, other.pk], "index": 0},
+        follow=True,
+    )
+    msgs = messages_of(response)
+    assert f"Approved 1: #{other.pk}." in msgs
+    assert any(m.startswith("1 could not be approved") and f"#{own.pk}: You created this" in m for m in msgs), msgs
+    own.refresh_from_db()
+    other.refresh_from_db()
+    assert (own.approval_status, other.approval_status) == ("submitted", "approved")
+    assert other.decided_by == lead
+    assert response.redirect_chain[-1][0].endswith(url("redemptions_redemption_queue"))
+
+
+@pytest.mark.django_db
+def test_bulk_reject_asks_for_a_reason_then_rejects_through_the_service(data, approver_user, support_user):
+    before = balance(data["member"])
+    client = login(approver_user)
+    target = data["submitted"]
+    payload = {"action": "reject_selected", ACTION: [target.pk, data["plain"].pk], "index": 0}
+    page = client.post(url("redemptions_redemption_changelist"), payload)
+    assert page.status_code == 200 and b'name="reason"' in page.content and b"2 selected" in page.content
+    # no reason: the page again, nothing changed
+    again = client.post(url("redemptions_redemption_changelist"), {**payload, "apply": "1", "reason": " "})
+    assert again.status_code == 200
+    target.refresh_from_db()
+    assert target.approval_status == "submitted"
+    response = client.post(
+        url("redemptions_redemption_changelist"),
+        {"action": "reject_selected", ACTION: [target.pk, data["plain"].pk], "apply": "1", "reason": "Duplicate"},
+        follow=True,
+    )
+    msgs = messages_of(response)
+    assert f"Rejected 1: #{target.pk}." in msgs
+    assert any(f"#{data['plain'].pk}: approval_status cannot move from none to rejected" in m for m in msgs), msgs
+    target.refresh_from_db()
+    assert (target.approval_status, target.status, target.decision_reason) == ("rejected", "canceled", "Duplicate")
+    assert balance(data["member"]) == before + 50
+    assert data["plain"].__class__.objects.get(pk=data["plain"].pk).approval_status is None
+
+
+@pytest.mark.django_db
+def test_bulk_return(data, approver_user):
+    target = data["submitted"]
+    response = login(approver_user).post(
+        url("redemptions_redemption_queue"),
+        {"action": "return_selected", ACTION: [target.pk], "apply": "1", "reason": "Address missing"},
+        follow=True,
+    )
+    assert f"Returned 1: #{target.pk}." in messages_of(response)
+    target.refresh_from_db()
+    assert (target.approval_status, target.points_returned) == ("returned", 50)
+
+
+@pytest.mark.django_db
+def test_bulk_change_status_reports_invalid_transitions(data, support_user):
+    canceled = services.change_status(redemption=data["coded"], status="canceled", actor=support_user)
+    client = login(support_user)
+    payload = {"action": "change_status_selected", ACTION: [data["plain"].pk, canceled.pk]}
+    page = client.post(url("redemptions_redemption_changelist"), {**payload, "index": 0})
+    assert b'name="status"' in page.content
+    response = client.post(
+        url("redemptions_redemption_changelist"), {**payload, "apply": "1", "status": "processing"}, follow=True
+    )
+    msgs = messages_of(response)
+    assert f"Moved 1: #{data['plain'].pk}." in msgs
+    assert any(f"#{canceled.pk}: status cannot move from canceled to processing" in m for m in msgs), msgs
+    data["plain"].refresh_from_db()
+    canceled.refresh_from_db()
+    assert (data["plain"].status, canceled.status) == ("processing", "canceled")
+    assert data["plain"].history.first().history_user == support_user
+
+
+@pytest.mark.django_db
+def test_bulk_change_fulfillment_with_tracking_ref(data, support_user):
+    mug_redemption = data["plain"]
+    code_redemption = data["coded"]  # a discount code is not shipped
+    client = login(support_user)
+    payload = {"action": "change_fulfillment_selected", ACTION: [mug_redemption.pk, code_redemption.pk], "apply": "1"}
+    client.post(url("redemptions_redemption_changelist"), {**payload, "fulfillment_status": "confirmed_paid"})
+    response = client.post(
+        url("redemptions_redemption_changelist"),
+        {**payload, "fulfillment_status": "shipped", "tracking_ref": "TRK-1"},
+        follow=True,
+    )
+    msgs = messages_of(response)
+    assert f"Moved 1: #{mug_redemption.pk}." in msgs
+    assert any(f"#{code_redemption.pk}:" in m and "not fulfilled by shipping" in m for m in msgs), msgs
+    mug_redemption.refresh_from_db()
+    code_redemption.refresh_from_db()
+    assert (mug_redemption.fulfillment_status, mug_redemption.tracking_ref) == ("shipped", "TRK-1")
+    assert code_redemption.fulfillment_status is None
+
+
+@pytest.mark.django_db
+def test_award_status_action_claims_an_award(data, support_user):
+    award = data["awarded"]
+    response = login(support_user).post(
+        url("redemptions_award_changelist"),
+        {"action": "change_award_status_selected", ACTION: [award.pk], "apply": "1", "award_status": "claimed"},
+        follow=True,
+    )
+    assert f"Moved 1: #{award.pk}." in messages_of(response)
+    award.refresh_from_db()
+    assert award.award_status == "claimed"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("who", ["auditor_user", "support_user"])
+def test_actions_need_their_permission(data, request, who):
+    user = request.getfixturevalue(who)
+    target = data["submitted"]
+    response = login(user).post(
+        url("redemptions_redemption_changelist"), {"action": "approve_selected", ACTION: [target.pk], "index": 0}
+    )
+    assert response.status_code in (200, 302)
+    target.refresh_from_db()
+    assert target.approval_status == "submitted"
+
+
+@pytest.mark.django_db
+def test_change_page_buttons_follow_state_and_permissions(data, approver_user, support_user, auditor_user):
+    submitted = url("redemptions_redemption_change", data["submitted"].pk)
+    html = login(approver_user).get(submitted).content.decode()
+    assert 'id="do-approve_selected"' in html and 'id="do-reject_selected"' in html
+    assert 'id="do-rollback_selected"' not in html
+    html = login(support_user).get(submitted).content.decode()
+    assert 'id="do-approve_selected"' not in html and 'id="do-rollback_selected"' in html
+    html = login(auditor_user).get(submitted).content.decode()
+    assert 'id="do-' not in html
+    # a button posts through the action and comes back to the page
+    response = login(approver_user).post(
+        url("redemptions_redemption_changelist"),
+        {"action": "approve_selected", ACTION: [data["submitted"].pk], "index": 0, "next": submitted},
+    )
+    assert response.status_code == 302 and response["Location"] == submitted
+
+
+# --- member page -----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_member_page_shows_rewards_panel_and_redeem_form(data, support_user):
+    response = login(support_user).get(url("loyalty_member_change", data["member"].pk))
+    html = response.content.decode()
+    assert 'id="member-rewards"' in html and 'id="redeem-reward-form"' in html and 'id="member-rollbacks"' in html
+    assert 'id="award-reward-form"' in html  # support agents may award
+    assert "Mug — 100 points, 7 in stock" in html  # the reward's cost in the select
+    assert f'class="redeem-balance" data-metric="points">{balance(data["member"])}<' in html
+    panel = next(p for p in response.context["extra_panels"] if p["key"] == "rewards")
+    assert [r.pk for r in panel["context"]["responses"]][:2] == [data["claimed"].pk, data["awarded"].pk]
+    assert url("redemptions_redemption_changelist", query=f"member__id__exact={data['member'].pk}") in html
+
+
+@pytest.mark.django_db
+def test_redeem_from_member_page_creates_a_redemption_through_the_service(data, support_user):
+    member = data["member"]
+    before = balance(member)
+    response = login(support_user).post(
+        url("loyalty_member_redeem_reward", member.pk),
+        {"redeem-reward": data["mug"].pk, "redeem-quantity": "2"},
+        follow=True,
+    )
+    red = Redemption.objects.order_by("-pk").first()
+    assert (red.member, red.reward, red.quantity, red.points_spent) == (member, data["mug"], 2, 200)
+    assert (red.channel, red.created_by) == ("admin", support_user)
+    assert any(f"Redeemed #{red.pk}: 2 × Mug for 200 points" in m for m in messages_of(response))
+    assert balance(member) == before - 200
+    assert response.redirect_chain[-1][0].startswith(url("loyalty_member_change", member.pk))
+
+
+@pytest.mark.django_db
+def test_redeem_refuses_insufficient_points_and_writes_nothing(data, support_user, reward):
+    expensive = reward(name="Bike", points=100_000, stock=1)
+    member = data["member"]
+    before = (balance(member), Redemption.objects.count(), LedgerEntry.objects.count())
+    response = login(support_user).post(
+        url("loyalty_member_redeem_reward", member.pk),
+        {"redeem-reward": expensive.pk, "redeem-quantity": "1"},
+        follow=True,
+    )
+    msgs = messages_of(response)
+    assert any(m.startswith("Not redeemed.") and "100000 are needed" in m for m in msgs), msgs
+    assert (balance(member), Redemption.objects.count(), LedgerEntry.objects.count()) == before
+    expensive.refresh_from_db()
+    assert expensive.stock == 1
+    # bad input is refused the same way
+    response = login(support_user).post(
+        url("loyalty_member_redeem_reward", member.pk), {"redeem-reward": "", "redeem-quantity": "0"}, follow=True
+    )
+    assert any(m.startswith("Not redeemed.") for m in messages_of(response))
+    assert Redemption.objects.count() == before[1]
+
+
+@pytest.mark.django_db
+def test_redeem_and_award_need_permission_post_and_csrf(data, approver_user, support_user):
+    member = data["member"]
+    before = Redemption.objects.count()
+    client = login(approver_user)
+    html = client.get(url("loyalty_member_change", member.pk)).content.decode()
+    assert 'id="redeem-reward-form"' not in html and 'id="member-rewards"' in html
+    payload = {"redeem-reward": data["mug"].pk, "redeem-quantity": "1"}
+    assert client.post(url("loyalty_member_redeem_reward", member.pk), payload).status_code == 403
+    assert (
+        client.post(url("loyalty_member_award_reward", member.pk), {"award-reward": data["mug"].pk}).status_code == 403
+    )
+    assert login(support_user).get(url("loyalty_member_redeem_reward", member.pk)).status_code == 405
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(support_user)
+    assert strict.post(url("loyalty_member_redeem_reward", member.pk), payload).status_code == 403
+    assert Redemption.objects.count() == before
+
+
+@pytest.mark.django_db
+def test_award_from_member_page(data, support_user):
+    member = data["member"]
+    before = balance(member)
+    response = login(support_user).post(
+        url("loyalty_member_award_reward", member.pk),
+        {"award-reward": data["mug"].pk, "award-reason": "Late parcel"},
+        follow=True,
+    )
+    award = Redemption.objects.order_by("-pk").first()
+    assert (award.kind, award.award_status, award.reason, award.points_spent) == ("award", "awarded", "Late parcel", 0)
+    assert any(m.startswith("Awarded #") for m in messages_of(response))
+    assert balance(member) == before
+
+
+# --- rollbacks -------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_rollback_action_full_and_partial(data, support_user, reward):
+    member = data["member"]
+    first = services.redeem_reward(member=member, reward=reward(points=300), actor=support_user)
+    second = services.redeem_reward(member=member, reward=reward(points=200), actor=support_user)
+    before = balance(member)
+    client = login(support_user)
+    page = client.post(
+        url("redemptions_redemption_changelist"), {"action": "rollback_selected", ACTION: [first.pk], "index": 0}
+    )
+    assert page.status_code == 200 and b'name="points"' in page.content and b"customer_request" in page.content
+    response = client.post(
+        url("redemptions_redemption_changelist"),
+        {
+            "action": "rollback_selected",
+            ACTION: [first.pk],
+            "apply": "1",
+            "reason": "customer_request",
+            "note": "Asked",
+        },
+        follow=True,
+    )
+    assert any(m.startswith("Rolled back (or sent for approval) 1") for m in messages_of(response))
+    first.refresh_from_db()
+    assert (first.status, first.points_returned) == ("canceled", 300)
+    response = client.post(
+        url("redemptions_redemption_changelist"),
+        {"action": "rollback_selected", ACTION: [second.pk], "apply": "1", "reason": "technical_error", "points": "50"},
+        follow=True,
+    )
+    second.refresh_from_db()
+    assert (second.status, second.points_returned) == ("pending", 50)
+    [partial] = Rollback.objects.filter(redemption=second)
+    assert (partial.full, partial.points_returned, partial.status, partial.requested_by) == (
+        False,
+        50,
+        "executed",
+        support_user,
+    )
+    assert balance(member) == before + 350
+    # more than is left is refused per row, nothing written
+    response = client.post(
+        url("redemptions_redemption_changelist"),
+        {"action": "rollback_selected", ACTION: [second.pk], "apply": "1", "reason": "other", "points": "500"},
+        follow=True,
+    )
+    assert any(f"#{second.pk}: Only 150 of the 200 points" in m for m in messages_of(response)), messages_of(response)
+    assert Rollback.objects.filter(redemption=second).count() == 1
+
+
+@pytest.mark.django_db
+def test_rollback_queue_second_person_approves_requester_is_refused(data, support_user, approver_user, lead):
+    member = data["member"]
+    before = balance(member)
+    fraud = services.rollback_redemption(redemption=data["plain"], reason="fraud", actor=lead)
+    other = services.rollback_redemption(redemption=data["coded"], reason="fraud", actor=support_user)
+    assert fraud.status == other.status == "pending_approval"
+    client = login(lead)
+    queue = client.get(url("redemptions_rollback_queue"))
+    assert ids(queue) == [fraud.pk, other.pk]
+    response = client.post(
+        url("redemptions_rollback_queue"),
+        {"action": "approve_rollbacks", ACTION: [fraud.pk, other.pk], "apply": "1", "reason": "ok"},
+        follow=True,
+    )
+    msgs = messages_of(response)
+    assert f"Approved 1: #{other.pk}." in msgs
+    assert any(f"#{fraud.pk}: You requested this rollback" in m for m in msgs), msgs
+    fraud.refresh_from_db()
+    assert fraud.status == "pending_approval"
+    # a second person approves it
+    login(approver_user).post(
+        url("redemptions_rollback_queue"),
+        {"action": "approve_rollbacks", ACTION: [fraud.pk], "apply": "1", "reason": ""},
+    )
+    fraud.refresh_from_db()
+    assert (fraud.status, fraud.approved_by) == ("executed", approver_user)
+    assert balance(member) == before + 100 + data["coded"].points_spent
+    assert ids(login(approver_user).get(url("redemptions_rollback_queue"))) == []
+
+
+@pytest.mark.django_db
+def test_rollback_reject_needs_a_reason(data, support_user, approver_user):
+    pending = services.rollback_redemption(redemption=data["plain"], reason="fraud", actor=support_user)
+    client = login(approver_user)
+    page = client.post(
+        url("redemptions_rollback_changelist"), {"action": "reject_rollbacks", ACTION: [pending.pk], "index": 0}
+    )
+    assert b'name="reason"' in page.content
+    response = client.post(
+        url("redemptions_rollback_changelist"),
+        {"action": "reject_rollbacks", ACTION: [pending.pk], "apply": "1", "reason": "Looks genuine"},
+        follow=True,
+    )
+    assert f"Rejected 1: #{pending.pk}." in messages_of(response)
+    pending.refresh_from_db()
+    assert (pending.status, pending.decision_note, pending.rejected_by) == ("rejected", "Looks genuine", approver_user)
+
+
+@pytest.mark.django_db
+def test_rollbacks_screen_search_and_member_panel(data, support_user):
+    rb = services.rollback_redemption(redemption=data["plain"], reason="customer_request", actor=support_user)
+    client = login(support_user)
+    assert ids(client.get(url("redemptions_rollback_changelist"), {"q": "M-1"})) == [rb.pk]
+    assert ids(client.get(url("redemptions_rollback_changelist"), {"q": "nobody"})) == []
+    assert ids(client.get(url("redemptions_rollback_changelist"), {"q": f"r{data['plain'].pk}"})) == [rb.pk]
+    assert ids(client.get(url("redemptions_rollback_changelist", query="reason__exact=fraud"))) == []
+    html = client.get(url("loyalty_member_change", data["member"].pk)).content.decode()
+    assert f'data-rollback="{rb.pk}"' in html
+    red_page = client.get(url("redemptions_redemption_change", data["plain"].pk)).content.decode()
+    assert "Customer request" in red_page  # the rollbacks inline
+
+
+@pytest.mark.django_db
+def test_trends_page_counts_by_reason_week_staff_and_repeated_members(data, support_user, reward):
+    policy = ProgramSettings.load()
+    policy.rollback_max_per_member_30_days = 2
+    policy.save()
+    member = data["member"]
+    for reason in ["customer_request", "customer_request", "technical_error"]:
+        red = services.redeem_reward(member=member, reward=reward(points=10), actor=support_user)
+        services.rollback_redemption(redemption=red, reason=reason, actor=support_user)
+    response = login(support_user).get(url("redemptions_rollback_trends"))
+    trends = response.context["trends"]
+    assert len(trends.weeks) == 12
+    this_week = trends.weeks[-1]
+    assert this_week.by_reason["customer_request"] == 2 and this_week.by_reason["technical_error"] == 1
+    assert this_week.total == 3
+    assert [(s.username, s.total) for s in trends.by_staff] == [("sally", 3)]
+    assert [(m.external_id, m.count) for m in trends.repeated] == [("M-1", 3)]
+    html = response.content.decode()
+    assert f'data-week="{this_week.week}"' in html and 'data-member="M-1"' in html and 'data-user="sally"' in html
+
+
+# --- reward page and code pools --------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_reward_page_has_responses_and_code_pool(data, admin_user, campaign_manager_user):
+    response = login(admin_user).get(url("loyalty_reward_change", data["mug"].pk))
+    html = response.content.decode()
+    assert 'id="reward-responses"' in html
+    assert [r.pk for r in response.context["responses"]] == [data["claimed"].pk, data["awarded"].pk, data["plain"].pk]
+    assert url("redemptions_redemption_changelist", query=f"reward__id__exact={data['mug'].pk}") in html
+    filtered = login(admin_user).get(
+        url("redemptions_redemption_changelist", query=f"reward__id__exact={data['mug'].pk}")
+    )
+    assert sorted(ids(filtered)) == sorted([data["plain"].pk, data["claimed"].pk])
+    page = login(campaign_manager_user).get(url("loyalty_reward_change", data["coded"].reward_id))
+    assert page.status_code == 200 and b"code pool" in page.content.lower()
+    pool = RewardCodePool.objects.get(reward=data["coded"].reward)
+    assert login(campaign_manager_user).get(url("redemptions_rewardcodepool_change", pool.pk)).status_code == 200
