@@ -6,7 +6,6 @@ from decimal import Decimal
 from typing import Any
 
 import django_filters
-from django.db import transaction
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema, extend_schema_field
@@ -16,7 +15,6 @@ from rest_framework.views import APIView
 
 from loyalty import services
 from loyalty.models import Member, ProgramSettings, Rule, RuleSet, Transaction, TransactionReturn
-from loyalty.workflow import save_with_history
 
 from .base import ReadWritePerms, has_perms, idempotent
 
@@ -137,13 +135,9 @@ class ProgramView(APIView):
         data.is_valid(raise_exception=True)
         fields = dict(data.validated_data)
         reason = fields.pop("reason", "Changed via the API")
-        ProgramSettings.load()
-        with transaction.atomic():
-            program = ProgramSettings.objects.select_for_update().get(pk=1)
-            for key, value in fields.items():
-                setattr(program, key, value)
-            if fields:
-                save_with_history(program, actor=request.user, reason=reason, update_fields=list(fields))
+        program = ProgramSettings.load()
+        if fields:
+            program = services.update_program_settings(actor=request.user, reason=reason, **fields)
         return Response(ProgramSettingsSerializer(program).data)
 
 

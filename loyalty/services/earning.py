@@ -367,6 +367,7 @@ def record_transaction(
     actor: User = None,
 ) -> Transaction:
     """Store a purchase; with a member it earns at once by the rules and tier at ``occurred_at``."""
+    _require_perm(actor, "loyalty.add_transaction")
     external_id = (external_id or "").strip()
     errors: dict[str, list[str]] = {}
     if not external_id:
@@ -464,6 +465,7 @@ def return_transaction(
     Pending points are cancelled first; points already spent become debt. Cumulative rounding
     makes a full return take back exactly what was earned, across any number of partial returns.
     """
+    _require_perm(actor, "loyalty.add_transactionreturn")
     earned = list(
         LedgerEntry.objects.filter(source_type="transaction", source_id=transaction_.external_id, amount__gt=0)
         .select_related("metric")
