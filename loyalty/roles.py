@@ -76,7 +76,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     + ["retro.view_retroclaim", "retro.approve_retroclaim"]
     + _PROMOTIONS_READ
     + _REDEMPTIONS_READ
-    + ["redemptions.approve_redemption", "redemptions.approve_rollback"],
+    + ["redemptions.approve_redemption", "redemptions.approve_rollback", "redemptions.change_fulfillment"],
     CAMPAIGN_MANAGER: _LOYALTY_READ
     + [
         "loyalty.add_metric",
@@ -105,6 +105,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "promotions.view_campaignmemberusage",
         "promotions.add_coderedemption",
         *_REDEMPTIONS_READ,
+        "redemptions.import_redemptions",
         "redemptions.add_rewardcodepool",
         "redemptions.change_rewardcodepool",
     ],

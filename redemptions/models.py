@@ -159,6 +159,9 @@ class Redemption(models.Model):
                 ),
                 name="redemption_fulfillment_status_valid",
             ),
+            models.UniqueConstraint(
+                fields=["external_ref"], condition=~Q(external_ref=""), name="redemption_external_ref_unique"
+            ),
         ]
         indexes = [
             models.Index(fields=["-created_at", "-id"], name="redemption_created"),
@@ -175,6 +178,7 @@ class Redemption(models.Model):
             ("approve_redemption", "Can approve, reject or return redemptions"),
             ("award_reward", "Can give rewards for free (awards)"),
             ("change_fulfillment", "Can change fulfillment status"),
+            ("import_redemptions", "Can import legacy redemptions"),
         ]
 
     def __str__(self) -> str:

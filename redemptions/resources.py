@@ -36,9 +36,8 @@ from django.utils.dateparse import parse_date, parse_datetime
 from import_export import fields, resources
 from import_export.formats import base_formats
 
-from loyalty.exceptions import DomainError, InvalidInput, PermissionRequired
+from loyalty.exceptions import DomainError, InvalidInput
 from loyalty.models import Member, Reward
-from loyalty.workflow import save_with_history
 
 from . import services
 from .models import Redemption
@@ -283,9 +282,10 @@ LEGACY_ALIASES = {"member": "member_external_id", "reward": "reward_external_id"
 
 
 def can_import_legacy(user) -> bool:
-    """Recording history without a ledger movement is reserved for superusers (the roles have no
-    import permission yet)."""
-    return bool(getattr(user, "is_superuser", False))
+    return bool(user and user.has_perm("redemptions.import_redemptions"))
+
+
+import_legacy_redemption = services.import_legacy_redemption
 
 
 def _parse_when(value: str) -> dt.datetime:
@@ -300,61 +300,6 @@ def _parse_when(value: str) -> dt.datetime:
     if when > timezone.now():
         raise InvalidInput("created_at is in the future.")
     return when
-
-
-@transaction.atomic
-def import_legacy_redemption(
-    *,
-    member: Member,
-    reward: Reward,
-    quantity: int,
-    points_spent: int,
-    status: str,
-    created_at: dt.datetime,
-    external_ref: str,
-    actor,
-) -> Redemption:
-    """Record a redemption made on the legacy platform, WITHOUT a ledger movement.
-
-    The points were already spent on the old platform (the migrated balance is net of them), so
-    no entry is written and no stock is taken; the row keeps ``external_ref`` and its original
-    ``created_at``. This is the only write to ``Redemption`` outside ``services``; it should move
-    to ``redemptions.services.import_legacy_redemption`` (with a unique constraint on non-empty
-    ``external_ref``)."""
-    if not can_import_legacy(actor):
-        raise PermissionRequired("Only a superuser may import legacy redemptions.")
-    external_ref = (external_ref or "").strip()
-    if not external_ref or len(external_ref) > 64:
-        raise InvalidInput("external_ref is required (at most 64 characters).")
-    if status not in Redemption.Status.values:
-        raise InvalidInput(f"Unknown status {status!r}; one of {', '.join(Redemption.Status.values)}.")
-    if not 1 <= quantity <= services.MAX_QUANTITY:
-        raise InvalidInput(f"quantity must be between 1 and {services.MAX_QUANTITY}.")
-    if points_spent < 0:
-        raise InvalidInput("points_spent must not be negative.")
-    # Serialise concurrent imports of the same reference on the member row, then check.
-    Member.objects.select_for_update().filter(pk=member.pk).first()
-    if Redemption.objects.filter(external_ref=external_ref).exists():
-        raise InvalidInput(f"external_ref {external_ref!r} was already imported.")
-    redemption = Redemption(
-        kind=Redemption.Kind.REDEMPTION,
-        member=member,
-        reward=reward,
-        quantity=quantity,
-        points_spent=points_spent,
-        metric=reward.metric,
-        status=status,
-        channel=Redemption.Channel.IMPORT,
-        external_ref=external_ref,
-        stock_returned=True,  # no stock was taken here: never give any back
-        created_by=actor if getattr(actor, "is_authenticated", False) else None,
-    )
-    save_with_history(redemption, actor=actor, reason=f"Imported from the legacy platform ({external_ref})")
-    # created_at is auto_now_add: keep the legacy date on the row and its first history record.
-    Redemption.objects.filter(pk=redemption.pk).update(created_at=created_at)
-    redemption.history.filter(id=redemption.pk).update(created_at=created_at)
-    redemption.created_at = created_at
-    return redemption
 
 
 def run_legacy_import(rows: list[dict[str, str]], *, actor, dry_run: bool) -> ImportResult:

@@ -414,9 +414,9 @@ def test_lifecycle_edge_refusals(api, rich_member, reward, writes):
 
 
 @pytest.mark.django_db
-def test_status_changes_need_their_permissions(rich_member, reward, support_user, approver_user, writes):
+def test_status_changes_need_their_permissions(rich_member, reward, support_user, auditor_user, writes):
     pk = redeem(api_client_for(support_user), rich_member, reward(requires_fulfillment=True)).json()["id"]
-    approver = api_client_for(approver_user)
+    approver = api_client_for(auditor_user)
     before = writes()
     assert_error(
         approver.post(f"{BASE}/redemptions/{pk}/status", {"status": "completed"}, format="json"),

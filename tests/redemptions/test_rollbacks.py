@@ -190,3 +190,22 @@ def test_never_more_than_spent_across_rollbacks(rich_member, reward, support_use
     with pytest.raises((ExceedsSpent, InvalidTransition)):
         services.rollback_redemption(redemption=red, reason="other", actor=support_user)
     assert Redemption.objects.get(pk=red.pk).points_returned == 100
+
+
+@pytest.mark.django_db
+def test_legacy_imports_move_no_points_are_unique_and_cannot_be_rolled_back(member, reward, admin_user, support_user):
+    from loyalty.exceptions import InvalidInput, PermissionRequired
+
+    r = reward(points=100)
+    kwargs = dict(
+        member=member, reward=r, quantity=1, points_spent=100, status="completed", created_at=T0, external_ref="OLD-1"
+    )
+    with pytest.raises(PermissionRequired):
+        services.import_legacy_redemption(actor=support_user, **kwargs)
+    red = services.import_legacy_redemption(actor=admin_user, **kwargs)
+    assert red.created_at == T0 and red.ledger_entry is None and red.channel == "import"
+    with pytest.raises(InvalidInput):
+        services.import_legacy_redemption(actor=admin_user, **kwargs)
+    with pytest.raises(InvalidTransition):
+        services.rollback_redemption(redemption=red, reason="other", actor=admin_user)
+    assert not LedgerEntry.objects.exists()
