@@ -414,6 +414,8 @@ def _rollback_policy_checks(
     """Window, statuses, amounts and the issued code. Returns (points to return, full)."""
     from loyalty.exceptions import ExceedsSpent
 
+    if redemption.channel == Redemption.Channel.IMPORT:
+        raise InvalidTransition("Redemptions imported from the legacy platform are undone there, not here.")
     now = timezone.now()
     if check_window and now - redemption.created_at > dt.timedelta(days=program.rollback_window_days):
         raise RollbackWindowClosed(
@@ -425,8 +427,6 @@ def _rollback_policy_checks(
             f"A {redemption.status} redemption cannot be rolled back.",
             errors={"status": [f"Rollback allowed from: {program.rollback_statuses}."]},
         )
-    if redemption.channel == Redemption.Channel.IMPORT:
-        raise InvalidTransition("Redemptions imported from the legacy platform are undone there, not here.")
     fulfillment = redemption.fulfillment_status or "none"
     if fulfillment not in program.rollback_fulfillment_statuses:
         raise InvalidTransition(
