@@ -208,6 +208,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "promotions.tasks.purge_code_validations",
         "schedule": crontab(hour=4, minute=5),
     },
+    "expire-awards": {"task": "redemptions.tasks.expire_awards", "schedule": crontab(minute=25)},
     "purge-idempotency-records": {
         "task": "loyalty.tasks.purge_idempotency_records",
         "schedule": 60 * 60 * 6,
