@@ -588,3 +588,37 @@ def test_reward_page_has_responses_and_code_pool(data, admin_user, campaign_mana
     assert page.status_code == 200 and b"code pool" in page.content.lower()
     pool = RewardCodePool.objects.get(reward=data["coded"].reward)
     assert login(campaign_manager_user).get(url("redemptions_rewardcodepool_change", pool.pk)).status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("start,target", [(s, t) for s in Redemption.Status.values for t in Redemption.Status.values])
+def test_every_status_transition_through_the_admin_follows_the_table(data, support_user, start, target):
+    red = data["plain"]
+    Redemption.objects.filter(pk=red.pk).update(status=start)
+    before = LedgerEntry.objects.count()
+    login(support_user).post(
+        url("redemptions_redemption_changelist"),
+        {"action": "change_status_selected", ACTION: [red.pk], "apply": "1", "status": target},
+    )
+    red.refresh_from_db()
+    if target in Redemption.STATUS_TRANSITIONS[start]:
+        assert red.status == target
+    else:
+        assert red.status == start and LedgerEntry.objects.count() == before
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "start,target",
+    [(s, t) for s in [None, *Redemption.Fulfillment.values] for t in Redemption.Fulfillment.values],
+)
+def test_every_fulfillment_transition_through_the_admin_follows_the_table(data, support_user, start, target):
+    red = data["plain"]
+    Redemption.objects.filter(pk=red.pk).update(fulfillment_status=start)
+    login(support_user).post(
+        url("redemptions_redemption_changelist"),
+        {"action": "change_fulfillment_selected", ACTION: [red.pk], "apply": "1", "fulfillment_status": target},
+    )
+    red.refresh_from_db()
+    expected = target if target in Redemption.FULFILLMENT_TRANSITIONS[start] else start
+    assert red.fulfillment_status == expected
