@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -12,6 +13,7 @@ from django.utils import timezone
 from loyalty.exceptions import (
     BusinessRuleViolation,
     Conflict,
+    DomainError,
     FourEyesRequired,
     InvalidInput,
     InvalidTransition,
@@ -29,6 +31,7 @@ from promotions.models import Code, CodeEvent
 from .models import Redemption, RewardCodePool, Rollback
 
 MAX_QUANTITY = 100
+logger = logging.getLogger(__name__)
 
 
 class OutOfStock(Conflict):
@@ -394,8 +397,12 @@ def expire_awards(*, now: dt.datetime | None = None) -> int:
         expires_at__lte=now,
         award_status__in=[Redemption.AwardStatus.PENDING, Redemption.AwardStatus.AWARDED],
     ).order_by("pk"):
-        with transaction.atomic():
-            change_status(redemption=award, status=Redemption.Status.CANCELED, actor=None, reason="Award expired")
+        try:
+            with transaction.atomic():
+                change_status(redemption=award, status=Redemption.Status.CANCELED, actor=None, reason="Award expired")
+        except DomainError:
+            logger.exception("Award %s could not expire", award.pk)
+            continue
         expired += 1
     return expired
 

@@ -130,6 +130,8 @@ def reject_retro_claim(*, claim: RetroClaim, actor: User, reason: str) -> RetroC
     if not (reason or "").strip():
         raise InvalidInput("A reason is required.", errors={"reason": ["This field is required."]})
     claim = RetroClaim.objects.select_for_update().get(pk=claim.pk)
+    if claim.requested_by_id == getattr(actor, "pk", None):
+        raise FourEyesRequired("You filed this claim; another approver must decide on it.")
     check_transition(RetroClaim.STATUS_TRANSITIONS, claim.status, RetroClaim.Status.REJECTED, field="status")
     claim.status = RetroClaim.Status.REJECTED
     claim.rejected_by = actor

@@ -2,8 +2,9 @@
 
 Every POST that creates or moves something is wrapped with ``@idempotent``: the first response to a
 (user, key) pair is stored; the same key with the same body replays it (and does nothing twice);
-the same key with a different body is 422 ``idempotency_key_reused``. Keys are kept for
-IDEMPOTENCY_KEY_TTL_HOURS (purged by a beat task).
+the same key with a different body is 422 ``idempotency_key_reused``. Successes and business
+refusals (409/422) are stored; 400/401/403/404/429/5xx are not, so a corrected retry runs. Keys are
+kept for IDEMPOTENCY_KEY_TTL_HOURS (purged by a beat task).
 """
 
 from __future__ import annotations
@@ -72,13 +73,15 @@ def idempotent(view_method: Callable) -> Callable:
         try:
             response = view_method(self, request, *args, **kwargs)
         except DomainError as exc:
-            # Nothing was written; store the refusal so a retry gets the same answer.
+            # Nothing was written; a state or business refusal is stored so a retry gets the same answer.
             response = error_response(exc.code, exc.detail, exc.errors, exc.status)
         except Exception:
             record.delete()
             raise
-        if response.status_code >= 500 or response.status_code == 429:
-            record.delete()  # temporary: a retry with the same key must be tried again, not replayed
+        if not (200 <= response.status_code < 300 or response.status_code in (409, 422)):
+            # Only results and business refusals are final. Invalid input, auth, unknown ids,
+            # throttling and server errors changed nothing: a retry with the key runs again.
+            record.delete()
         else:
             record.response_status = response.status_code
             record.response_body = json.loads(json.dumps(response.data, default=str))

@@ -255,3 +255,12 @@ def test_oversized_body_is_a_400_in_the_error_shape(api, settings, writes):
     r = api.post(f"{BASE}/members/", {"external_id": "BIG", "name": "x" * 5000}, format="json")
     assert_error(r, 400, "malformed_request")
     assert writes() == before
+
+
+@pytest.mark.django_db
+def test_invalid_input_with_a_key_is_not_stored_so_a_corrected_retry_runs(api, member, metric):
+    url = f"{BASE}/members/{member.external_id}/adjustments/"
+    bad = api.post(url, {"metric": "points", "amount": 5, "reason": " "}, format="json", HTTP_IDEMPOTENCY_KEY="k-9")
+    assert bad.status_code == 400
+    ok = api.post(url, {"metric": "points", "amount": 5, "reason": "fixed"}, format="json", HTTP_IDEMPOTENCY_KEY="k-9")
+    assert ok.status_code == 201 and LedgerEntry.objects.count() == 1

@@ -198,3 +198,16 @@ def test_failed_processing_is_recorded_and_can_be_retried(
             retro.approve_retro_claim(claim=claim, actor=approver_user)
     claim.refresh_from_db()
     assert claim.status == "processed" and Transaction.objects.get(pk=txn.pk).member == member
+
+
+@pytest.mark.django_db
+def test_the_requester_cannot_reject_their_own_claim_either(seed_world, approver_user):
+    member, txn = seed_world
+    both = make_user("lead2", roles.SUPPORT_AGENT, roles.APPROVER)
+    with time_machine.travel(d(2023, 8, 17), tick=False):
+        claim = retro.submit_retro_claim(transaction_=txn, member=member, actor=both)
+        with pytest.raises(FourEyesRequired):
+            retro.reject_retro_claim(claim=claim, actor=both, reason="mine")
+        retro.reject_retro_claim(claim=claim, actor=approver_user, reason="no receipt")
+    claim.refresh_from_db()
+    assert claim.status == "rejected" and claim.rejected_by == approver_user
