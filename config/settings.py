@@ -208,6 +208,8 @@ CELERY_BEAT_SCHEDULE = {
         "task": "promotions.tasks.purge_code_validations",
         "schedule": crontab(hour=4, minute=5),
     },
+    "requeue-stalled-retro-claims": {"task": "retro.tasks.requeue_stalled_claims", "schedule": 60 * 10},
+    "requeue-stalled-code-batches": {"task": "promotions.tasks.requeue_stalled_batches", "schedule": 60 * 10},
     "expire-awards": {"task": "redemptions.tasks.expire_awards", "schedule": crontab(minute=25)},
     "purge-idempotency-records": {
         "task": "loyalty.tasks.purge_idempotency_records",

@@ -744,3 +744,21 @@ def mark_signal_reviewed(*, signal: AbuseSignal, actor: User) -> AbuseSignal:
     signal.reviewed_by = _user_or_none(actor)
     save_with_history(signal, actor=actor, reason="Reviewed", update_fields=["reviewed", "reviewed_by"])
     return signal
+
+
+def requeue_stalled_batches(*, older_than: dt.timedelta = dt.timedelta(minutes=15)) -> int:
+    """Re-send code batches left pending or running (a lost message, a killed worker).
+
+    Safe because generation counts progress under the batch's lock and never exceeds ``count``.
+    """
+    from .tasks import generate_code_batch
+
+    cutoff = timezone.now() - older_than
+    ids = list(
+        CodeBatch.objects.filter(
+            status__in=[CodeBatch.Status.PENDING, CodeBatch.Status.RUNNING], created_at__lt=cutoff
+        ).values_list("pk", flat=True)[:100]
+    )
+    for batch_id in ids:
+        generate_code_batch.delay(batch_id)
+    return len(ids)

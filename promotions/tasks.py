@@ -21,3 +21,8 @@ def expire_codes() -> int:
 @shared_task(acks_late=True)
 def purge_code_validations() -> int:
     return services.purge_code_validations()
+
+
+@shared_task(acks_late=True)
+def requeue_stalled_batches() -> int:
+    return services.requeue_stalled_batches()

@@ -16,3 +16,8 @@ from . import services
 )
 def process_retro_claim(claim_id: int) -> dict:
     return services.process_retro_claim(claim_id=claim_id)
+
+
+@shared_task(acks_late=True)
+def requeue_stalled_claims() -> int:
+    return services.requeue_stalled_claims()

@@ -220,3 +220,14 @@ def test_personalised_distribution_assigns_one_code_per_member_and_emails(
 def test_bad_code_requests_are_refused(codes, order):
     with pytest.raises(InvalidInput):
         services.clean_request(codes=codes, member=None, order=order)
+
+
+@pytest.mark.django_db
+def test_stalled_batches_are_sent_again(make_campaign, manager, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):  # the message is lost
+        batch = services.create_code_batch(campaign=make_campaign(), actor=manager, count=20, length=10)
+    assert services.requeue_stalled_batches() == 0
+    with time_machine.travel(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=20)):
+        assert services.requeue_stalled_batches() == 1
+    batch.refresh_from_db()
+    assert batch.status == "completed" and batch.generated == 20

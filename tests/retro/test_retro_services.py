@@ -211,3 +211,19 @@ def test_the_requester_cannot_reject_their_own_claim_either(seed_world, approver
         retro.reject_retro_claim(claim=claim, actor=approver_user, reason="no receipt")
     claim.refresh_from_db()
     assert claim.status == "rejected" and claim.rejected_by == approver_user
+
+
+@pytest.mark.django_db
+def test_stalled_approved_claims_are_sent_again(
+    seed_world, support_user, approver_user, django_capture_on_commit_callbacks
+):
+    member, txn = seed_world
+    with time_machine.travel(d(2023, 8, 17, 9), tick=False):
+        claim = retro.submit_retro_claim(transaction_=txn, member=member, actor=support_user)
+        with django_capture_on_commit_callbacks(execute=False):  # the message is lost
+            retro.approve_retro_claim(claim=claim, actor=approver_user)
+        assert retro.requeue_stalled_claims() == 0  # too recent to call stalled
+    with time_machine.travel(d(2023, 8, 17, 10), tick=False):
+        assert retro.requeue_stalled_claims() == 1  # eager Celery processes it here
+    claim.refresh_from_db()
+    assert claim.status == "processed" and LedgerEntry.objects.filter(kind="retro").count() == 1
