@@ -155,3 +155,15 @@ def api_client_for(user: User) -> APIClient:
 def api(integration_user) -> APIClient:
     """An API client authenticated as an Integration user (token auth)."""
     return api_client_for(integration_user)
+
+
+@pytest.fixture
+def support(support_user) -> APIClient:
+    """An API client authenticated as the Support agent."""
+    return api_client_for(support_user)
+
+
+@pytest.fixture
+def approver(approver_user) -> APIClient:
+    """An API client authenticated as the Approver."""
+    return api_client_for(approver_user)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Q
+from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
@@ -115,6 +116,52 @@ class ServiceManagedHistoryAdmin(SimpleHistoryAdmin):
         if request.method == "POST":
             raise PermissionDenied("Reverting is disabled; use the member page's actions.")
         return super().history_form_view(request, object_id, version_id, extra_context)
+
+
+class ServiceSaveMixin:
+    """For admin forms saved through a service instead of ``obj.save()``.
+
+    ``save_model`` (or ``save_related``) calls the service; when it refuses, ``refuse_save`` remembers
+    the error on the request and shows ``message``. The rest of the admin's save then stands down:
+    no ``save_related``, no log entry, and the response redirects back to the form. When the service
+    saved, ``adopt_saved`` copies the saved row onto the admin's object so the admin treats it as saved.
+    """
+
+    def refuse_save(self, request, exc, message: str | None = None) -> None:
+        request._service_save_error = exc
+        self.message_user(request, exc.detail if message is None else message, messages.ERROR)
+
+    def save_refused(self, request) -> bool:
+        return getattr(request, "_service_save_error", None) is not None
+
+    @staticmethod
+    def adopt_saved(obj, saved) -> None:
+        for field in obj._meta.concrete_fields:
+            setattr(obj, field.attname, getattr(saved, field.attname))
+        obj._state.adding = False
+        obj._state.db = saved._state.db
+
+    def save_related(self, request, form, formsets, change):
+        if not self.save_refused(request):
+            super().save_related(request, form, formsets, change)
+
+    def log_addition(self, request, obj, message):
+        if not self.save_refused(request):
+            return super().log_addition(request, obj, message)
+
+    def log_change(self, request, obj, message):
+        if not self.save_refused(request):
+            return super().log_change(request, obj, message)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        if self.save_refused(request):
+            return HttpResponseRedirect(request.path)
+        return super().response_add(request, obj, post_url_continue)
+
+    def response_change(self, request, obj):
+        if self.save_refused(request):
+            return HttpResponseRedirect(request.path)
+        return super().response_change(request, obj)
 
 
 def admin_link(obj, label=None, *, model_name: str | None = None, pk=None):

@@ -41,6 +41,7 @@ from .base import (
     ReadOnlyAdminMixin,
     ReadOnlyInline,
     ServiceManagedHistoryAdmin,
+    ServiceSaveMixin,
     admin_link,
 )
 
@@ -389,7 +390,7 @@ class RuleInline(admin.TabularInline):
 
 
 @admin.register(RuleSet)
-class RuleSetAdmin(ServiceManagedHistoryAdmin):
+class RuleSetAdmin(ServiceSaveMixin, ServiceManagedHistoryAdmin):
     """Drafts are edited (through ``services.create_rule_set`` / ``update_rule_set``); published and
     retired versions are read-only everywhere. Publish, retire and "new version" are buttons."""
 
@@ -463,35 +464,10 @@ class RuleSetAdmin(ServiceManagedHistoryAdmin):
             else:
                 rule_set = services.create_rule_set(actor=request.user, rules=rules, **fields)
         except DomainError as exc:
-            request._loyalty_admin_error = exc
             errors = "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in exc.errors.items())
-            self.message_user(request, f"Not saved. {exc.detail} {errors}".strip(), messages.ERROR)
+            self.refuse_save(request, exc, f"Not saved. {exc.detail} {errors}".strip())
             return
-        for field in RuleSet._meta.concrete_fields:
-            setattr(form.instance, field.attname, getattr(rule_set, field.attname))
-        form.instance._state.adding = False
-        form.instance._state.db = rule_set._state.db
-
-    def _failed(self, request) -> bool:
-        return getattr(request, "_loyalty_admin_error", None) is not None
-
-    def log_addition(self, request, obj, message):
-        if not self._failed(request):
-            return super().log_addition(request, obj, message)
-
-    def log_change(self, request, obj, message):
-        if not self._failed(request):
-            return super().log_change(request, obj, message)
-
-    def response_add(self, request, obj, post_url_continue=None):
-        if self._failed(request):
-            return HttpResponseRedirect(request.path)
-        return super().response_add(request, obj, post_url_continue)
-
-    def response_change(self, request, obj):
-        if self._failed(request):
-            return HttpResponseRedirect(request.path)
-        return super().response_change(request, obj)
+        self.adopt_saved(form.instance, rule_set)
 
     # --- the change page: lifecycle buttons and versions ----------------------------------------
     def _url_name(self, suffix: str) -> str:

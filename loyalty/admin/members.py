@@ -16,7 +16,14 @@ from .. import selectors, services
 from ..exceptions import DomainError
 from ..forms import AdjustPointsForm, ChangeTierForm, MemberAdminForm, form_errors_text
 from ..models import LedgerEntry, Member, Metric, Segment, Tier, TierMembership
-from .base import BigListMixin, ExactSearchMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin, admin_link
+from .base import (
+    BigListMixin,
+    ExactSearchMixin,
+    ReadOnlyAdminMixin,
+    ServiceManagedHistoryAdmin,
+    ServiceSaveMixin,
+    admin_link,
+)
 from .panels import member_panels
 
 RECENT_ENTRIES = 20
@@ -40,7 +47,7 @@ class TierAdmin(SimpleHistoryAdmin):
 
 
 @admin.register(Member)
-class MemberAdmin(BigListMixin, ServiceManagedHistoryAdmin):
+class MemberAdmin(BigListMixin, ServiceSaveMixin, ServiceManagedHistoryAdmin):
     """Support's main screen. Profile edits and enrolment go through ``services``; points and tier
     move through the two forms on the change page (custom views below)."""
 
@@ -108,38 +115,9 @@ class MemberAdmin(BigListMixin, ServiceManagedHistoryAdmin):
                     reason=reason or "Enrolled in the admin",
                 )
         except DomainError as exc:
-            request._loyalty_admin_error = exc
-            self.message_user(request, exc.detail, messages.ERROR)
+            self.refuse_save(request, exc)
             return
-        for field in Member._meta.concrete_fields:
-            setattr(obj, field.attname, getattr(member, field.attname))
-        obj._state.adding = False
-        obj._state.db = member._state.db
-
-    def _failed(self, request) -> bool:
-        return getattr(request, "_loyalty_admin_error", None) is not None
-
-    def save_related(self, request, form, formsets, change):
-        if not self._failed(request):
-            super().save_related(request, form, formsets, change)
-
-    def log_addition(self, request, obj, message):
-        if not self._failed(request):
-            return super().log_addition(request, obj, message)
-
-    def log_change(self, request, obj, message):
-        if not self._failed(request):
-            return super().log_change(request, obj, message)
-
-    def response_add(self, request, obj, post_url_continue=None):
-        if self._failed(request):
-            return HttpResponseRedirect(request.path)
-        return super().response_add(request, obj, post_url_continue)
-
-    def response_change(self, request, obj):
-        if self._failed(request):
-            return HttpResponseRedirect(request.path)
-        return super().response_change(request, obj)
+        self.adopt_saved(obj, member)
 
     # --- the change page's panels ------------------------------------------------------------
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):

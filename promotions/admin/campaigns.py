@@ -13,7 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from loyalty.admin.base import ReadOnlyAdminMixin, ReadOnlyInline, ServiceManagedHistoryAdmin
+from loyalty.admin.base import ReadOnlyAdminMixin, ReadOnlyInline, ServiceManagedHistoryAdmin, ServiceSaveMixin
 from loyalty.exceptions import DomainError
 from loyalty.forms import form_errors_text
 
@@ -67,7 +67,7 @@ class CodeBatchInline(ReadOnlyInline):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(ServiceManagedHistoryAdmin):
+class CampaignAdmin(ServiceSaveMixin, ServiceManagedHistoryAdmin):
     """Campaign managers' main screen. Saves go through ``create_campaign`` / ``update_campaign``;
     statuses move through the actions and the buttons on the page; batches through the
     "Generate codes" form (a custom view below)."""
@@ -186,46 +186,21 @@ class CampaignAdmin(ServiceManagedHistoryAdmin):
                     **fields,
                 )
         except DomainError as exc:
-            request._promotions_admin_error = exc
             errors = "; ".join(f"{k}: {' '.join(map(str, v))}" for k, v in exc.errors.items())
-            self.message_user(request, f"{exc.detail} {errors}".strip(), messages.ERROR)
+            self.refuse_save(request, exc, f"{exc.detail} {errors}".strip())
             return
-        for field in Campaign._meta.concrete_fields:
-            setattr(obj, field.attname, getattr(campaign, field.attname))
-        obj._state.adding = False
-        obj._state.db = campaign._state.db
-
-    def _failed(self, request) -> bool:
-        return getattr(request, "_promotions_admin_error", None) is not None
+        self.adopt_saved(obj, campaign)
 
     def save_related(self, request, form, formsets, change):
         # Eligibility is saved by the service (not form.save_m2m); the batches inline is view-only,
         # so saving its formset writes nothing but lets the admin build its change message.
-        if self._failed(request):
+        if self.save_refused(request):
             return
         for formset in formsets:
             self.save_formset(request, form, formset, change=change)
 
     def get_inlines(self, request, obj):
         return self.inlines if obj is not None else []
-
-    def log_addition(self, request, obj, message):
-        if not self._failed(request):
-            return super().log_addition(request, obj, message)
-
-    def log_change(self, request, obj, message):
-        if not self._failed(request):
-            return super().log_change(request, obj, message)
-
-    def response_add(self, request, obj, post_url_continue=None):
-        if self._failed(request):
-            return HttpResponseRedirect(request.path)
-        return super().response_add(request, obj, post_url_continue)
-
-    def response_change(self, request, obj):
-        if self._failed(request):
-            return HttpResponseRedirect(request.path)
-        return super().response_change(request, obj)
 
     # --- status actions ------------------------------------------------------------------------------
     def _move(self, request, campaigns, status: str, done: str, reason: str = ""):

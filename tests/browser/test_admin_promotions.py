@@ -9,7 +9,6 @@ import pytest
 
 from promotions import services
 from promotions.models import Campaign, Code, CodeBatch
-from tests.browser.test_admin_member import browser, screenshot  # noqa: F401  (the fixture and helper)
 
 pytestmark = [
     pytest.mark.browser,
@@ -20,7 +19,9 @@ pytestmark = [
 @pytest.mark.django_db(transaction=True)
 def test_campaign_manager_generates_codes_and_looks_one_up(
     live_server,
-    browser,  # noqa: F811
+    browser,
+    sign_in,
+    screenshot,
     member,
     metric,
     campaign_manager_user,
@@ -36,11 +37,7 @@ def test_campaign_manager_generates_codes_and_looks_one_up(
     services.change_campaign_status(campaign=campaign, status=Campaign.Status.ACTIVE, actor=user)
     wait = WebDriverWait(browser, 20)
 
-    browser.get(f"{live_server.url}/admin/login/?next=/admin/")
-    browser.find_element(By.NAME, "username").send_keys(user.username)
-    browser.find_element(By.NAME, "password").send_keys(f"pw-{user.username}")
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    wait.until(ec.presence_of_element_located((By.ID, "site-name")))
+    sign_in(browser, user, timeout=20)
 
     # the campaign list, then the campaign
     browser.get(f"{live_server.url}/admin/promotions/campaign/")

@@ -5,9 +5,6 @@ Screenshots land in artifacts/screenshots/redemptions_*.png (gitignored) for a h
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import pytest
 from django.contrib.auth.models import Permission
 
@@ -16,70 +13,15 @@ from loyalty import services as loyalty
 from loyalty.models import PointBalance, Reward
 from redemptions import services
 from redemptions.models import Redemption, Rollback
-from tests.conftest import chromium_paths, make_user
+from tests.conftest import make_user
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
+SCREENSHOT_PREFIX = "redemptions_"  # for the screenshot fixture (tests/browser/conftest.py)
+SCREENSHOT_MIN_BYTES = 10_000
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.filterwarnings("ignore:No directory at:UserWarning"),  # whitenoise without collectstatic
 ]
-
-
-@pytest.fixture
-def browser(tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    binary, driver_path = chromium_paths()
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for arg in [
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1400,1000",
-    ]:
-        options.add_argument(arg)
-    profile = tempfile.mkdtemp(prefix="chromium-profile-", dir=tmp_path)
-    options.add_argument(f"--user-data-dir={profile}")
-    driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def screenshot(driver, name: str) -> Path:
-    """A full-page screenshot: grow the window to the page's height first."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    height = driver.execute_script("return Math.max(document.body.scrollHeight, document.documentElement.scrollHeight)")
-    driver.set_window_size(1400, min(max(height + 140, 1000), 6000))
-    path = SCREENSHOTS / f"redemptions_{name}.png"
-    assert driver.save_screenshot(str(path))
-    driver.set_window_size(1400, 1000)
-    assert path.stat().st_size > 10_000
-    return path
-
-
-def sign_in(browser, live_server, user):
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    browser.delete_all_cookies()
-    browser.get(f"{live_server.url}/admin/login/?next=/admin/")
-    browser.find_element(By.NAME, "username").send_keys(user.username)
-    browser.find_element(By.NAME, "password").send_keys(f"pw-{user.username}")
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    WebDriverWait(browser, 15).until(ec.presence_of_element_located((By.ID, "site-name")))
 
 
 def run_action(browser, wait, name: str, *pks: int):
@@ -126,14 +68,16 @@ def scene(db, member, metric, support_user, approver_user):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_approver_works_the_queue_approves_rejects_and_ships(live_server, browser, scene, approver_user):
+def test_approver_works_the_queue_approves_rejects_and_ships(
+    live_server, browser, sign_in, screenshot, scene, approver_user
+):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     wait = WebDriverWait(browser, 15)
     first, second, third = scene["submitted"]
-    sign_in(browser, live_server, approver_user)
+    sign_in(browser, approver_user)
 
     # the Redemptions screen links to the queue prominently
     browser.get(f"{live_server.url}/admin/redemptions/redemption/")
@@ -192,14 +136,16 @@ def test_approver_works_the_queue_approves_rejects_and_ships(live_server, browse
 
 
 @pytest.mark.django_db(transaction=True)
-def test_support_agent_redeems_a_reward_from_the_member_page(live_server, browser, scene, support_user):
+def test_support_agent_redeems_a_reward_from_the_member_page(
+    live_server, browser, sign_in, screenshot, scene, support_user
+):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     wait = WebDriverWait(browser, 15)
     member = scene["member"]
-    sign_in(browser, live_server, support_user)
+    sign_in(browser, support_user)
     browser.get(f"{live_server.url}/admin/loyalty/member/{member.pk}/change/")
     form = wait.until(ec.presence_of_element_located((By.ID, "redeem-reward-form")))
     assert "1400" in form.find_element(By.CSS_SELECTOR, ".redeem-balance").text
@@ -232,7 +178,7 @@ def test_support_agent_redeems_a_reward_from_the_member_page(live_server, browse
 
 @pytest.mark.django_db(transaction=True)
 def test_support_rolls_back_for_fraud_and_another_approver_approves(
-    live_server, browser, scene, support_user, approver_user
+    live_server, browser, sign_in, screenshot, scene, support_user, approver_user
 ):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
@@ -241,7 +187,7 @@ def test_support_rolls_back_for_fraud_and_another_approver_approves(
     wait = WebDriverWait(browser, 15)
     member = scene["member"]
     red = services.redeem_reward(member=member, reward=scene["mug"], actor=support_user)
-    sign_in(browser, live_server, support_user)
+    sign_in(browser, support_user)
     browser.get(f"{live_server.url}/admin/redemptions/redemption/{red.pk}/change/")
     wait.until(ec.element_to_be_clickable((By.ID, "do-rollback_selected"))).click()
     Select(wait.until(ec.presence_of_element_located((By.NAME, "reason")))).select_by_value("fraud")
@@ -255,7 +201,7 @@ def test_support_rolls_back_for_fraud_and_another_approver_approves(
 
     # a second person approves it from the rollback queue
     other = make_user("olga", roles.APPROVER)
-    sign_in(browser, live_server, other)
+    sign_in(browser, other)
     browser.get(f"{live_server.url}/admin/redemptions/rollback/")
     wait.until(ec.presence_of_element_located((By.ID, "rollback-queue-link"))).click()
     row = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#result_list tbody tr")))

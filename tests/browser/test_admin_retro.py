@@ -16,10 +16,6 @@ from django.utils import timezone
 from loyalty import services
 from loyalty.models import PointBalance, ProgramSettings
 from retro.models import RetroClaim
-from tests.browser import test_admin_member as chromium
-
-browser = chromium.browser  # the same headless Chromium fixture
-screenshot = chromium.screenshot
 
 pytestmark = [
     pytest.mark.browser,
@@ -37,23 +33,12 @@ RULES = [
 ]
 
 
-def sign_in(driver, live_server, user):
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    driver.delete_all_cookies()
-    driver.get(f"{live_server.url}/admin/login/?next=/admin/")
-    driver.find_element(By.NAME, "username").send_keys(user.username)
-    driver.find_element(By.NAME, "password").send_keys(f"pw-{user.username}")
-    driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    WebDriverWait(driver, 15).until(ec.presence_of_element_located((By.ID, "site-name")))
-
-
 @pytest.mark.django_db(transaction=True)
 def test_support_files_a_retro_claim_and_an_approver_approves_it(
     live_server,
     browser,
+    sign_in,
+    screenshot,
     metric,
     tiers,
     admin_user,
@@ -84,7 +69,7 @@ def test_support_files_a_retro_claim_and_an_approver_approves_it(
     wait = WebDriverWait(browser, 15)
 
     # --- the support agent finds the purchase from the member page and files the claim ---------
-    sign_in(browser, live_server, support_user)
+    sign_in(browser, support_user)
     browser.get(f"{live_server.url}/admin/loyalty/member/{member.pk}/change/")
     panel = wait.until(ec.presence_of_element_located((By.ID, "retro-search-form")))
     panel.find_element(By.NAME, "retro-store").send_keys("AMS-1")
@@ -104,7 +89,7 @@ def test_support_files_a_retro_claim_and_an_approver_approves_it(
     screenshot(browser, "retro_member_claim_filed")
 
     # --- an approver approves it from the queue ----------------------------------------------------
-    sign_in(browser, live_server, approver_user)
+    sign_in(browser, approver_user)
     browser.get(f"{live_server.url}/admin/retro/retroclaim/queue/")
     rows = wait.until(ec.presence_of_all_elements_located((By.CSS_SELECTOR, "#result_list tbody tr")))
     assert len(rows) == 1 and "BILL-1" in rows[0].text and "Base v1 · tier BRONZE" in rows[0].text
@@ -130,7 +115,7 @@ def test_support_files_a_retro_claim_and_an_approver_approves_it(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_earning_screens_in_the_browser(live_server, browser, metric, tiers, admin_user):
+def test_earning_screens_in_the_browser(live_server, browser, sign_in, screenshot, metric, tiers, admin_user):
     """The rule set page (versions, lifecycle) and the preview form, for a look at their layout."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
@@ -143,7 +128,7 @@ def test_earning_screens_in_the_browser(live_server, browser, metric, tiers, adm
     services.publish_rule_set(rule_set=rule_set, actor=admin_user)
     draft = services.new_rule_set_version(rule_set=rule_set, actor=admin_user, valid_from=now + dt.timedelta(days=1))
     wait = WebDriverWait(browser, 15)
-    sign_in(browser, live_server, admin_user)
+    sign_in(browser, admin_user)
 
     browser.get(f"{live_server.url}/admin/loyalty/ruleset/{draft.pk}/change/")
     wait.until(ec.presence_of_element_located((By.ID, "ruleset-versions")))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from celery import Celery
-from django.db import connection
+from django.db import connection, connections
 
 from tests.conftest import redis_url, require_postgres
 
@@ -82,6 +83,39 @@ def wait_for(predicate, timeout: float = 45.0, interval: float = 0.2) -> bool:
             return True
         time.sleep(interval)
     return False
+
+
+def code_or_repr(exc: Exception) -> str:
+    """Domain errors carry a code; anything else shows up as itself."""
+    return getattr(exc, "code", repr(exc))
+
+
+def hammer(n: int, fn, outcome=code_or_repr) -> list[str]:
+    """Run ``fn(i)`` for i in range(n) in n threads released together; one outcome per thread.
+
+    A call that returns is ``"ok"``; one that raises becomes ``outcome(exc)``.
+    """
+    barrier = threading.Barrier(n)
+    outcomes, lock = [], threading.Lock()
+
+    def run(i):
+        try:
+            barrier.wait()
+            fn(i)
+            result = "ok"
+        except Exception as exc:
+            result = outcome(exc)
+        finally:
+            connections.close_all()
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return outcomes
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from loyalty import services
 from loyalty.exceptions import InsufficientPoints
 from loyalty.models import LedgerEntry, Member, Metric, PointBalance, Tier, TierMembership
 from loyalty.selectors import verify_ledger
+from tests.integration.conftest import hammer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("postgres_only")]
 
@@ -24,29 +25,13 @@ def test_sixteen_threads_debit_one_balance_and_exactly_the_affordable_number_suc
     # 3 lots so that debits also race on lot consumption
     for amount in (100, 100, 50):
         services.credit_points(member=member, metric=metric, amount=amount)
-    threads, barrier = 16, threading.Barrier(16)
-    results: list[str] = []
-    lock = threading.Lock()
 
-    def spend():
-        try:
-            barrier.wait()
-            services.debit_points(member=member, metric=metric, amount=40)
-            outcome = "ok"
-        except InsufficientPoints as exc:
-            outcome = exc.code
-        except Exception as exc:
-            outcome = f"error: {exc!r}"
-        finally:
-            connections.close_all()
-        with lock:
-            results.append(outcome)
+    def insufficient_or_error(exc: Exception) -> str:
+        return exc.code if isinstance(exc, InsufficientPoints) else f"error: {exc!r}"
 
-    workers = [threading.Thread(target=spend) for _ in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
+    results = hammer(
+        16, lambda i: services.debit_points(member=member, metric=metric, amount=40), outcome=insufficient_or_error
+    )
 
     assert results.count("ok") == 6  # 250 // 40
     assert results.count("insufficient_points") == 10

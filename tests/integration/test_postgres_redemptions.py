@@ -1,9 +1,6 @@
 """Concurrent redemptions on the real PostgreSQL: stock and balances hold."""
 
-import threading
-
 import pytest
-from django.db import connections
 
 from loyalty import roles
 from loyalty import services as loyalty
@@ -12,32 +9,9 @@ from loyalty.selectors import verify_ledger
 from redemptions import services
 from redemptions.models import Redemption
 from tests.conftest import make_user
+from tests.integration.conftest import hammer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("postgres_only")]
-
-
-def hammer(n, fn):
-    barrier = threading.Barrier(n)
-    outcomes, lock = [], threading.Lock()
-
-    def run(i):
-        try:
-            barrier.wait()
-            fn(i)
-            result = "ok"
-        except Exception as exc:  # domain errors carry a code; anything else shows up as itself
-            result = getattr(exc, "code", repr(exc))
-        finally:
-            connections.close_all()
-        with lock:
-            outcomes.append(result)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return outcomes
 
 
 @pytest.fixture

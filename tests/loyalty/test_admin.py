@@ -4,7 +4,6 @@ import datetime as dt
 from unittest import mock
 
 import pytest
-from django.contrib.messages import get_messages
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -25,22 +24,13 @@ from loyalty.models import (
     Segment,
     TierMembership,
 )
+from tests.helpers import admin_url, login, messages_of
 
 pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")  # whitenoise without collectstatic
 
 
 def url(name, *args, query=""):
-    return reverse(f"admin:loyalty_{name}", args=args) + (f"?{query}" if query else "")
-
-
-def messages_of(response):
-    return [str(m) for m in get_messages(response.wsgi_request)]
-
-
-def login(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
+    return admin_url(f"loyalty_{name}", *args, query=query)
 
 
 @pytest.fixture

@@ -5,11 +5,8 @@ from decimal import Decimal
 
 import pytest
 import time_machine
-from django.contrib.messages import get_messages
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from django.urls import reverse
 from django.utils import timezone
 
 from loyalty import services
@@ -21,30 +18,15 @@ from loyalty.models import (
     Transaction,
     TransactionReturn,
 )
+from tests.helpers import BY_TIER, admin_url, login, messages_of
 
 pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
 
 FIXED = {"name": "Visit", "metric": "points", "action": "fixed", "points": 10}
-BY_TIER = {
-    "name": "Tier share",
-    "metric": "points",
-    "action": "percent_of_amount",
-    "percent_by_tier": {"GOLD": 20, "SILVER": 15, "BRONZE": 10},
-}
 
 
 def url(name, *args, query=""):
-    return reverse(f"admin:loyalty_{name}", args=args) + (f"?{query}" if query else "")
-
-
-def messages_of(response):
-    return [str(m) for m in get_messages(response.wsgi_request)]
-
-
-def login(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
+    return admin_url(f"loyalty_{name}", *args, query=query)
 
 
 @pytest.fixture

@@ -18,20 +18,7 @@ from loyalty.models import (
 )
 from loyalty.selectors import verify_ledger
 from tests.conftest import api_client_for
-from tests.loyalty.test_api_members import assert_error
-
-BASE = "/api/v1"
-FIXED = {"name": "Visit", "metric": "points", "action": "fixed"}
-BY_TIER = {
-    "name": "Tier share",
-    "metric": "points",
-    "action": "percent_of_amount",
-    "percent_by_tier": {"GOLD": 20, "SILVER": 15, "BRONZE": 10},
-}
-
-
-def d(*args) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=dt.UTC)
+from tests.helpers import BASE, BY_TIER, FIXED, assert_error, d
 
 
 @pytest.fixture

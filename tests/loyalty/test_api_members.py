@@ -7,18 +7,7 @@ from rest_framework.test import APIClient
 from loyalty import services
 from loyalty.models import IdempotencyRecord, LedgerEntry, Member, Metric, Reward, Tier
 from tests.conftest import api_client_for
-
-BASE = "/api/v1"
-
-
-def assert_error(response, status, code, field=None):
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"code", "detail", "errors"}, body
-    assert body["code"] == code, body
-    assert isinstance(body["detail"], str) and body["detail"]
-    if field:
-        assert field in body["errors"], body
+from tests.helpers import BASE, assert_error
 
 
 @pytest.fixture

@@ -18,21 +18,9 @@ from loyalty.models import (
     Transaction,
 )
 from loyalty.selectors import rule_set_at, tier_at, verify_ledger
+from tests.helpers import BY_TIER, FIXED, d
 
 UTC = dt.UTC
-
-
-def d(*args) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=UTC)
-
-
-FIXED = {"name": "Visit", "metric": "points", "action": "fixed"}
-BY_TIER = {
-    "name": "Tier share",
-    "metric": "points",
-    "action": "percent_of_amount",
-    "percent_by_tier": {"GOLD": 20, "SILVER": 15, "BRONZE": 10},
-}
 
 
 @pytest.fixture

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from django.contrib.messages import get_messages
 from django.db import connection
-from django.test import Client, override_settings
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
-from django.urls import reverse
 
 from loyalty.exceptions import TooManyAttempts
 from loyalty.models import Segment
@@ -21,22 +19,13 @@ from promotions.models import (
     CodeEvent,
     CodeRedemption,
 )
+from tests.helpers import admin_url, login, messages_of
 
 pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")  # whitenoise without collectstatic
 
 
 def url(name, *args, query=""):
-    return reverse(f"admin:promotions_{name}", args=args) + (f"?{query}" if query else "")
-
-
-def messages_of(response):
-    return [str(m) for m in get_messages(response.wsgi_request)]
-
-
-def login(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
+    return admin_url(f"promotions_{name}", *args, query=query)
 
 
 def req(codes, member=None, client="pos-1", ip="10.0.0.1", order_id="o-1"):

@@ -26,22 +26,12 @@ from promotions.models import (
     CodeRedemption,
 )
 from tests.conftest import api_client_for, make_user
+from tests.helpers import BASE, assert_error
 
-BASE = "/api/v1"
 T0 = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
 T1 = dt.datetime(2026, 6, 30, 12, tzinfo=dt.UTC)
 TICK = dt.timedelta(microseconds=1)
 STACK = {"stacking": "stackable", "stack_group": "spring", "max_codes_per_order": 2}
-
-
-def assert_error(response, status, code, field=None):
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"code", "detail", "errors"}, body
-    assert body["code"] == code, body
-    assert isinstance(body["detail"], str) and body["detail"]
-    if field:
-        assert field in body["errors"], body
 
 
 def body(codes, member=None, amount="100.00", channel="online", order_id="o-1"):

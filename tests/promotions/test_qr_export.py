@@ -8,10 +8,10 @@ import struct
 
 import pytest
 from django.test import Client
-from django.urls import reverse
 
 from promotions import exports, qr, services
 from promotions.models import Code
+from tests.helpers import admin_url, login
 
 pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
 
@@ -19,13 +19,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def url(name, *args, query=""):
-    return reverse(f"admin:promotions_{name}", args=args) + (f"?{query}" if query else "")
-
-
-def login(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
+    return admin_url(f"promotions_{name}", *args, query=query)
 
 
 def read_csv(response) -> list[list[str]]:

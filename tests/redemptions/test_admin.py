@@ -4,40 +4,22 @@ through the services, the member page's Rewards panel, rollbacks and trends."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.messages import get_messages
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from django.urls import reverse
 
 from loyalty import roles
 from loyalty import services as loyalty
-from loyalty.models import LedgerEntry, PointBalance, ProgramSettings
+from loyalty.models import LedgerEntry, ProgramSettings
 from redemptions import services
 from redemptions.models import Redemption, RewardCodePool, Rollback
 from tests.conftest import make_user
+from tests.helpers import admin_url as url
+from tests.helpers import balance, login, messages_of
 
 pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
 
 ACTION = "_selected_action"
-
-
-def url(name, *args, query=""):
-    return reverse(f"admin:{name}", args=args) + (f"?{query}" if query else "")
-
-
-def messages_of(response):
-    return [str(m) for m in get_messages(response.wsgi_request)]
-
-
-def login(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
-def balance(member):
-    return PointBalance.objects.get(member=member).balance
 
 
 def ids(response):

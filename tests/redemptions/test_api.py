@@ -14,13 +14,7 @@ from loyalty.selectors import verify_ledger
 from promotions.models import Code
 from redemptions.models import Redemption, Rollback
 from tests.conftest import api_client_for, make_user
-from tests.loyalty.test_api_members import assert_error
-
-BASE = "/api/v1"
-
-
-def balance(member):
-    return PointBalance.objects.get(member=member).balance
+from tests.helpers import BASE, assert_error, balance
 
 
 @pytest.fixture

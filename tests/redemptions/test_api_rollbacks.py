@@ -16,14 +16,9 @@ from promotions import services as promotions
 from promotions.models import Code
 from redemptions.models import Redemption, Rollback
 from tests.conftest import api_client_for, make_user
-from tests.loyalty.test_api_members import assert_error
+from tests.helpers import BASE, assert_error, balance
 
-BASE = "/api/v1"
 T0 = dt.datetime(2026, 3, 1, 10, tzinfo=dt.UTC)
-
-
-def balance(member):
-    return PointBalance.objects.get(member=member).balance
 
 
 def redeem(client, member, reward, **extra):
@@ -60,16 +55,6 @@ def writes(db):
         )
 
     return snapshot
-
-
-@pytest.fixture
-def support(support_user):
-    return api_client_for(support_user)
-
-
-@pytest.fixture
-def approver(approver_user):
-    return api_client_for(approver_user)
 
 
 @pytest.fixture

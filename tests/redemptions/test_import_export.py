@@ -8,26 +8,16 @@ import io
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
-from django.urls import reverse
 from django.utils import timezone
 from openpyxl import Workbook, load_workbook
 
 from loyalty.models import LedgerEntry, PointBalance
 from redemptions import resources, services
 from redemptions.models import Redemption
+from tests.helpers import admin_url as url
+from tests.helpers import login
 
 pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
-
-
-def url(name, *args, query=""):
-    return reverse(f"admin:{name}", args=args) + (f"?{query}" if query else "")
-
-
-def login(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def csv_file(rows, name="file.csv") -> SimpleUploadedFile:

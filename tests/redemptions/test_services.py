@@ -5,17 +5,14 @@ from django.core import mail
 
 from loyalty import roles
 from loyalty.exceptions import BusinessRuleViolation, FourEyesRequired, InvalidInput, InvalidTransition
-from loyalty.models import PointBalance, Reward
+from loyalty.models import Reward
 from loyalty.selectors import verify_ledger
 from promotions import services as promotions
 from promotions.models import Code
 from redemptions import services
 from redemptions.models import Redemption
 from tests.conftest import make_user
-
-
-def balance(member):
-    return PointBalance.objects.get(member=member).balance
+from tests.helpers import balance
 
 
 @pytest.mark.django_db

@@ -6,9 +6,7 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.contrib.admin import helpers
-from django.contrib.messages import get_messages
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -18,26 +16,11 @@ from loyalty.models import LedgerEntry, PointBalance, ProgramSettings
 from retro import services as retro
 from retro.models import RetroClaim
 from tests.conftest import make_user
+from tests.helpers import BY_TIER, admin_url, login, messages_of
 
 pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
 
 FIXED = {"name": "Visit", "metric": "points", "action": "fixed", "points": 10}
-BY_TIER = {
-    "name": "Tier share",
-    "metric": "points",
-    "action": "percent_of_amount",
-    "percent_by_tier": {"GOLD": 20, "SILVER": 15, "BRONZE": 10},
-}
-
-
-def messages_of(response):
-    return [str(m) for m in get_messages(response.wsgi_request)]
-
-
-def login(user) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 QUEUE = "/admin/retro/retroclaim/queue/"
@@ -49,7 +32,7 @@ def claim_url(claim, suffix="change"):
 
 
 def member_url(member, query=""):
-    return reverse("admin:loyalty_member_change", args=[member.pk]) + (f"?{query}" if query else "")
+    return admin_url("loyalty_member_change", member.pk, query=query)
 
 
 @pytest.fixture

@@ -13,35 +13,12 @@ from loyalty.models import LedgerEntry, MemberTracker, Transaction
 from loyalty.selectors import verify_ledger
 from retro.models import RetroClaim
 from tests.conftest import api_client_for, make_user
-from tests.loyalty.test_api_members import assert_error
-
-BASE = "/api/v1"
-FIXED = {"name": "Visit", "metric": "points", "action": "fixed"}
-BY_TIER = {
-    "name": "Tier share",
-    "metric": "points",
-    "action": "percent_of_amount",
-    "percent_by_tier": {"GOLD": 20, "SILVER": 15, "BRONZE": 10},
-}
-
-
-def d(*args) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=dt.UTC)
+from tests.helpers import BASE, BY_TIER, FIXED, assert_error, d, ok
 
 
 @pytest.fixture
 def manager(campaign_manager_user):
     return api_client_for(campaign_manager_user)
-
-
-@pytest.fixture
-def support(support_user):
-    return api_client_for(support_user)
-
-
-@pytest.fixture
-def approver(approver_user):
-    return api_client_for(approver_user)
 
 
 @pytest.fixture
@@ -55,11 +32,6 @@ def writes(db):
         )
 
     return snapshot
-
-
-def ok(response, status=200):
-    assert response.status_code == status, response.content
-    return response.json()
 
 
 @pytest.fixture

@@ -1,4 +1,3 @@
-import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -12,19 +11,7 @@ from loyalty.selectors import verify_ledger
 from retro import services as retro
 from retro.models import RetroClaim
 from tests.conftest import make_user
-
-
-def d(*args) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=dt.UTC)
-
-
-FIXED = {"name": "Visit", "metric": "points", "action": "fixed"}
-BY_TIER = {
-    "name": "Tier share",
-    "metric": "points",
-    "action": "percent_of_amount",
-    "percent_by_tier": {"GOLD": 20, "SILVER": 15, "BRONZE": 10},
-}
+from tests.helpers import BY_TIER, FIXED, d
 
 
 @pytest.fixture
