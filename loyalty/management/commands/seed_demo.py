@@ -4,6 +4,11 @@ Everything goes through ``services`` (enrolment, credits, debits, adjustments, t
 the demo data obeys the same rules as real data and ``verify_ledger`` passes on it. Running it
 again creates nothing new.
 
+After its own data (users, metrics, tiers, members, segments, rewards) it runs the steps that the
+apps' ``demo`` modules register (see ``loyalty/demo.py``): rule sets and purchases, campaigns and
+codes, redemptions and rollbacks, retro claims. Emails those steps would send to demo members are
+dropped (the demo addresses are not real).
+
 Demo users have known passwords, so the command refuses to run unless DEBUG is on (or --force is
 given for a throwaway database).
 """
@@ -11,19 +16,22 @@ given for a throwaway database).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import random
 import time
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.test.utils import override_settings
 from django.utils import timezone
 
 from loyalty import roles, services
+from loyalty.demo import SEED, run_demo_steps
 from loyalty.models import LedgerEntry, Member, Metric, PointBalance, Reward, Segment, Tier, TierMembership
 
-SEED = 42
 ADMIN_URL = "http://127.0.0.1:8000/admin/"
 
 DEMO_USERS = [  # (username, role or None for the superuser)
@@ -103,12 +111,30 @@ REWARDS = [  # external_id, name, type, points, stock, approval, fulfillment, el
 ]
 
 
+@contextmanager
+def _quiet_task_logs():
+    """Tasks queued by the demo (code generation, emails) run eagerly on commit without a broker;
+    their one-line-per-task logs would bury the login table."""
+    loggers = {name: logging.getLogger(name) for name in ("celery.app.trace", "kombu.connection")}
+    levels = {name: lg.level for name, lg in loggers.items()}
+    for lg in loggers.values():
+        lg.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for name, lg in loggers.items():
+            lg.setLevel(levels[name])
+
+
 def demo_password(username: str) -> str:
     return f"demo-{username}"
 
 
 class Command(BaseCommand):
-    help = "Create demo metrics, tiers, members with ledger history, segments, rewards and role users."
+    help = (
+        "Create demo data for every screen: role users, metrics, tiers, members with ledger history, segments, "
+        "rewards, then each app's demo steps (rule sets, purchases, campaigns, codes, redemptions, retro claims)."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--members", type=int, default=300, help="How many demo members (default 300).")
@@ -128,7 +154,12 @@ class Command(BaseCommand):
             raise CommandError("--members must not be negative.")
         started = time.monotonic()
         now = timezone.now()
-        with transaction.atomic():
+        # Emails to demo members (queued after commit) go nowhere: their addresses are made up.
+        with (
+            override_settings(EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend"),
+            _quiet_task_logs(),
+            transaction.atomic(),
+        ):
             users = self.seed_users()
             metrics = self.seed_metrics()
             tiers = self.seed_tiers()
@@ -137,6 +168,7 @@ class Command(BaseCommand):
             expired = services.expire_points(now=now)
             self.seed_segments(tiers)
             self.seed_rewards(metrics, tiers)
+            run_demo_steps(stdout=self.stdout, users=users, seed=SEED)
         elapsed = time.monotonic() - started
         self.stdout.write(
             self.style.SUCCESS(
