@@ -169,6 +169,7 @@ class Redemption(models.Model):
             models.Index(fields=["reward", "-created_at"], name="redemption_reward"),
             models.Index(fields=["status", "-created_at"], name="redemption_status"),
             models.Index(fields=["kind", "award_status", "-created_at"], name="redemption_kind_award"),
+            models.Index(fields=["kind", "-created_at", "-id"], name="redemption_kind_created"),
             models.Index(fields=["approval_status", "created_at"], name="redemption_approval_queue"),
             models.Index(fields=["fulfillment_status", "-created_at"], name="redemption_fulfillment"),
             models.Index(fields=["issued_code"], name="redemption_issued_code"),
