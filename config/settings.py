@@ -29,6 +29,7 @@ env = environ.Env(
     CODE_RAPID_REDEMPTION_LIMIT=(int, 5),
     CODE_RAPID_REDEMPTION_WINDOW_SECONDS=(int, 3600),
     CODE_BATCH_MAX_COUNT=(int, 5_000_000),
+    TRUSTED_PROXIES=(list, []),
 )
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
@@ -184,6 +185,8 @@ CODE_LOCKOUT_SECONDS = env("CODE_LOCKOUT_SECONDS")
 CODE_RAPID_REDEMPTION_LIMIT = env("CODE_RAPID_REDEMPTION_LIMIT")
 CODE_RAPID_REDEMPTION_WINDOW_SECONDS = env("CODE_RAPID_REDEMPTION_WINDOW_SECONDS")
 CODE_BATCH_MAX_COUNT = env("CODE_BATCH_MAX_COUNT")
+# Reverse proxies whose X-Forwarded-For is believed when finding a client's IP (code lockouts).
+TRUSTED_PROXIES = env("TRUSTED_PROXIES")
 
 # --- Celery --------------------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL")

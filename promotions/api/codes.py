@@ -4,9 +4,9 @@ Permissions: list, lookup, QR and validate need promotions.view_code; redeem nee
 promotions.add_coderedemption; rollback needs promotions.change_coderedemption.
 
 Validation attempts are recorded with the client (the API user's username) and the IP address,
-which is the connection's REMOTE_ADDR. X-Forwarded-For is deliberately ignored: it is set by the
-caller, so trusting it would let a guesser dodge the per-IP lockout. Behind a proxy, have the proxy
-set REMOTE_ADDR (e.g. gunicorn ``--forwarded-allow-ips`` with a trusted proxy).
+which is the connection's REMOTE_ADDR. X-Forwarded-For is used only when the connection comes from a
+proxy listed in TRUSTED_PROXIES: then the client is the right-most address that is not one of those
+proxies. Otherwise the header is ignored (a caller could forge it to dodge the per-IP lockout).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from decimal import Decimal
 
 import django_filters
 from django import forms
+from django.conf import settings
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -57,12 +58,25 @@ def code_or_404(text: str) -> Code:
     )
 
 
-def client_ip(request) -> str | None:
-    raw = request.META.get("REMOTE_ADDR") or ""
+def _ip(raw: str) -> str | None:
     try:
-        return str(ipaddress.ip_address(raw))
+        return str(ipaddress.ip_address(raw.strip()))
     except ValueError:
         return None
+
+
+def client_ip(request) -> str | None:
+    remote = _ip(request.META.get("REMOTE_ADDR") or "")
+    trusted = set(settings.TRUSTED_PROXIES)
+    if remote is None or remote not in trusted:
+        return remote
+    hops = [_ip(part) for part in (request.META.get("HTTP_X_FORWARDED_FOR") or "").split(",")]
+    for hop in reversed(hops):
+        if hop is None:
+            return remote  # a malformed header: fall back to the proxy itself
+        if hop not in trusted:
+            return hop
+    return remote
 
 
 # --- list and lookup ------------------------------------------------------------------------------

@@ -816,3 +816,15 @@ def test_openapi_schema_lists_the_promotions_endpoints(api):
         assert path in paths, path
         assert methods <= set(paths[path]), (path, set(paths[path]))
     assert "image/png" in paths["/api/v1/codes/{code}/qr.png"]["get"]["responses"]["200"]["content"]
+
+
+def test_client_ip_believes_forwarded_for_only_from_trusted_proxies(settings, rf):
+    from promotions.api.codes import client_ip
+
+    settings.TRUSTED_PROXIES = ["10.0.0.1"]
+    direct = rf.get("/", REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_FOR="1.2.3.4")
+    assert client_ip(direct) == "203.0.113.9"  # not from a proxy: the header is ignored
+    proxied = rf.get("/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="6.6.6.6, 198.51.100.7")
+    assert client_ip(proxied) == "198.51.100.7"  # the right-most hop the proxy saw; the forged left part is ignored
+    garbage = rf.get("/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="not-an-ip")
+    assert client_ip(garbage) == "10.0.0.1"
