@@ -93,6 +93,10 @@ def _check_campaign(c: Campaign) -> None:
         c.max_codes_per_order = 1
     if not isinstance(c.channels, list) or not all(isinstance(x, str) for x in c.channels):
         errors["channels"] = ["A list of channel names."]
+    if c.max_redemptions is not None and c.max_redemptions < c.redemptions_count:
+        errors["max_redemptions"] = [f"Already used {c.redemptions_count} times; the budget cannot be lower."]
+    if c.max_discount_total is not None and c.max_discount_total < c.discount_total:
+        errors["max_discount_total"] = [f"{c.discount_total} already given; the budget cannot be lower."]
     if c.code_pattern:
         try:
             codegen.Pattern.build(pattern=c.code_pattern)

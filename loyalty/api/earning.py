@@ -185,6 +185,11 @@ class RuleSerializer(serializers.Serializer):
     conditions = ConditionsSerializer(required=False)
 
     def validate(self, attrs):
+        # A PATCH makes the whole request partial, nested rules included, but ``rules`` replaces
+        # the list: each rule must still be complete.
+        missing = [name for name in ("name", "metric", "action") if name not in attrs]
+        if missing:
+            raise serializers.ValidationError({name: ["This field is required."] for name in missing})
         action = attrs["action"]
         if action in ("fixed", "per_amount") and not attrs.get("points"):
             raise serializers.ValidationError({"points": [f"Required for {action}."]})

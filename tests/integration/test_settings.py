@@ -111,3 +111,47 @@ def test_without_debug_or_secret_key_manage_py_refuses_clearly():
     proc = run(["manage.py", "check"])
     assert proc.returncode != 0
     assert "ImproperlyConfigured: Set SECRET_KEY (or DEBUG=true for local development)." in proc.stderr, proc.stderr
+
+
+CONCURRENT_SQLITE_WRITERS = """
+import threading
+import time
+import django
+django.setup()
+from django.db import connection, transaction
+
+with connection.cursor() as cursor:
+    cursor.execute("CREATE TABLE counter (n integer)")
+errors = []
+barrier = threading.Barrier(2)
+
+def read_then_write():
+    try:
+        barrier.wait(timeout=5)  # both begin together
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT COUNT(*) FROM counter")
+                time.sleep(0.3)  # the other one reads meanwhile, unless it waits to begin
+                cursor.execute("INSERT INTO counter VALUES (1)")
+    except Exception as exc:  # reported to the test, not swallowed
+        errors.append(repr(exc))
+    finally:
+        connection.close()
+
+threads = [threading.Thread(target=read_then_write) for _ in range(2)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+with connection.cursor() as cursor:
+    cursor.execute("SELECT COUNT(*) FROM counter")
+    print(errors, cursor.fetchone()[0])
+"""
+
+
+def test_the_embedded_sqlite_lets_two_requests_write_at_once(tmp_path):
+    """Two read-then-write transactions at once (two admin users, or the API and the admin) both
+    commit: the second waits for the first instead of failing with "database is locked"."""
+    proc = run(["-c", CONCURRENT_SQLITE_WRITERS], DEBUG="true", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[] 2", proc.stdout

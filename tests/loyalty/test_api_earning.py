@@ -122,6 +122,19 @@ def test_draft_patch_then_published_set_is_immutable(manager, metric, tiers):
 
 
 @pytest.mark.django_db
+def test_a_patch_replaces_rules_with_complete_rules_only(manager, metric, tiers):
+    with time_machine.travel(d(2022, 12, 1), tick=False):
+        draft = create_set(manager, "Base", "2023-01-01T00:00:00Z", rules=[{**FIXED, "points": 1}], publish=False)
+        url = f"{BASE}/rule-sets/{draft['id']}/"
+        r = manager.patch(url, {"name": "Renamed", "rules": [{"name": "No action", "metric": "points"}]}, format="json")
+        assert_error(r, 400, "invalid", "rules")
+        assert r.json()["errors"]["rules"] == {"0": {"action": ["This field is required."]}}
+        r = manager.patch(url, {"rules": [{"points": 5, "unit_amount": ""}]}, format="json")
+        assert_error(r, 400, "invalid", "rules")
+        assert manager.get(url).json() == draft
+
+
+@pytest.mark.django_db
 def test_overlapping_publish_is_refused(seed_sets, manager):
     with time_machine.travel(d(2022, 12, 2), tick=False):
         clash = create_set(

@@ -162,6 +162,29 @@ def test_a_failed_status_change_in_a_patch_changes_nothing(manager_api, make_cam
 
 
 @pytest.mark.django_db
+def test_a_budget_below_what_was_already_used_is_refused(manager_api, make_campaign):
+    campaign = make_campaign(max_redemptions=10, max_discount_total=Decimal("100.00"))
+    Campaign.objects.filter(pk=campaign.pk).update(redemptions_count=3, discount_total=Decimal("15.00"))
+    url = f"{BASE}/campaigns/{campaign.pk}/"
+    for body, field in (
+        ({"max_redemptions": 0}, "max_redemptions"),
+        ({"max_redemptions": 2, "name": "Lower"}, "max_redemptions"),
+        ({"max_discount_total": "14.99"}, "max_discount_total"),
+    ):
+        assert_error(manager_api.patch(url, body, format="json"), 400, "invalid", field)
+    campaign.refresh_from_db()
+    assert (campaign.name, campaign.max_redemptions, campaign.max_discount_total) == (
+        "Spring sale",
+        10,
+        Decimal("100.00"),
+    )
+    # down to exactly what was used closes the budget; no budget at all is fine too
+    r = manager_api.patch(url, {"max_redemptions": 3, "max_discount_total": "15.00"}, format="json")
+    assert (r.json()["max_redemptions"], r.json()["max_discount_total"]) == (3, "15.00")
+    assert manager_api.patch(url, {"max_redemptions": None}, format="json").json()["max_redemptions"] is None
+
+
+@pytest.mark.django_db
 def test_campaign_permissions(api, manager, make_campaign, auditor_user):
     campaign = make_campaign()
     assert api.get(f"{BASE}/campaigns/{campaign.pk}/").status_code == 200  # Integration reads campaigns
