@@ -17,6 +17,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -27,6 +28,18 @@ from loyalty.models import IdempotencyRecord, Member
 from .errors import error_response
 
 MAX_KEY_LENGTH = 255
+
+IDEMPOTENCY_KEY_HEADER = OpenApiParameter(
+    "Idempotency-Key",
+    str,
+    OpenApiParameter.HEADER,
+    required=False,
+    description=(
+        "Any unique string (a UUID) per intended action. Retrying with the same key and body replays "
+        "the first answer (header Idempotent-Replayed: true) instead of acting twice; the same key with "
+        f"another body is 422 idempotency_key_reused. At most {MAX_KEY_LENGTH} characters."
+    ),
+)
 
 
 def _request_hash(request: Request) -> str:
@@ -88,7 +101,7 @@ def idempotent(view_method: Callable) -> Callable:
             record.save(update_fields=["response_status", "response_body"])
         return response
 
-    return wrapper
+    return extend_schema(parameters=[IDEMPOTENCY_KEY_HEADER])(wrapper)
 
 
 def has_perms(*perms: str) -> type[permissions.BasePermission]:

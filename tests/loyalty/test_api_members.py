@@ -229,6 +229,19 @@ def test_openapi_schema_lists_every_endpoint(api):
     assert api.get("/api/docs/").status_code == 200
 
 
+@pytest.mark.django_db
+def test_openapi_schema_documents_the_idempotency_key_on_every_post_that_acts(api):
+    paths = api.get(reverse("schema"), {"format": "json"}).json()["paths"]
+    posts = {path: ops["post"] for path, ops in paths.items() if "post" in ops}
+    without = sorted(
+        path for path, op in posts.items() if not any(p["name"] == "Idempotency-Key" for p in op.get("parameters", []))
+    )
+    assert without == ["/api/v1/codes/validate"]  # a dry run: nothing to do twice
+    header = next(p for p in posts["/api/v1/members/"]["parameters"] if p["name"] == "Idempotency-Key")
+    assert header["in"] == "header" and not header.get("required", False)
+    assert "requestBody" in posts["/api/v1/members/"] and "201" in posts["/api/v1/members/"]["responses"]
+
+
 def test_openapi_schema_validates(tmp_path):
     from django.core.management import call_command
 
