@@ -65,6 +65,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "loyalty.middleware.RefuseNullCharactersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -164,6 +165,11 @@ REST_FRAMEWORK = {
         "rest_framework.throttling.AnonRateThrottle",
     ],
     "DEFAULT_THROTTLE_RATES": {"user": env("API_THROTTLE_USER"), "anon": env("API_THROTTLE_ANON")},
+    "DEFAULT_PARSER_CLASSES": [
+        "loyalty.api.parsers.JSONParser",
+        "loyalty.api.parsers.FormParser",
+        "loyalty.api.parsers.MultiPartParser",
+    ],
     "EXCEPTION_HANDLER": "loyalty.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": [

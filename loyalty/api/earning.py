@@ -17,6 +17,7 @@ from loyalty import services
 from loyalty.models import Member, ProgramSettings, Rule, RuleSet, Transaction, TransactionReturn
 
 from .base import ReadWritePerms, has_perms, idempotent
+from .filters import IsoDateTimeFilter
 
 MAX_AMOUNT = Decimal("9999999999.99")
 MAX_RULES = 100
@@ -29,7 +30,10 @@ class AwareDateTimeField(serializers.DateTimeField):
 
     def to_internal_value(self, value):
         if isinstance(value, str):
-            parsed = parse_datetime(value.strip())
+            try:
+                parsed = parse_datetime(value.strip())
+            except ValueError:  # well-formed but impossible, e.g. minute 99
+                self.fail("invalid", format="YYYY-MM-DDThh:mm[:ss[.uuuuuu]]+HH:MM")
             if parsed is not None and parsed.tzinfo is None:
                 self.fail("naive")
         return super().to_internal_value(value)
@@ -307,7 +311,7 @@ class RetireIn(serializers.Serializer):
 class RuleSetFilter(django_filters.FilterSet):
     name = django_filters.CharFilter()
     status = django_filters.ChoiceFilter(choices=RuleSet.Status.choices)
-    in_force_at = django_filters.IsoDateTimeFilter(method="filter_in_force_at", label="Published set in force then")
+    in_force_at = IsoDateTimeFilter(method="filter_in_force_at", label="Published set in force then")
 
     class Meta:
         model = RuleSet
@@ -505,8 +509,8 @@ class TransactionFilter(django_filters.FilterSet):
     external_id = django_filters.CharFilter()
     member = django_filters.CharFilter(field_name="member__external_id", label="Member external_id")
     non_loyalty = django_filters.BooleanFilter(field_name="member", lookup_expr="isnull", label="Without a member")
-    occurred_after = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
-    occurred_before = django_filters.IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
+    occurred_after = IsoDateTimeFilter(field_name="occurred_at", lookup_expr="gte")
+    occurred_before = IsoDateTimeFilter(field_name="occurred_at", lookup_expr="lt")
     store = django_filters.CharFilter()
     channel = django_filters.CharFilter()
     amount_min = django_filters.NumberFilter(field_name="amount", lookup_expr="gte")

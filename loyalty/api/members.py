@@ -13,6 +13,7 @@ from loyalty import selectors, services
 from loyalty.models import LedgerEntry, Member, Metric, Tier, TierMembership
 
 from .base import ReadWritePerms, has_perms, idempotent, member_or_404
+from .filters import IsoDateTimeFilter
 
 MAX_ADJUSTMENT = services.MAX_POINTS_PER_ENTRY
 
@@ -151,8 +152,8 @@ class LedgerEntryOut(serializers.ModelSerializer):
 class LedgerFilter(django_filters.FilterSet):
     kind = django_filters.ChoiceFilter(choices=LedgerEntry.Kind.choices)
     metric = django_filters.CharFilter(field_name="metric__code")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = LedgerEntry

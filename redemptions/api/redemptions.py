@@ -14,6 +14,7 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 
 from loyalty.api.base import ReadWritePerms, has_perms, idempotent
+from loyalty.api.filters import IsoDateTimeFilter
 from loyalty.models import Member, Reward
 from redemptions import services
 from redemptions.models import Redemption
@@ -102,8 +103,8 @@ class RedemptionFilter(django_filters.FilterSet):
     award_status = django_filters.ChoiceFilter(choices=Redemption.AwardStatus.choices)
     approval_status = django_filters.ChoiceFilter(choices=Redemption.ApprovalStatus.choices)
     fulfillment_status = django_filters.ChoiceFilter(choices=Redemption.Fulfillment.choices)
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Redemption

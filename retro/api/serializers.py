@@ -8,6 +8,7 @@ import django_filters
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from loyalty.api.filters import IsoDateTimeFilter
 from loyalty.models import Member, Transaction
 
 from ..models import RetroClaim
@@ -84,8 +85,8 @@ class RetroClaimFilter(django_filters.FilterSet):
     member = django_filters.CharFilter(field_name="member__external_id", label="Member external_id")
     transaction = django_filters.CharFilter(field_name="transaction__external_id", label="Bill number")
     channel = django_filters.ChoiceFilter(choices=RetroClaim.Channel.choices)
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = RetroClaim
