@@ -193,6 +193,11 @@ class Award(Redemption):
         proxy = True
 
 
+# An award's history is its redemption row's history (services save Redemption instances); this
+# lets django-simple-history find that manager from the proxy, e.g. for the award's History page.
+Award._meta.simple_history_manager_attribute = Redemption._meta.simple_history_manager_attribute
+
+
 class Rollback(models.Model):
     """Undoing a redemption, fully or partly, under the program's rollback policy."""
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from functools import cached_property
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.contrib.admin.utils import flatten_fieldsets, unquote
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db import connections
+from django.db import connection, connections
 from django.db.models import Q
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
@@ -106,7 +107,54 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
-class ServiceManagedHistoryAdmin(SimpleHistoryAdmin):
+class HistoryAdmin(SimpleHistoryAdmin):
+    """SimpleHistoryAdmin whose history pages behave like Django's own pages.
+
+    django-simple-history filters by the raw URL segment, so ``/member/abc/history/`` raised a
+    ValueError (a server error); now it redirects with "does not exist", as the change page does.
+    And a historical version is shown read-only to whoever may not change the object.
+    """
+
+    def _ids_can_exist(self, object_id, version_id=None) -> bool:
+        pk = self.model._meta.pk
+        column = pk.target_field if pk.is_relation else pk  # a one-to-one primary key: the target's type
+        try:
+            ids = [(pk.to_python(unquote(object_id)), column.get_internal_type())]
+            if version_id is not None:
+                ids.append((int(version_id), "AutoField"))
+        except (ValidationError, ValueError, TypeError):
+            return False
+        for value, internal_type in ids:
+            low, high = connection.ops.integer_field_ranges.get(internal_type, (None, None))
+            if isinstance(value, int) and ((low is not None and value < low) or (high is not None and value > high)):
+                return False
+        return True
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = list(super().get_readonly_fields(request, obj))
+        if obj is None or self.has_change_permission(request, obj):
+            return readonly
+        # A user who may not change the object sees every field read-only, as Django's change page
+        # shows it; the page for one historical version builds its form from the fieldsets and
+        # would otherwise fail on a non-editable field such as created_at.
+        if self.fieldsets:
+            shown = flatten_fieldsets(self.fieldsets)
+        else:
+            shown = self.fields or [f.name for f in self.model._meta.fields if not f.auto_created]
+        return [*readonly, *(name for name in shown if name not in readonly)]
+
+    def history_view(self, request, object_id, extra_context=None):
+        if not self._ids_can_exist(object_id):
+            return self._get_obj_does_not_exist_redirect(request, self.model._meta, object_id)
+        return super().history_view(request, object_id, extra_context)
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        if not self._ids_can_exist(object_id, version_id):
+            raise Http404
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+
+class ServiceManagedHistoryAdmin(HistoryAdmin):
     """History is shown, but never reverted: a revert would bypass the services' checks."""
 
     def revert_disabled(self, request, obj=None):

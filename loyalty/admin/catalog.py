@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from simple_history.admin import SimpleHistoryAdmin
 
 from ..models import Reward
+from .base import HistoryAdmin
 
 
 @admin.register(Reward)
-class RewardAdmin(SimpleHistoryAdmin):
+class RewardAdmin(HistoryAdmin):
     list_display = (
         "name",
         "external_id",

@@ -10,7 +10,6 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
-from simple_history.admin import SimpleHistoryAdmin
 
 from .. import selectors, services
 from ..exceptions import DomainError
@@ -19,6 +18,7 @@ from ..models import LedgerEntry, Member, Metric, Segment, Tier, TierMembership
 from .base import (
     BigListMixin,
     ExactSearchMixin,
+    HistoryAdmin,
     ReadOnlyAdminMixin,
     ServiceManagedHistoryAdmin,
     ServiceSaveMixin,
@@ -31,14 +31,14 @@ PROFILE_FIELDS = ("email", "name", "phone", "status")
 
 
 @admin.register(Metric)
-class MetricAdmin(SimpleHistoryAdmin):
+class MetricAdmin(HistoryAdmin):
     list_display = ("code", "name", "expiry_days", "updated_at")
     search_fields = ("code", "name")
     readonly_fields = ("created_at", "updated_at")
 
 
 @admin.register(Tier)
-class TierAdmin(SimpleHistoryAdmin):
+class TierAdmin(HistoryAdmin):
     list_display = ("rank", "code", "name", "spend_threshold", "purchase_threshold")
     list_display_links = ("rank", "code")
     search_fields = ("code", "name")
@@ -258,7 +258,7 @@ class TierMembershipAdmin(ExactSearchMixin, BigListMixin, ReadOnlyAdminMixin, Se
 
 
 @admin.register(Segment)
-class SegmentAdmin(SimpleHistoryAdmin):
+class SegmentAdmin(HistoryAdmin):
     list_display = ("code", "name", "updated_at")
     search_fields = ("code", "name")
     autocomplete_fields = ("members",)

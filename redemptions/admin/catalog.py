@@ -7,8 +7,8 @@ of ``loyalty.admin.catalog.RewardAdmin`` that adds them.
 from __future__ import annotations
 
 from django.contrib import admin
-from simple_history.admin import SimpleHistoryAdmin
 
+from loyalty.admin.base import HistoryAdmin
 from loyalty.admin.catalog import RewardAdmin as BaseRewardAdmin
 from loyalty.models import Reward
 from promotions.models import Campaign
@@ -76,7 +76,7 @@ class RewardAdmin(BaseRewardAdmin):
 
 
 @admin.register(RewardCodePool)
-class RewardCodePoolAdmin(SimpleHistoryAdmin):
+class RewardCodePoolAdmin(HistoryAdmin):
     list_display = ("reward", "campaign")
     list_select_related = ("reward", "campaign")
     search_fields = ("reward__external_id", "reward__name")
