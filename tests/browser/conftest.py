@@ -30,8 +30,16 @@ CHROMIUM_ARGS = [
 ]
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.browser_test_failed = report.failed
+    return report
+
+
 @pytest.fixture
-def browser(tmp_path):
+def browser(request, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -46,6 +54,13 @@ def browser(tmp_path):
     driver.set_page_load_timeout(30)
     try:
         yield driver
+        if getattr(request.node, "browser_test_failed", False):
+            # What the browser showed when the test failed, for whoever reads the CI log.
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            stem = SCREENSHOTS / f"FAILED-{request.node.name}"
+            driver.save_screenshot(f"{stem}.png")
+            Path(f"{stem}.html").write_text(f"<!-- {driver.current_url} -->\n{driver.page_source}")
+            print(f"Failed at {driver.current_url}; page saved to {stem}.html and .png")
     finally:
         driver.quit()
 
@@ -86,6 +101,9 @@ def sign_in(live_server):
         driver.find_element(By.NAME, "username").send_keys(user.username)
         driver.find_element(By.NAME, "password").send_keys(f"pw-{user.username}")
         driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-        WebDriverWait(driver, timeout).until(ec.presence_of_element_located((By.ID, "site-name")))
+        # Wait for the signed-in page, not just any admin header (the login page has one too):
+        # navigating on before the login's redirect lands would race with it.
+        WebDriverWait(driver, timeout).until(ec.presence_of_element_located((By.ID, "user-tools")))
+        assert "/admin/login/" not in driver.current_url, f"could not sign in as {user.username}"
 
     return login
