@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import flatten_fieldsets, unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
@@ -41,7 +42,19 @@ class FastCountPaginator(Paginator):
         return qs.order_by()[: self.cap].count()
 
 
-class BigListMixin:
+class ChangeListGuardMixin:
+    """A lookup from the URL that only fails when its SQL is built (``?created_at__year=10**20``:
+    Django allows any lookup on a local field) redirects with "?e=1" like other bad lookups,
+    instead of a server error. The list is counted and fetched while the ChangeList is built."""
+
+    def get_changelist_instance(self, request):
+        try:
+            return super().get_changelist_instance(request)  # counts and fetches the page
+        except (OverflowError, ValueError) as exc:  # a year beyond 1..9999 and the like
+            raise IncorrectLookupParameters(exc) from exc
+
+
+class BigListMixin(ChangeListGuardMixin):
     """Settings for tables that grow to millions of rows."""
 
     show_full_result_count = False
@@ -74,7 +87,7 @@ class ExactSearchMixin:
         return queryset.filter(q), False
 
 
-class ReadOnlyAdminMixin:
+class ReadOnlyAdminMixin(ChangeListGuardMixin):
     """View only: rows are written by services (append-only or derived), never in the admin."""
 
     def has_add_permission(self, request, obj=None):
@@ -107,7 +120,7 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
-class HistoryAdmin(SimpleHistoryAdmin):
+class HistoryAdmin(ChangeListGuardMixin, SimpleHistoryAdmin):
     """SimpleHistoryAdmin whose history pages behave like Django's own pages.
 
     django-simple-history filters by the raw URL segment, so ``/member/abc/history/`` raised a

@@ -144,5 +144,4 @@ class IdempotencyRecordAdmin(ExactSearchMixin, ReadOnlyAdminMixin, admin.ModelAd
     exact_search_fields = ("key",)
     search_fields = ("key",)
     search_help_text = "Exact idempotency key."
-    date_hierarchy = "created_at"
     show_full_result_count = False
