@@ -2,6 +2,7 @@
 #
 #   make run    create .venv, install, migrate SQLite, seed demo data, serve on 127.0.0.1:8000
 #   make test   create .venv, install (with dev tools), run the whole test suite
+#   make bench  the benchmarks (PostgreSQL + Redis + wrk; not part of make test), see docs/performance.md
 #
 # Only python3 is needed. .venv is (re)installed when requirements*.txt change: the stamp file
 # name carries a checksum of the requirements, so a changed file means a missing stamp.
@@ -14,6 +15,10 @@ PORT ?= 8000
 # pytest-xdist workers; `make test PYTEST_WORKERS=0` runs serially.
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
+# make bench BENCH_ONLY=http,codes (rows: http contended codes retro admin export member; api = both
+# HTTP rows) and BENCH_SCALE=quick (tiny sizes: a smoke test of the harness in about two minutes).
+BENCH_ONLY ?=
+BENCH_SCALE ?= full
 
 PIP := PIP_ROOT_USER_ACTION=ignore $(BIN)/python -m pip --disable-pip-version-check --no-input -q
 RUN_SUM := $(shell cat requirements.txt | cksum | cut -d' ' -f1)
@@ -25,7 +30,7 @@ DEV_STAMP := $(VENV)/.installed-dev-$(DEV_SUM)
 DEV := DEBUG=true
 
 .DEFAULT_GOAL := help
-.PHONY: help run install install-dev test lint migrations-check migrate seed worker beat ci clean
+.PHONY: help run install install-dev test lint migrations-check migrate seed worker beat ci bench clean
 
 help:
 	@echo "make run               install, migrate, seed demo data and serve http://$(HOST):$(PORT)/admin/"
@@ -34,6 +39,7 @@ help:
 	@echo "make migrations-check  fail if a model change has no migration"
 	@echo "make worker / beat     Celery worker / beat (needs CELERY_BROKER_URL=redis://...)"
 	@echo "make ci                the CI script (.ci/run): SQLite pass, PostgreSQL + Redis pass, lint"
+	@echo "make bench             every benchmark row, one table (BENCH_ONLY=row,... BENCH_SCALE=quick)"
 
 $(BIN)/python:
 	@$(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "Python 3.11 or newer is needed (PY=$(PY)); try: make $(MAKECMDGOALS) PY=python3.11"; exit 1; }
@@ -89,6 +95,16 @@ beat: install
 
 ci:
 	@.ci/run
+
+# The benchmarks: PostgreSQL at BENCH_PG and Redis at BENCH_REDIS (see docs/performance.md); wrk is
+# installed from Debian's packages when missing. Figures, not pass/fail: only a crashed row fails.
+bench: install-dev
+	@command -v wrk >/dev/null 2>&1 || { \
+		echo "Installing wrk (Debian package)..."; \
+		sudo=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk; }
+	@$(BIN)/python -m bench.run $(if $(filter quick,$(BENCH_SCALE)),--quick) $(if $(BENCH_ONLY),--only $(BENCH_ONLY))
 
 # Removes local state (the demo database, collected static files, caches); keeps .venv.
 clean:

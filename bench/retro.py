@@ -1,146 +1,135 @@
-"""Benchmark: processing approved retro claims on one real Celery worker (Redis + PostgreSQL).
+"""Retro row: approved retro claims processed by one real Celery worker (Redis + PostgreSQL) against
+the same claims processed in-process.
 
-Prints claims/s for
-  raw   - the PostgreSQL limit for the same write shape: one transaction per claim that inserts a
-          ledger row and updates a balance row and the claim row, with plain SQL;
-  inproc - services.process_retro_claim called in a loop in this process (no Celery);
-  celery - the same number of claims sent as tasks to one `celery worker` process (prefork, -c 2);
-and the ratios celery/inproc (target >= 0.5) and each against raw. Everything runs in one fresh
-database created for this run and dropped afterwards.
+Claims/s for
+  raw    - the PostgreSQL limit for the same write shape: one transaction per claim that inserts a
+           ledger row and updates a balance row and the claim row, with plain SQL;
+  inproc - retro.services.process_retro_claim called in a loop in this process (no Celery);
+  celery - the same number of claims sent as tasks to one ``celery worker`` process (prefork, -c 2);
+and the ratio celery / inproc (target >= 0.5). One fresh database, dropped afterwards; the broker is
+BENCH_REDIS.
 
-    python bench/retro.py --claims 10000
-Needs PostgreSQL at $BENCH_PG (default postgres://postgres@127.0.0.1:5432) and Redis at $BENCH_REDIS.
+    python -m bench.retro [--quick] [--claims 1500] [--concurrency 2]
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import os
 import subprocess
-import sys
 import time
 import uuid
 from decimal import Decimal
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench import common
+from bench.common import Row
 
-PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/13")
-
-
-def psql(sql: str) -> None:
-    import psycopg
-
-    with psycopg.connect(f"{PG}/postgres", autocommit=True) as conn:
-        conn.execute(sql)
+TARGET = 0.5
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--claims", type=int, default=10_000)
-    parser.add_argument("--concurrency", type=int, default=2)
-    args = parser.parse_args()
-    n = args.claims
-    db = f"loyalty_bench_{os.getpid()}"
-    psql(f"CREATE DATABASE {db}")
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"{PG}/{db}",
-        "CELERY_BROKER_URL": REDIS,
-        "DJANGO_SETTINGS_MODULE": "config.settings_test",
-    }
-    os.environ.update(env)
+    args = common.parse_args(__doc__.splitlines()[0], claims=0, concurrency=0)
+    n = common.size(args, "claims", 1500, 30)
+    concurrency = args.concurrency or 2
     worker = None
-    try:
-        subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True)
-        import django
+    with common.fresh_database("retro") as db:
+        try:
+            from celery import Celery
+            from django.db import connection
 
-        django.setup()
-        from celery import Celery
-        from django.db import connection
+            from config.celery import app
+            from retro.models import RetroClaim
+            from retro.services import process_retro_claim
 
-        from config.celery import app
-        from retro.models import RetroClaim
-        from retro.services import process_retro_claim
+            app.conf.task_always_eager = True  # setup and in-process: nothing queued by this process
+            batches = {name: make_claims(name, n) for name in ("raw", "inproc", "celery")}
+            common.analyze()
 
-        app.conf.task_always_eager = True
-        batches = {name: make_claims(name, n) for name in ("raw", "inproc", "celery")}
+            # raw: the database limit for one small transaction per claim
+            common.log(f"{n} claims per mode: raw SQL")
+            t0 = time.perf_counter()
+            with connection.cursor() as cur:
+                for claim_id, member_id, metric_id in batches["raw"]:
+                    cur.execute("BEGIN")
+                    cur.execute(
+                        "INSERT INTO loyalty_ledgerentry (member_id, metric_id, kind, amount, created_at, effective_at,"
+                        " source_type, source_id, reason, breakdown) VALUES (%s, %s, 'retro', 45, now(), now(),"
+                        " 'bench', %s, '', '{}')",
+                        [member_id, metric_id, str(claim_id)],
+                    )
+                    cur.execute(
+                        "UPDATE loyalty_pointbalance SET balance = balance + 45"
+                        " WHERE member_id = %s AND metric_id = %s",
+                        [member_id, metric_id],
+                    )
+                    cur.execute("UPDATE retro_retroclaim SET status = 'processed' WHERE id = %s", [claim_id])
+                    cur.execute("COMMIT")
+            raw = n / (time.perf_counter() - t0)
 
-        # raw: the database limit for one small transaction per claim
-        raw_ids = batches["raw"]
-        t0 = time.perf_counter()
-        with connection.cursor() as cur:
-            for claim_id, member_id, metric_id in raw_ids:
-                cur.execute("BEGIN")
-                cur.execute(
-                    "INSERT INTO loyalty_ledgerentry (member_id, metric_id, kind, amount, created_at, effective_at,"
-                    " source_type, source_id, reason, breakdown) VALUES (%s, %s, 'retro', 45, now(), now(),"
-                    " 'bench', %s, '', '{}')",
-                    [member_id, metric_id, str(claim_id)],
-                )
-                cur.execute(
-                    "UPDATE loyalty_pointbalance SET balance = balance + 45 WHERE member_id = %s AND metric_id = %s",
-                    [member_id, metric_id],
-                )
-                cur.execute("UPDATE retro_retroclaim SET status = 'processed' WHERE id = %s", [claim_id])
-                cur.execute("COMMIT")
-        raw = n / (time.perf_counter() - t0)
+            common.log("in-process")
+            t0 = time.perf_counter()
+            for claim_id, _, _ in batches["inproc"]:
+                process_retro_claim(claim_id=claim_id)
+            inproc = n / (time.perf_counter() - t0)
 
-        t0 = time.perf_counter()
-        for claim_id, _, _ in batches["inproc"]:
-            process_retro_claim(claim_id=claim_id)
-        inproc = n / (time.perf_counter() - t0)
+            common.log(f"one Celery worker (prefork, -c {concurrency})")
+            queue = f"bench-{uuid.uuid4().hex[:6]}"
+            worker = subprocess.Popen(
+                [
+                    str(common.BIN / "celery"),
+                    "-A",
+                    "config",
+                    "worker",
+                    "--pool=prefork",
+                    f"--concurrency={concurrency}",
+                    "-Q",
+                    queue,
+                    "--without-heartbeat",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "-l",
+                    "warning",
+                ],
+                cwd=common.ROOT,
+                env={**common.os.environ, **common.server_env(db), "DJANGO_SETTINGS_MODULE": common.SETTINGS},
+            )
+            sender = Celery(broker=common.REDIS)
+            ids = [c for c, _, _ in batches["celery"]]
+            time.sleep(3)  # let the worker boot before the clock starts
+            t0 = time.perf_counter()
+            for claim_id in ids:
+                sender.send_task("retro.tasks.process_retro_claim", args=[claim_id], queue=queue)
+            pending = RetroClaim.objects.filter(pk__in=ids).exclude(status="processed")
+            deadline = time.monotonic() + max(600, n)
+            while pending.exists():
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the worker did not process every claim in time")
+                time.sleep(0.25)
+            celery = n / (time.perf_counter() - t0)
+            processed = RetroClaim.objects.filter(status="processed").count()
+            assert processed == 3 * n, processed
+        finally:
+            if worker is not None:
+                worker.terminate()
+                worker.wait(timeout=30)
 
-        queue = f"bench-{uuid.uuid4().hex[:6]}"
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "config",
-                "worker",
-                "--pool=prefork",
-                f"--concurrency={args.concurrency}",
-                "-Q",
-                queue,
-                "--without-heartbeat",
-                "--without-gossip",
-                "--without-mingle",
-                "-l",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-        )
-        sender = Celery(broker=REDIS)
-        ids = [c for c, _, _ in batches["celery"]]
-        time.sleep(3)  # let the worker boot before the clock starts
-        t0 = time.perf_counter()
-        for claim_id in ids:
-            sender.send_task("retro.tasks.process_retro_claim", args=[claim_id], queue=queue)
-        pending = RetroClaim.objects.filter(pk__in=ids).exclude(status="processed")
-        while pending.exists():
-            time.sleep(0.25)
-        celery = n / (time.perf_counter() - t0)
-        assert RetroClaim.objects.filter(status="processed").count() == 3 * n
-
-        print(f"retro claims processed: {n} per mode, worker concurrency {args.concurrency}, cpus {os.cpu_count()}")
-        print(f"  raw SQL limit : {raw:8.0f} claims/s")
-        print(f"  in-process    : {inproc:8.0f} claims/s  ({inproc / raw:.2f} of raw)")
-        print(f"  celery worker : {celery:8.0f} claims/s  ({celery / raw:.2f} of raw)")
-        print(f"  celery / in-process ratio: {celery / inproc:.2f}  (target >= 0.5)")
-    finally:
-        if worker is not None:
-            worker.terminate()
-            worker.wait(timeout=30)
-        from django.db import connections
-
-        connections.close_all()
-        psql(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    ratio = celery / inproc
+    row = Row(
+        "retro",
+        f"retro claims through one Celery worker (-c {concurrency})",
+        f"{celery:.0f} claims/s ({n} claims)",
+        limit=f"in-process {inproc:.0f} claims/s (raw SQL {raw:.0f}/s)",
+        ratio=ratio,
+        target=f">= {TARGET}",
+        met=ratio >= TARGET,
+        details={
+            "claims": n,
+            "concurrency": concurrency,
+            "celery_per_s": celery,
+            "inproc_per_s": inproc,
+            "raw_sql_per_s": raw,
+        },
+    )
+    common.emit(args, [row])
 
 
 def make_claims(label: str, n: int) -> list[tuple[int, int, int]]:
