@@ -25,7 +25,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 from bench import common
@@ -306,11 +308,29 @@ def run_contended(server, data: dict, seconds: int) -> list[Row]:
     return rows
 
 
-def profile(server, data: dict, kind: str, seconds: int, n: int) -> dict:
-    """Load one endpoint while py-spy samples every gunicorn worker; summarise where the time goes."""
+def sample_database(db: str, stop: threading.Event, tally: Counter) -> None:
+    """Every 20 ms: what each of the app's active backends is doing (waiting on a lock, on I/O, or
+    running: CPU), and its statement. Tells which query the workers wait for."""
+    import psycopg
+
+    with psycopg.connect(common.db_url(db), autocommit=True) as conn:
+        while not stop.is_set():
+            for wait_type, wait, query in conn.execute(
+                "SELECT coalesce(wait_event_type, 'CPU'), coalesce(wait_event, 'running'), left(query, 90)"
+                " FROM pg_stat_activity WHERE datname = current_database() AND state = 'active'"
+                " AND pid <> pg_backend_pid()"
+            ):
+                tally[(f"{wait_type}:{wait}", " ".join(query.split()))] += 1
+            time.sleep(0.02)
+
+
+def profile(server, db: str, data: dict, kind: str, seconds: int, n: int) -> dict:
+    """Load one endpoint while py-spy samples every gunicorn worker (wall time, idle included) and
+    pg_stat_activity is sampled; summarise where the time goes."""
     from bench import profile as summary
 
     out = Path(common.ROOT, "bench", "results", f"profile-{kind}.txt")
+    rate = 100
     spy = subprocess.Popen(
         [
             str(common.BIN / "py-spy"),
@@ -318,10 +338,11 @@ def profile(server, data: dict, kind: str, seconds: int, n: int) -> dict:
             "--pid",
             str(server.proc.pid),
             "--subprocesses",
+            "--idle",
             "--format",
             "raw",
             "--rate",
-            "200",
+            str(rate),
             "--duration",
             str(seconds),
             "--output",
@@ -332,12 +353,26 @@ def profile(server, data: dict, kind: str, seconds: int, n: int) -> dict:
         stderr=subprocess.PIPE,
         text=True,
     )
-    result = common.wrk(server.url, ENDPOINTS[kind], bodies(kind, n, data), token=data["token"], seconds=seconds)
+    waits: Counter = Counter()
+    stop = threading.Event()
+    sampler = threading.Thread(target=sample_database, args=(db, stop, waits), daemon=True)
+    sampler.start()
+    try:
+        result = common.wrk(server.url, ENDPOINTS[kind], bodies(kind, n, data), token=data["token"], seconds=seconds)
+    finally:
+        stop.set()
+        sampler.join()
     _, err = spy.communicate(timeout=seconds + 60)
     if spy.returncode != 0:
         raise RuntimeError(f"py-spy failed: {err[-2000:]}")
     common.log(f"profiled {kind}: {result.summary()} -> {out}")
-    return summary.summarize(out, requests=result.requests)
+    report = summary.summarize(out, requests=result.requests, rate=rate)
+    report["wrk"] = result.summary()
+    total = sum(waits.values()) or 1
+    report["database_active_backends_pct"] = {
+        f"{state} | {query}": round(100 * count / total, 1) for (state, query), count in waits.most_common(15)
+    }
+    return report
 
 
 def main() -> None:
@@ -354,7 +389,7 @@ def main() -> None:
         with common.Gunicorn(db) as server:
             try:
                 if args.profile:
-                    report = profile(server, data, args.profile, seconds, n)
+                    report = profile(server, db, data, args.profile, seconds, n)
                     print(json.dumps(report, indent=2))
                     return
                 if part in ("all", "http"):

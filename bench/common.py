@@ -450,6 +450,7 @@ class Gunicorn:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.log.close()
         os.unlink(self.log.name)
 
     def __enter__(self) -> Gunicorn:
