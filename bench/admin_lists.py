@@ -5,7 +5,8 @@ and credited, a badge redeemed, a code generated, a purchase recorded); clone_ro
 SQL (generate_series) into members, ledger entries, redemptions, codes and transactions: first
 10,000 of each, then up to 1,000,000. At each size every list is rendered as a superuser through
 django.test.Client (server time, no network): plain, with a filter and with a search; the median of
---runs renders and the query count of one more. The query count must not grow with the rows.
+--runs renders, and the query count (and slowest query) of one more. The query count must not
+grow with the rows.
 
     python -m bench.admin_lists [--quick] [--rows 1000000] [--small 10000] [--runs 7]
 Target: < 300 ms server time per page.
@@ -102,7 +103,7 @@ def load(t: dict[str, int], lo: int, hi: int, kinds: tuple[str, ...] = KINDS) ->
         },
     )
     first = common.sql("SELECT min(id) FROM loyalty_member WHERE id <> %s", [t["member"]])[0][0]
-    member = f"{first} + (g * 7919) % {hi}"  # members 1..hi exist now
+    member = f"{first} + (g::bigint * 7919) % {hi}"  # members 1..hi exist now
     award = "g % 10 = 0"
     specs = {
         "ledger": (
@@ -177,8 +178,10 @@ def measure(client, runs: int) -> dict[tuple[str, str], tuple[float, int]]:
             times.append(time.perf_counter() - t0)
         with CaptureQueriesContext(connection) as ctx:
             client.get(path)
-        out[(name, view)] = (common.median_ms(times), len(ctx.captured_queries))
-        common.log(f"  {name:<13} {view:<26} {out[(name, view)][0]:7.1f} ms  {out[(name, view)][1]:3d} queries")
+        slowest = max(ctx.captured_queries, key=lambda q: float(q["time"]))
+        ms, queries = common.median_ms(times), len(ctx.captured_queries)
+        out[(name, view)] = (ms, queries, float(slowest["time"]) * 1000, " ".join(slowest["sql"].split())[:400])
+        common.log(f"  {name:<13} {view:<26} {ms:7.1f} ms  {queries:3d} queries; slowest {out[(name, view)][2]:.0f} ms")
     return out
 
 
@@ -202,9 +205,9 @@ def main() -> None:
         at_big = measure(client, runs)
 
     out = []
-    for (name, view), (ms, queries) in at_big.items():
-        small_ms, small_queries = at_small[(name, view)]
-        same = queries == small_queries
+    for (name, view), (ms, queries, slowest_ms, slowest_sql) in at_big.items():
+        small_ms, small_queries, _, _ = at_small[(name, view)]
+        bounded = queries <= small_queries  # fewer is fine: e.g. no exact count on a big table
         out.append(
             Row(
                 "admin",
@@ -212,7 +215,7 @@ def main() -> None:
                 f"{ms:.0f} ms, {queries} queries at {rows:,} rows",
                 limit=f"{small_ms:.0f} ms, {small_queries} queries at {small:,}",
                 target=f"< {TARGET_MS} ms, queries do not grow",
-                met=ms < TARGET_MS and same,
+                met=ms < TARGET_MS and bounded,
                 details={
                     "rows": rows,
                     "ms": ms,
@@ -220,6 +223,8 @@ def main() -> None:
                     "small_rows": small,
                     "small_ms": small_ms,
                     "small_queries": small_queries,
+                    "slowest_query_ms": slowest_ms,
+                    "slowest_query": slowest_sql,
                 },
             )
         )

@@ -90,14 +90,36 @@ def machine() -> dict:
     }
 
 
+def markdown(path: Path) -> None:
+    """Print a results file as the Markdown table docs/performance.md quotes."""
+    data = json.loads(path.read_text())
+    m = data["machine"]
+    print(
+        f"{data['date']} ({data['scale']}), {m['cores']} cores ({m['cpu']}), {m['postgresql'].split(' on ')[0]},"
+        f" Redis {m['redis']}, commit {m['git_commit'][:10]}, load average at start"
+        f" {m['load_average_at_start'][0]:.1f}, at end {m.get('load_average_at_end', [0])[0]:.1f}\n"
+    )
+    print("| row | figure | limit in the same run | ratio | target | met? |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for r in data["rows"]:
+        ratio = "—" if r["ratio"] is None else f"{r['ratio']:.2f}"
+        met = {True: "yes", False: "**no**", None: "—"}[r["met"]]
+        cells = [r["name"], r["figure"], r["limit"], ratio, r["target"], met]
+        print("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--markdown", type=Path, help="print this results file as a Markdown table, and stop")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument(
         "--only", default="", help="comma-separated rows: " + ", ".join(ORDER) + " (api = both http rows)"
     )
     parser.add_argument("--out", default="")
     args = parser.parse_args()
+    if args.markdown:
+        markdown(args.markdown)
+        return
     wanted = [w.strip() for w in args.only.replace(" ", ",").split(",") if w.strip()]
     wanted = [r for w in wanted for r in (["http", "contended"] if w == "api" else [w])]
     unknown = set(wanted) - set(ROWS)
