@@ -207,16 +207,27 @@ def verify_ledger() -> bool:
     return True
 
 
+def commits() -> int:
+    """Transactions committed in this database so far (pg_stat_database, all connections): every
+    autocommit statement counts as one, and each write transaction waits for its WAL flush."""
+    common.sql("SELECT pg_stat_clear_snapshot()")
+    return common.sql("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")[0][0]
+
+
 def run_http(server, data: dict, seconds: int, n: int) -> list[Row]:
     results = {}
+    transactions: dict[str, float] = {}
     measured = seconds * MAX_RPS
     for kind, path in ENDPOINTS.items():
         every = bodies(kind, n, data)
         # one second of warm-up on bodies of its own (imports, connections, caches), then the run
         common.wrk(server.url, path, every[measured:], token=data["token"], seconds=1)
         common.log(f"wrk {kind} {path} for {seconds} s")
+        before = commits()
         results[kind] = common.wrk(server.url, path, every[:measured], token=data["token"], seconds=seconds)
-        common.log(f"  {results[kind].summary()} statuses {results[kind].statuses}")
+        time.sleep(1.5)  # in-flight requests finish; PostgreSQL publishes its counters
+        transactions[kind] = (commits() - before) / max(results[kind].requests, 1)
+        common.log(f"  {results[kind].summary()} statuses {results[kind].statuses}, {transactions[kind]:.1f} txns/req")
     queries = queries_per_request(data)
     bare = results["bare"]
     rows = []
@@ -225,7 +236,7 @@ def run_http(server, data: dict, seconds: int, n: int) -> list[Row]:
         problems = []
         if r.exhausted:
             problems.append(f"{r.exhausted} thread(s) ran out of bodies")
-        figure = f"{r.summary()}, {r.errors} errors, {queries[kind]} queries/req"
+        figure = f"{r.summary()}, {r.errors} errors, {queries[kind]} queries/req, {transactions[kind]:.1f} txns/req"
         if kind == "bare":
             rows.append(
                 Row(
@@ -233,7 +244,7 @@ def run_http(server, data: dict, seconds: int, n: int) -> list[Row]:
                     "bare DRF view: lock + update + insert",
                     figure,
                     target="(the limit)",
-                    details={"wrk": r.__dict__, "queries": queries[kind]},
+                    details={"wrk": r.__dict__, "queries": queries[kind], "commits_per_request": transactions[kind]},
                 )
             )
             continue
@@ -247,7 +258,7 @@ def run_http(server, data: dict, seconds: int, n: int) -> list[Row]:
                 ratio=ratio,
                 target=f">= {TARGETS[kind]}, p99 < {P99_TARGET_MS} ms, 0 errors",
                 met=met and not problems,
-                details={"wrk": r.__dict__, "queries": queries[kind]},
+                details={"wrk": r.__dict__, "queries": queries[kind], "commits_per_request": transactions[kind]},
             )
         )
     return rows
@@ -330,6 +341,8 @@ def profile(server, db: str, data: dict, kind: str, seconds: int, n: int) -> dic
     from bench import profile as summary
 
     out = Path(common.ROOT, "bench", "results", f"profile-{kind}.txt")
+    every = bodies(kind, n, data)
+    common.wrk(server.url, ENDPOINTS[kind], every[seconds * MAX_RPS :], token=data["token"], seconds=1)  # warm-up
     rate = 100
     spy = subprocess.Popen(
         [
@@ -358,7 +371,9 @@ def profile(server, db: str, data: dict, kind: str, seconds: int, n: int) -> dic
     sampler = threading.Thread(target=sample_database, args=(db, stop, waits), daemon=True)
     sampler.start()
     try:
-        result = common.wrk(server.url, ENDPOINTS[kind], bodies(kind, n, data), token=data["token"], seconds=seconds)
+        result = common.wrk(
+            server.url, ENDPOINTS[kind], every[: seconds * MAX_RPS], token=data["token"], seconds=seconds
+        )
     finally:
         stop.set()
         sampler.join()

@@ -7,7 +7,7 @@ the runner as JSON (``--json FILE``).
 
 Environment:
   BENCH_PG          PostgreSQL server, default postgres://postgres@127.0.0.1:5432
-  BENCH_REDIS       Redis DB for the cache, broker and throttles, default redis://127.0.0.1:6379/6
+  BENCH_REDIS       Redis DB for the cache, broker and throttles, default redis://127.0.0.1:6379/13
   BENCH_DB_PREFIX   prefix of the databases a run creates and drops, default loyalty_bench_
   BENCH_TEMPLATE_DB a migrated database to clone instead of migrating (the runner sets it)
   BENCH_KEEP_DB     keep the row's database at the end (to look at it)
@@ -36,7 +36,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 PG = os.environ.get("BENCH_PG", "postgres://postgres@127.0.0.1:5432")
-REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/6")
+REDIS = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/13")
 DB_PREFIX = os.environ.get("BENCH_DB_PREFIX", "loyalty_bench_")
 SETTINGS = "bench.settings"
 PYTHON = sys.executable

@@ -87,7 +87,7 @@ def summarize(path: Path, *, requests: int | None = None, rate: int = 200) -> di
             if key not in seen:
                 seen.add(key)
                 inclusive[key] += n
-                if short(file).startswith(PROJECT):
+                if short(file).startswith(PROJECT) and not scaffolding(key):
                     ours[key] += n
         func, file = frames[-1]
         leaf[f"{func} ({short(file)})"] += n
