@@ -73,6 +73,48 @@ def eager_celery(request):
 
 
 @pytest.fixture(autouse=True)
+def _outbox_breaker_closed():
+    """A broker failure in one test must not make the next one skip publishing on commit."""
+    from loyalty import outbox
+
+    outbox.breaker.close()
+    yield
+    outbox.breaker.close()
+
+
+DEAD_BROKER = "redis://127.0.0.1:6390/0"  # nothing listens there: "the broker is down"
+
+
+class BrokerSwitch:
+    """``broker(url)`` points this process at another broker, publishing instead of running inline;
+    ``broker.inline()`` goes back to running tasks here (the broker "is back", as far as a test
+    without a worker can tell)."""
+
+    def __init__(self):
+        self.saved = celery_app.conf.broker_url, celery_app.conf.task_always_eager
+
+    def __call__(self, url: str) -> None:
+        celery_app.conf.broker_url = url
+        celery_app.conf.task_always_eager = False
+
+    def inline(self) -> None:
+        from loyalty import outbox
+
+        celery_app.conf.task_always_eager = True
+        outbox.breaker.close()
+
+    def restore(self) -> None:
+        celery_app.conf.broker_url, celery_app.conf.task_always_eager = self.saved
+
+
+@pytest.fixture
+def broker():
+    switch = BrokerSwitch()
+    yield switch
+    switch.restore()
+
+
+@pytest.fixture(autouse=True)
 def _no_throttle_state(settings):
     from django.core.cache import cache
 

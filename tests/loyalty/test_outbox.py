@@ -21,9 +21,9 @@ from loyalty.exceptions import InvalidInput, InvalidTransition, PermissionRequir
 from loyalty.models import OutboxMessage
 from loyalty.notifications import notify_member
 from loyalty.tasks import expire_points
+from tests.conftest import DEAD_BROKER
 from tests.helpers import admin_url, login, messages_of
 
-DEAD_BROKER = "redis://127.0.0.1:6390/0"  # nothing listens there
 CALLS: list[str] = []
 FAILURES: list[Exception] = []
 DURING: list = []
@@ -47,13 +47,6 @@ def _probe():
     DURING.clear()
 
 
-@pytest.fixture(autouse=True)
-def _closed_breaker():
-    outbox.breaker.close()
-    yield
-    outbox.breaker.close()
-
-
 @pytest.fixture
 def commit(django_capture_on_commit_callbacks):
     """A transaction that commits (the test's own stays open): its on_commit hooks run at the end."""
@@ -64,19 +57,6 @@ def commit(django_capture_on_commit_callbacks):
             yield
 
     return block
-
-
-@pytest.fixture
-def broker(settings):
-    """Point the app at another broker, with tasks published instead of run inline."""
-    old = celery_app.conf.broker_url, celery_app.conf.task_always_eager
-
-    def use(url):
-        celery_app.conf.broker_url = url
-        celery_app.conf.task_always_eager = False
-
-    yield use
-    celery_app.conf.broker_url, celery_app.conf.task_always_eager = old
 
 
 @pytest.mark.django_db(transaction=True)
