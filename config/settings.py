@@ -28,7 +28,7 @@ env = environ.Env(
     OUTBOX_RUN_LEASE_SECONDS=(int, 60),
     OUTBOX_RETENTION_DAYS=(int, 7),
     OUTBOX_FAILED_RETENTION_DAYS=(int, 30),
-    OUTBOX_QUEUE=(str, ""),
+    CELERY_QUEUE=(str, "celery"),
     EMAIL_TIMEOUT=(int, 10),
     CODE_VALIDATION_RETENTION_DAYS=(int, 90),
     CODE_FAILED_VALIDATION_LIMIT=(int, 10),
@@ -232,6 +232,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_timeout": 5,
 }
 CELERY_TIMEZONE = "UTC"
+# The queue every task goes to (run the worker with -Q the same when it is not "celery").
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE")
 
 # --- Outbox (loyalty/outbox.py; docs/operations.md "The outbox") ----------------------------
 OUTBOX_SWEEP_SECONDS = env("OUTBOX_SWEEP_SECONDS")
@@ -239,7 +241,6 @@ OUTBOX_PUBLISH_LEASE_SECONDS = env("OUTBOX_PUBLISH_LEASE_SECONDS")
 OUTBOX_RUN_LEASE_SECONDS = env("OUTBOX_RUN_LEASE_SECONDS")
 OUTBOX_RETENTION_DAYS = env("OUTBOX_RETENTION_DAYS")
 OUTBOX_FAILED_RETENTION_DAYS = env("OUTBOX_FAILED_RETENTION_DAYS")
-OUTBOX_QUEUE = env("OUTBOX_QUEUE")
 CELERY_BEAT_SCHEDULE = {
     "expire-points": {"task": "loyalty.tasks.expire_points", "schedule": crontab(hour=2, minute=5)},
     "activate-pending-points": {"task": "loyalty.tasks.activate_pending_points", "schedule": 60 * 15},

@@ -36,11 +36,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from celery import Task, current_app
+from celery import Task
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+
+from config.celery import app as celery_app
 
 from .models import OutboxMessage
 
@@ -178,7 +180,7 @@ class RelayResult:
 
 
 def _eager() -> bool:
-    return bool(current_app.conf.task_always_eager)
+    return bool(celery_app.conf.task_always_eager)
 
 
 def publish_lease(publish_count: int) -> dt.timedelta:
@@ -253,16 +255,13 @@ def _relay_batch(ids: list[int] | None, now: dt.datetime, result: RelayResult) -
 
 def _send(rows: list[OutboxMessage], result: RelayResult) -> list[OutboxMessage]:
     """Send to the broker until the first failure; record that failure on its row."""
-    app = current_app
-    options: dict[str, Any] = {"retry": False}
-    if settings.OUTBOX_QUEUE:
-        options["queue"] = settings.OUTBOX_QUEUE
+    app = celery_app
     sent: list[OutboxMessage] = []
     try:
         with app.connection_for_write() as conn:
             for row in rows:
                 app.send_task(
-                    row.name, args=row.args, kwargs=row.kwargs, headers={HEADER: row.pk}, connection=conn, **options
+                    row.name, args=row.args, kwargs=row.kwargs, headers={HEADER: row.pk}, connection=conn, retry=False
                 )
                 sent.append(row)
     except Exception as exc:
@@ -278,7 +277,7 @@ def _send(rows: list[OutboxMessage], result: RelayResult) -> list[OutboxMessage]
 
 def _run_inline(row: OutboxMessage) -> None:
     """The embedded mode: run the task here and now, recorded like a worker's run."""
-    task = current_app.tasks.get(row.name)
+    task = celery_app.tasks.get(row.name)
     if task is None:
         with transaction.atomic():
             _record_failure(row.pk, None, f"Unknown task {row.name}")

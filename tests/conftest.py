@@ -87,13 +87,16 @@ DEAD_BROKER = "redis://127.0.0.1:6390/0"  # nothing listens there: "the broker i
 
 class BrokerSwitch:
     """``broker(url)`` points this process at another broker, publishing instead of running inline;
-    ``broker.inline()`` goes back to running tasks here (the broker "is back", as far as a test
-    without a worker can tell)."""
+    ``broker.inline()`` runs tasks here again (the broker "is back", as far as a test without a
+    worker can tell); ``broker.restore()`` puts everything back. Celery prefers the
+    CELERY_BROKER_URL environment variable to its configuration, so both are switched."""
 
     def __init__(self):
         self.saved = celery_app.conf.broker_url, celery_app.conf.task_always_eager
+        self.saved_env = os.environ.get("CELERY_BROKER_URL")
 
     def __call__(self, url: str) -> None:
+        os.environ["CELERY_BROKER_URL"] = url
         celery_app.conf.broker_url = url
         celery_app.conf.task_always_eager = False
 
@@ -104,6 +107,10 @@ class BrokerSwitch:
         outbox.breaker.close()
 
     def restore(self) -> None:
+        if self.saved_env is None:
+            os.environ.pop("CELERY_BROKER_URL", None)
+        else:
+            os.environ["CELERY_BROKER_URL"] = self.saved_env
         celery_app.conf.broker_url, celery_app.conf.task_always_eager = self.saved
 
 

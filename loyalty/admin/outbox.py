@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from celery import current_app
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.utils import timezone
 from django.utils.html import format_html
+
+from config.celery import app as celery_app
 
 from .. import services
 from ..exceptions import DomainError
@@ -28,8 +29,8 @@ class TaskNameFilter(admin.SimpleListFilter):
     parameter_name = "name"
 
     def lookups(self, request, model_admin):
-        current_app.loader.import_default_modules()
-        names = sorted(n for n in current_app.tasks if not n.startswith("celery."))
+        celery_app.loader.import_default_modules()
+        names = sorted(n for n in celery_app.tasks if not n.startswith("celery."))
         return [(n, n) for n in names]
 
     def queryset(self, request, queryset):
@@ -106,7 +107,9 @@ class OutboxMessageAdmin(ExactSearchMixin, BigListMixin, ServiceManagedHistoryAd
             self.message_user(request, "Select at most 1000 messages (narrow the filter).", messages.ERROR)
             return
         try:
-            n = services.resend_outbox_messages(messages=rows, actor=request.user, reason=request.POST.get("reason", ""))
+            n = services.resend_outbox_messages(
+                messages=rows, actor=request.user, reason=request.POST.get("reason", "")
+            )
         except DomainError as exc:
             self.message_user(request, exc.detail, messages.ERROR)
             return

@@ -22,12 +22,12 @@ BODY = {"metric": "points", "amount": 25, "reason": "Goodwill"}
 def fail_after_the_entry(monkeypatch):
     """The request dies right after the ledger entry is written, before its lot and balance."""
 
-    def arm(exc=RuntimeError("boom")):
+    def arm():
         real = core._insert_entry
 
         def insert_then_fail(**fields):
             real(**fields)
-            raise exc
+            raise RuntimeError("boom")
 
         monkeypatch.setattr(core, "_insert_entry", insert_then_fail)
         return lambda: monkeypatch.setattr(core, "_insert_entry", real)
