@@ -6,12 +6,14 @@ worker on Redis, a killed worker and a broker that is down.
 
 import contextlib
 import datetime as dt
+import io
 import socket
 import threading
 
 import pytest
 import time_machine
 from django.core import mail
+from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
 
@@ -372,3 +374,13 @@ def test_the_admin_lists_filters_and_resends(admin_user, auditor_user, django_ca
     assert b'value="resend"' in client.get(changelist).content
     response = login(auditor_user).get(changelist)  # auditors see the list, and may not re-send
     assert response.status_code == 200 and b'value="resend"' not in response.content
+
+
+@pytest.mark.django_db
+def test_manage_py_sweep_outbox_runs_what_is_due(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        outbox.enqueue_on_commit(probe, "left behind")
+    out = io.StringIO()
+    call_command("sweep_outbox", stdout=out)
+    assert CALLS == ["left behind"]
+    assert "ran 1 inline" in out.getvalue() and "pending: 0" in out.getvalue()
