@@ -8,6 +8,7 @@ import datetime as dt
 
 import pytest
 import time_machine
+from django.db import IntegrityError
 from django.utils import timezone
 
 from loyalty.models import IdempotencyRecord, LedgerEntry, PointBalance
@@ -94,3 +95,22 @@ def test_a_business_refusal_is_stored_with_what_the_service_wrote_before_refusin
     again = api.post(URL, {**BODY, "amount": -500}, format="json", HTTP_IDEMPOTENCY_KEY="k-no")
     assert again.json() == first.json() and again["Idempotent-Replayed"] == "true"
     assert IdempotencyRecord.objects.get().response_status == 409
+
+
+@pytest.mark.django_db
+def test_a_key_released_between_our_insert_and_our_lookup_is_claimed_again(api, member, metric, monkeypatch):
+    """The race behind the old 500s (``IdempotencyRecord.DoesNotExist``): our INSERT met the first
+    request's record, which that request deleted (its answer was a 404) before we looked it up."""
+    real_create = IdempotencyRecord.objects.create
+    calls = []
+
+    def create_after_a_vanished_twin(**fields):
+        calls.append(1)
+        if len(calls) == 1:
+            raise IntegrityError("duplicate key value violates unique constraint")  # the twin, gone by now
+        return real_create(**fields)
+
+    monkeypatch.setattr(IdempotencyRecord.objects, "create", create_after_a_vanished_twin)
+    response = api.post(URL, BODY, format="json", HTTP_IDEMPOTENCY_KEY="k-race")
+    assert response.status_code == 201, response.content
+    assert len(calls) == 2 and LedgerEntry.objects.count() == 1

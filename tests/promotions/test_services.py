@@ -234,3 +234,13 @@ def test_a_batch_whose_message_was_lost_is_generated_by_the_outbox_sweep(
     batch.refresh_from_db()
     assert batch.status == "completed" and batch.generated == 20 and Code.objects.filter(batch=batch).count() == 20
     assert OutboxMessage.objects.get().status == "done"
+
+
+@pytest.mark.django_db
+def test_generation_extends_its_outbox_lease_after_every_chunk(make_campaign, manager, monkeypatch):
+    """So the sweep never hands a live batch to a second worker (see loyalty.outbox.heartbeat)."""
+    beats = []
+    monkeypatch.setattr(outbox, "heartbeat", lambda: beats.append(1) or True)
+    batch = services.create_code_batch(campaign=make_campaign(), actor=manager, count=35, length=10)
+    services.generate_code_batch(batch_id=batch.pk, chunk_size=10)
+    assert len(beats) >= 4  # one per chunk of 10
