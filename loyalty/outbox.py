@@ -258,10 +258,12 @@ def _send(rows: list[OutboxMessage], result: RelayResult) -> list[OutboxMessage]
     app = celery_app
     sent: list[OutboxMessage] = []
     try:
-        with app.connection_for_write() as conn:
+        # A pooled connection: opening one costs more than publishing a few hundred messages, and a
+        # pooled one whose broker went away and came back reconnects on its next publish.
+        with app.producer_or_acquire() as producer:
             for row in rows:
                 app.send_task(
-                    row.name, args=row.args, kwargs=row.kwargs, headers={HEADER: row.pk}, connection=conn, retry=False
+                    row.name, args=row.args, kwargs=row.kwargs, headers={HEADER: row.pk}, producer=producer, retry=False
                 )
                 sent.append(row)
     except Exception as exc:

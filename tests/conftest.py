@@ -99,6 +99,7 @@ class BrokerSwitch:
         os.environ["CELERY_BROKER_URL"] = url
         celery_app.conf.broker_url = url
         celery_app.conf.task_always_eager = False
+        celery_app.amqp._producer_pool = None  # the pool of publishing connections is per broker URL
 
     def inline(self) -> None:
         from loyalty import outbox
@@ -112,6 +113,7 @@ class BrokerSwitch:
         else:
             os.environ["CELERY_BROKER_URL"] = self.saved_env
         celery_app.conf.broker_url, celery_app.conf.task_always_eager = self.saved
+        celery_app.amqp._producer_pool = None
 
 
 @pytest.fixture
