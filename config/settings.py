@@ -22,6 +22,14 @@ env = environ.Env(
     API_THROTTLE_USER=(str, "6000/minute"),
     API_THROTTLE_ANON=(str, "60/minute"),
     IDEMPOTENCY_KEY_TTL_HOURS=(int, 48),
+    IDEMPOTENCY_LEASE_SECONDS=(int, 60),
+    OUTBOX_SWEEP_SECONDS=(int, 5),
+    OUTBOX_PUBLISH_LEASE_SECONDS=(int, 300),
+    OUTBOX_RUN_LEASE_SECONDS=(int, 60),
+    OUTBOX_RETENTION_DAYS=(int, 7),
+    OUTBOX_FAILED_RETENTION_DAYS=(int, 30),
+    CELERY_QUEUE=(str, "celery"),
+    EMAIL_TIMEOUT=(int, 10),
     CODE_VALIDATION_RETENTION_DAYS=(int, 90),
     CODE_FAILED_VALIDATION_LIMIT=(int, 10),
     CODE_FAILED_VALIDATION_WINDOW_SECONDS=(int, 600),
@@ -137,6 +145,8 @@ STORAGES = {
 
 vars().update(env.email("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="loyalty@example.com")
+# A mail server that hangs must not hold a worker past its outbox lease (Django's default: forever).
+EMAIL_TIMEOUT = env("EMAIL_TIMEOUT")
 
 # --- Security (production values unless DEBUG) -----------------------------------------------
 if not DEBUG:
@@ -185,6 +195,8 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 IDEMPOTENCY_KEY_TTL_HOURS = env("IDEMPOTENCY_KEY_TTL_HOURS")
+# A request still running with a key holds it this long; a retry after that may run again.
+IDEMPOTENCY_LEASE_SECONDS = env("IDEMPOTENCY_LEASE_SECONDS")
 
 # --- Codes: retention of validation attempts, brute-force lockout, rapid-redemption flags ----------
 # Counters live in the cache: use a shared cache (CACHE_URL=redis://...) when running several workers.
@@ -209,8 +221,26 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 15 * 60
 CELERY_TASK_SOFT_TIME_LIMIT = 14 * 60
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 60 * 60}
+# Publishing must never hang a request: no publish retries, no reconnect loop (max_retries 0)
+# and short socket timeouts. A message that could not be published stays in the outbox.
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 60 * 60,
+    "max_retries": 0,
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+}
 CELERY_TIMEZONE = "UTC"
+# The queue every task goes to (run the worker with -Q the same when it is not "celery").
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_QUEUE")
+
+# --- Outbox (loyalty/outbox.py; docs/operations.md "The outbox") ----------------------------
+OUTBOX_SWEEP_SECONDS = env("OUTBOX_SWEEP_SECONDS")
+OUTBOX_PUBLISH_LEASE_SECONDS = env("OUTBOX_PUBLISH_LEASE_SECONDS")
+OUTBOX_RUN_LEASE_SECONDS = env("OUTBOX_RUN_LEASE_SECONDS")
+OUTBOX_RETENTION_DAYS = env("OUTBOX_RETENTION_DAYS")
+OUTBOX_FAILED_RETENTION_DAYS = env("OUTBOX_FAILED_RETENTION_DAYS")
 CELERY_BEAT_SCHEDULE = {
     "expire-points": {"task": "loyalty.tasks.expire_points", "schedule": crontab(hour=2, minute=5)},
     "activate-pending-points": {"task": "loyalty.tasks.activate_pending_points", "schedule": 60 * 15},
@@ -221,8 +251,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "promotions.tasks.purge_code_validations",
         "schedule": crontab(hour=4, minute=5),
     },
-    "requeue-stalled-retro-claims": {"task": "retro.tasks.requeue_stalled_claims", "schedule": 60 * 10},
-    "requeue-stalled-code-batches": {"task": "promotions.tasks.requeue_stalled_batches", "schedule": 60 * 10},
+    # Publishes what the outbox still holds: the broker was down, a worker died, a retry is due.
+    "sweep-outbox": {
+        "task": "loyalty.tasks.sweep_outbox",
+        "schedule": OUTBOX_SWEEP_SECONDS,
+        "options": {"expires": OUTBOX_SWEEP_SECONDS * 2},
+    },
+    "purge-outbox": {"task": "loyalty.tasks.purge_outbox", "schedule": crontab(hour=4, minute=35)},
     "expire-awards": {"task": "redemptions.tasks.expire_awards", "schedule": crontab(minute=25)},
     "purge-idempotency-records": {
         "task": "loyalty.tasks.purge_idempotency_records",

@@ -1,4 +1,4 @@
-"""Emails to members: rendered from templates/emails/, sent by Celery after commit."""
+"""Emails to members: rendered from templates/emails/, written to the outbox, sent after commit."""
 
 from __future__ import annotations
 
@@ -8,18 +8,20 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
 
-from config.tasks import enqueue_on_commit
-
+from . import outbox
 from .models import Member
 
 
 def notify_member(*, member: Member, template: str, context: dict[str, Any]) -> bool:
-    """Queue an email to the member after the current transaction commits. False when they have no email."""
+    """Write an email to the member into the outbox of the current transaction. False without an email.
+
+    It is sent once the transaction commits (never if it rolls back), retried if the mail server fails.
+    """
     if not member.email:
         return False
     from .tasks import send_member_email
 
-    enqueue_on_commit(send_member_email, member.pk, template, context)
+    outbox.enqueue(send_member_email, args=[member.pk, template, context], kind=outbox.Kind.EMAIL)
     return True
 
 

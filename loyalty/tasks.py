@@ -6,7 +6,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from . import services
+from . import outbox, services
 from .models import IdempotencyRecord
 
 
@@ -32,7 +32,9 @@ def requalify_tiers() -> int:
     return services.requalify_tiers()
 
 
-@shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
+# Sent through the outbox (loyalty.notifications): a mail-server error is retried with the
+# outbox's backoff for emails; EMAIL_TIMEOUT keeps a hung server from holding the worker.
+@shared_task(acks_late=True)
 def send_member_email(member_id: int, template: str, context: dict) -> int:
     from .models import Member
     from .notifications import render_and_send
@@ -41,3 +43,15 @@ def send_member_email(member_id: int, template: str, context: dict) -> int:
     if member is None or not member.email:
         return 0
     return render_and_send(member=member, template=template, context=context)
+
+
+@shared_task(acks_late=True)
+def sweep_outbox() -> dict:
+    """Beat, every OUTBOX_SWEEP_SECONDS: publish what the outbox still holds."""
+    result = outbox.sweep()
+    return {"published": result.published, "ran_inline": result.ran_inline, "failed": result.failed}
+
+
+@shared_task(acks_late=True)
+def purge_outbox() -> int:
+    return outbox.purge()

@@ -12,7 +12,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from config.tasks import enqueue_on_commit
+from loyalty import outbox
 from loyalty.exceptions import AlreadyExists, BusinessRuleViolation, Conflict, InvalidInput
 from loyalty.models import LedgerEntry, Member, Metric
 from loyalty.notifications import notify_member
@@ -230,7 +230,7 @@ def create_code_batch(
     save_with_history(batch, actor=actor, reason="Generation requested")
     from .tasks import generate_code_batch
 
-    enqueue_on_commit(generate_code_batch, batch.pk)
+    outbox.enqueue_on_commit(generate_code_batch, batch.pk)
     return batch
 
 
@@ -337,6 +337,7 @@ def generate_code_batch(*, batch_id: int, chunk_size: int = GENERATION_CHUNK) ->
                 stalls = stalls + 1 if inserted == 0 else 0
                 if stalls >= 5:
                     raise RuntimeError("Could not find free codes in the pattern's space; use a longer pattern.")
+            outbox.heartbeat()  # still alive: the sweep must not hand this batch to another worker
         with transaction.atomic():
             batch = CodeBatch.objects.select_for_update().get(pk=batch_id)
             batch.status = CodeBatch.Status.COMPLETED
@@ -748,21 +749,3 @@ def mark_signal_reviewed(*, signal: AbuseSignal, actor: User) -> AbuseSignal:
     signal.reviewed_by = _user_or_none(actor)
     save_with_history(signal, actor=actor, reason="Reviewed", update_fields=["reviewed", "reviewed_by"])
     return signal
-
-
-def requeue_stalled_batches(*, older_than: dt.timedelta = dt.timedelta(minutes=15)) -> int:
-    """Re-send code batches left pending or running (a lost message, a killed worker).
-
-    Safe because generation counts progress under the batch's lock and never exceeds ``count``.
-    """
-    from .tasks import generate_code_batch
-
-    cutoff = timezone.now() - older_than
-    ids = list(
-        CodeBatch.objects.filter(
-            status__in=[CodeBatch.Status.PENDING, CodeBatch.Status.RUNNING], created_at__lt=cutoff
-        ).values_list("pk", flat=True)[:100]
-    )
-    for batch_id in ids:
-        generate_code_batch.delay(batch_id)
-    return len(ids)

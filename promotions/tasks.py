@@ -1,14 +1,13 @@
 """Thin Celery wrappers around promotions services."""
 
 from celery import shared_task
-from django.db import OperationalError
 
 from . import services
 
 
-@shared_task(
-    acks_late=True, reject_on_worker_lost=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5
-)
+# Sent through the outbox (promotions.services): retries with backoff and re-sends after a dead
+# worker come from the outbox row; generation resumes from the batch's committed progress.
+@shared_task(acks_late=True, reject_on_worker_lost=True)
 def generate_code_batch(batch_id: int) -> int:
     return services.generate_code_batch(batch_id=batch_id).generated
 
@@ -21,8 +20,3 @@ def expire_codes() -> int:
 @shared_task(acks_late=True)
 def purge_code_validations() -> int:
     return services.purge_code_validations()
-
-
-@shared_task(acks_late=True)
-def requeue_stalled_batches() -> int:
-    return services.requeue_stalled_batches()

@@ -8,10 +8,10 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from config.tasks import enqueue_on_commit
 from loyalty.exceptions import BusinessRuleViolation, Conflict, FourEyesRequired, InvalidInput, MemberInactive
 from loyalty.models import LedgerEntry, Member, ProgramSettings, Transaction
 from loyalty.notifications import notify_member
+from loyalty.outbox import enqueue_on_commit
 from loyalty.services import earn_for_transaction, preview_earning
 from loyalty.services.core import User, _require_perm
 from loyalty.workflow import check_transition, save_with_history
@@ -211,21 +211,3 @@ def _mark_failed(claim_id: int, error: str) -> None:
     claim.status = RetroClaim.Status.FAILED
     claim.error = error
     save_with_history(claim, actor=None, reason="Processing failed", update_fields=["status", "error"])
-
-
-def requeue_stalled_claims(*, older_than: dt.timedelta = dt.timedelta(minutes=15)) -> int:
-    """Re-send approved claims whose processing never finished (a lost message, retries exhausted).
-
-    Safe because processing re-checks the status under a lock and credits with a per-claim key.
-    """
-    from .tasks import process_retro_claim
-
-    cutoff = timezone.now() - older_than
-    ids = list(
-        RetroClaim.objects.filter(status=RetroClaim.Status.APPROVED, approved_at__lt=cutoff).values_list(
-            "pk", flat=True
-        )[:1000]
-    )
-    for claim_id in ids:
-        process_retro_claim.delay(claim_id)
-    return len(ids)

@@ -73,6 +73,57 @@ def eager_celery(request):
 
 
 @pytest.fixture(autouse=True)
+def _outbox_breaker_closed():
+    """A broker failure in one test must not make the next one skip publishing on commit."""
+    from loyalty import outbox
+
+    outbox.breaker.close()
+    yield
+    outbox.breaker.close()
+
+
+DEAD_BROKER = "redis://127.0.0.1:6390/0"  # nothing listens there: "the broker is down"
+
+
+class BrokerSwitch:
+    """``broker(url)`` points this process at another broker, publishing instead of running inline;
+    ``broker.inline()`` runs tasks here again (the broker "is back", as far as a test without a
+    worker can tell); ``broker.restore()`` puts everything back. Celery prefers the
+    CELERY_BROKER_URL environment variable to its configuration, so both are switched."""
+
+    def __init__(self):
+        self.saved = celery_app.conf.broker_url, celery_app.conf.task_always_eager
+        self.saved_env = os.environ.get("CELERY_BROKER_URL")
+
+    def __call__(self, url: str) -> None:
+        os.environ["CELERY_BROKER_URL"] = url
+        celery_app.conf.broker_url = url
+        celery_app.conf.task_always_eager = False
+        celery_app.amqp._producer_pool = None  # the pool of publishing connections is per broker URL
+
+    def inline(self) -> None:
+        from loyalty import outbox
+
+        celery_app.conf.task_always_eager = True
+        outbox.breaker.close()
+
+    def restore(self) -> None:
+        if self.saved_env is None:
+            os.environ.pop("CELERY_BROKER_URL", None)
+        else:
+            os.environ["CELERY_BROKER_URL"] = self.saved_env
+        celery_app.conf.broker_url, celery_app.conf.task_always_eager = self.saved
+        celery_app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def broker():
+    switch = BrokerSwitch()
+    yield switch
+    switch.restore()
+
+
+@pytest.fixture(autouse=True)
 def _no_throttle_state(settings):
     from django.core.cache import cache
 

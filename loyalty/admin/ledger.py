@@ -139,7 +139,7 @@ class LotConsumptionAdmin(ExactSearchMixin, BigListMixin, ReadOnlyAdminMixin, ad
 
 @admin.register(IdempotencyRecord)
 class IdempotencyRecordAdmin(ExactSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("created_at", "user", "method", "path", "response_status", "key")
+    list_display = ("created_at", "user", "method", "path", "response_status", "locked_until", "key")
     list_select_related = ("user",)
     exact_search_fields = ("key",)
     search_fields = ("key",)

@@ -5,18 +5,36 @@ Every POST that creates or moves something is wrapped with ``@idempotent``: the 
 the same key with a different body is 422 ``idempotency_key_reused``. Successes and business
 refusals (409/422) are stored; 400/401/403/404/429/5xx are not, so a corrected retry runs. Keys are
 kept for IDEMPOTENCY_KEY_TTL_HOURS (purged by a beat task).
+
+How it holds under failures and races:
+- The key is claimed first, in its own short transaction, with a lease (IDEMPOTENCY_LEASE_SECONDS)
+  and a random token. A concurrent request with the key gets 409 ``idempotency_request_in_progress``;
+  once the lease has run out (the first request died: a killed worker, a lost connection) a retry
+  takes the key over with a conditional UPDATE and runs again, safely, since every operation
+  re-checks its state under its locks.
+- The view runs in one transaction with the storing of its answer: the work and the answer commit
+  together or not at all. A request whose work committed therefore always replays, and a request
+  that lost its key to a takeover meanwhile rolls its work back instead of doing it a second time.
+  Side effects are outbox rows (``loyalty.outbox``) published after that commit, so a broker that
+  is down cannot turn committed work into an error.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
+import logging
+import secrets
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import Q
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions
 from rest_framework.request import Request
@@ -26,6 +44,8 @@ from loyalty.exceptions import DomainError
 from loyalty.models import IdempotencyRecord, Member
 
 from .errors import error_response
+
+logger = logging.getLogger(__name__)
 
 MAX_KEY_LENGTH = 255
 
@@ -47,6 +67,85 @@ def _request_hash(request: Request) -> str:
     return hashlib.sha256(f"{request.method} {request.path}\n{body}".encode()).hexdigest()
 
 
+class _Claim:
+    """The key held by this request: its record and the token that proves the lease is ours."""
+
+    def __init__(self, record: IdempotencyRecord, token: str):
+        self.record, self.token = record, token
+
+    def release(self) -> None:
+        """Forget the key (nothing final was answered), unless someone else holds it by now."""
+        try:
+            IdempotencyRecord.objects.filter(pk=self.record.pk, lock_token=self.token).delete()
+        except DatabaseError:  # the connection is gone; the lease frees the key in a minute
+            logger.warning("Could not release Idempotency-Key %s", self.record.key, exc_info=True)
+
+    def store(self, response: Response) -> bool:
+        """Store the final answer, in the caller's transaction; False if the key was taken over."""
+        body = json.loads(json.dumps(response.data, default=str))
+        return bool(
+            IdempotencyRecord.objects.filter(
+                pk=self.record.pk, lock_token=self.token, response_status__isnull=True
+            ).update(response_status=response.status_code, response_body=body, locked_until=None)
+        )
+
+
+def _replay(record: IdempotencyRecord) -> Response:
+    response = Response(record.response_body, status=record.response_status)
+    response["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _in_progress() -> Response:
+    return error_response(
+        "idempotency_request_in_progress",
+        "The first request with this Idempotency-Key is still running; retry later.",
+        status_code=409,
+    )
+
+
+def _claim_key(request: Request, key: str, digest: str) -> _Claim | Response:
+    """Take the key for this request, or answer for it (a replay, a reuse, a request in progress)."""
+    lease = dt.timedelta(seconds=settings.IDEMPOTENCY_LEASE_SECONDS)
+    for _ in range(5):  # the holder may delete its record between our INSERT and our SELECT
+        token = secrets.token_hex(16)
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(
+                    user=request.user,
+                    key=key,
+                    method=request.method,
+                    path=request.path[:500],
+                    request_hash=digest,
+                    locked_until=now + lease,
+                    lock_token=token,
+                )
+            return _Claim(record, token)
+        except IntegrityError:
+            pass
+        record = IdempotencyRecord.objects.filter(user=request.user, key=key).first()
+        if record is None:
+            continue
+        if record.request_hash != digest:
+            return error_response(
+                "idempotency_key_reused", "This Idempotency-Key was used with a different request.", status_code=422
+            )
+        if record.response_status is not None:
+            return _replay(record)
+        if record.locked_until is not None and record.locked_until > now:
+            return _in_progress()
+        taken = IdempotencyRecord.objects.filter(
+            Q(locked_until__isnull=True) | Q(locked_until__lte=now),
+            pk=record.pk,
+            response_status__isnull=True,
+        ).update(locked_until=now + lease, lock_token=token)
+        if taken:  # the first request died holding the key: run again (the operation re-checks state)
+            return _Claim(record, token)
+        # Someone else answered or took it over just now: look again.
+    return _in_progress()
+
+
 def idempotent(view_method: Callable) -> Callable:
     """Make a POST handler honour the Idempotency-Key header (see the module docstring)."""
 
@@ -63,42 +162,32 @@ def idempotent(view_method: Callable) -> Callable:
                 400,
             )
         digest = _request_hash(request)  # parses the body first: malformed JSON is a 400 and stores nothing
+        claim = _claim_key(request, key, digest)
+        if isinstance(claim, Response):
+            return claim
+        stored = False
         try:
             with transaction.atomic():
-                record = IdempotencyRecord.objects.create(
-                    user=request.user, key=key, method=request.method, path=request.path[:500], request_hash=digest
-                )
-        except IntegrityError:
-            record = IdempotencyRecord.objects.get(user=request.user, key=key)
-            if record.request_hash != digest:
-                return error_response(
-                    "idempotency_key_reused", "This Idempotency-Key was used with a different request.", status_code=422
-                )
-            if record.response_status is None:
-                return error_response(
-                    "idempotency_request_in_progress",
-                    "The first request with this Idempotency-Key is still running.",
-                    status_code=409,
-                )
-            response = Response(record.response_body, status=record.response_status)
-            response["Idempotent-Replayed"] = "true"
-            return response
-        try:
-            response = view_method(self, request, *args, **kwargs)
-        except DomainError as exc:
-            # Nothing was written; a state or business refusal is stored so a retry gets the same answer.
-            response = error_response(exc.code, exc.detail, exc.errors, exc.status)
+                try:
+                    response = view_method(self, request, *args, **kwargs)
+                except DomainError as exc:
+                    # A state or business refusal is final: stored, so a retry gets the same answer.
+                    # What the service wrote before refusing (e.g. failed code attempts) still commits.
+                    response = error_response(exc.code, exc.detail, exc.errors, exc.status)
+                final = 200 <= response.status_code < 300 or response.status_code in (409, 422)
+                if final and not transaction.get_rollback():
+                    stored = claim.store(response)
+                    if not stored:  # our lease ran out and a retry took the key: it does the work
+                        transaction.set_rollback(True)
+                        response = _in_progress()
+                        final = False
         except Exception:
-            record.delete()
+            claim.release()  # nothing committed: a retry with the key runs again
             raise
-        if not (200 <= response.status_code < 300 or response.status_code in (409, 422)):
-            # Only results and business refusals are final. Invalid input, auth, unknown ids,
-            # throttling and server errors changed nothing: a retry with the key runs again.
-            record.delete()
-        else:
-            record.response_status = response.status_code
-            record.response_body = json.loads(json.dumps(response.data, default=str))
-            record.save(update_fields=["response_status", "response_body"])
+        if not stored:
+            # Invalid input, auth, unknown ids, throttling and server errors changed nothing:
+            # a retry with the key runs again.
+            claim.release()
         return response
 
     return extend_schema(parameters=[IDEMPOTENCY_KEY_HEADER])(wrapper)

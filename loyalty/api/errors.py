@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
@@ -27,6 +28,9 @@ _CODES = {
 }
 
 
+logger = logging.getLogger("loyalty.api")
+
+
 def error_response(code: str, detail: str, errors: dict[str, Any] | None = None, status_code: int = 400) -> Response:
     return Response({"code": code, "detail": detail, "errors": errors or {}}, status=status_code)
 
@@ -41,7 +45,9 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
     response = drf_exception_handler(exc, context)
-    if response is None or not isinstance(exc, exceptions.APIException):
+    if response is None:
+        return server_error(exc, context)
+    if not isinstance(exc, exceptions.APIException):
         return response
     code = next((c for cls, c in _CODES.items() if isinstance(exc, cls)), "error")
     if isinstance(exc, exceptions.ValidationError):
@@ -53,3 +59,17 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     response.data = {"code": code, "detail": str(detail), "errors": {}}
     return response
+
+
+def server_error(exc: Exception, context: dict) -> Response:
+    """Anything unexpected (a bug, the database connection lost mid-request): a 500 in the error shape.
+
+    The exception has already left the transaction it happened in, which rolled back (every service
+    is atomic, and so is a request with an Idempotency-Key); the traceback goes to the log, and the
+    client learns nothing internal.
+    """
+    request = context.get("request")
+    logger.error(
+        "Unhandled error in %s %s", getattr(request, "method", "?"), getattr(request, "path", "?"), exc_info=exc
+    )
+    return error_response("server_error", "Something went wrong on our side. Please retry later.", status_code=500)

@@ -11,6 +11,7 @@ from .earning import (
 from .idempotency import IdempotencyRecord
 from .ledger import LedgerEntry, LedgerImmutableError, LotConsumption, PointBalance, PointLot
 from .members import Member, Metric, Segment, Tier, TierMembership
+from .outbox import OutboxMessage
 
 __all__ = [
     "IdempotencyRecord",
@@ -26,6 +27,7 @@ __all__ = [
     "Transaction",
     "TransactionReturn",
     "Metric",
+    "OutboxMessage",
     "PointBalance",
     "PointLot",
     "Reward",

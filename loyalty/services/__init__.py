@@ -31,6 +31,7 @@ from .earning import (
     update_program_settings,
     update_rule_set,
 )
+from .outbox import resend_outbox_messages
 
 __all__ = [
     "MAX_POINTS_PER_ENTRY",
@@ -52,6 +53,7 @@ __all__ = [
     "record_tier_interval",
     "record_transaction",
     "requalify_tiers",
+    "resend_outbox_messages",
     "retire_rule_set",
     "return_transaction",
     "restore_debit",

@@ -4,8 +4,7 @@ import datetime as dt
 
 import pytest
 
-from config.tasks import enqueue_on_commit
-from loyalty import services, tasks
+from loyalty import services
 from loyalty.models import LedgerEntry, Metric, PointBalance, PointLot
 from tests.integration.conftest import wait_for
 
@@ -26,14 +25,3 @@ def test_real_worker_runs_the_expiry_task_end_to_end(worker):
     assert LedgerEntry.objects.get(kind="expiry").amount == -70
     assert PointBalance.objects.get(member=member).balance == 30
     assert PointLot.objects.filter(remaining__gt=0).count() == 1
-
-
-@pytest.mark.django_db
-def test_tasks_are_enqueued_only_after_commit(django_capture_on_commit_callbacks, member, metric):
-    services.credit_points(member=member, metric=metric, amount=5, expires_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        enqueue_on_commit(tasks.expire_points)
-    assert not LedgerEntry.objects.filter(kind="expiry").exists()  # nothing ran inside the transaction
-    assert len(callbacks) == 1
-    callbacks[0]()
-    assert LedgerEntry.objects.filter(kind="expiry").count() == 1

@@ -6,8 +6,9 @@ import time_machine
 from django.core import mail
 from django.test import override_settings
 
+from loyalty import outbox
 from loyalty.exceptions import InvalidInput, TooManyAttempts
-from loyalty.models import LedgerEntry, PointBalance, Segment
+from loyalty.models import LedgerEntry, OutboxMessage, PointBalance, Segment
 from loyalty.selectors import verify_ledger
 from promotions import codegen, services
 from promotions.models import AbuseSignal, Campaign, Code, CodeBatch, CodeEvent, CodeRedemption
@@ -223,11 +224,23 @@ def test_bad_code_requests_are_refused(codes, order):
 
 
 @pytest.mark.django_db
-def test_stalled_batches_are_sent_again(make_campaign, manager, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=False):  # the message is lost
+def test_a_batch_whose_message_was_lost_is_generated_by_the_outbox_sweep(
+    make_campaign, manager, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=False):  # the process died right after the commit
         batch = services.create_code_batch(campaign=make_campaign(), actor=manager, count=20, length=10)
-    assert services.requeue_stalled_batches() == 0
-    with time_machine.travel(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=20)):
-        assert services.requeue_stalled_batches() == 1
+    assert OutboxMessage.objects.get().status == "pending"
+    outbox.sweep()
     batch.refresh_from_db()
-    assert batch.status == "completed" and batch.generated == 20
+    assert batch.status == "completed" and batch.generated == 20 and Code.objects.filter(batch=batch).count() == 20
+    assert OutboxMessage.objects.get().status == "done"
+
+
+@pytest.mark.django_db
+def test_generation_extends_its_outbox_lease_after_every_chunk(make_campaign, manager, monkeypatch):
+    """So the sweep never hands a live batch to a second worker (see loyalty.outbox.heartbeat)."""
+    beats = []
+    monkeypatch.setattr(outbox, "heartbeat", lambda: beats.append(1) or True)
+    batch = services.create_code_batch(campaign=make_campaign(), actor=manager, count=35, length=10)
+    services.generate_code_batch(batch_id=batch.pk, chunk_size=10)
+    assert len(beats) >= 4  # one per chunk of 10

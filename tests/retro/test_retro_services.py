@@ -4,9 +4,9 @@ import pytest
 import time_machine
 from django.core import mail
 
-from loyalty import roles, services
+from loyalty import outbox, roles, services
 from loyalty.exceptions import BusinessRuleViolation, Conflict, FourEyesRequired, PermissionRequired
-from loyalty.models import LedgerEntry, MemberTracker, PointBalance, ProgramSettings, Transaction
+from loyalty.models import LedgerEntry, MemberTracker, OutboxMessage, PointBalance, ProgramSettings, Transaction
 from loyalty.selectors import verify_ledger
 from retro import services as retro
 from retro.models import RetroClaim
@@ -201,16 +201,20 @@ def test_the_requester_cannot_reject_their_own_claim_either(seed_world, approver
 
 
 @pytest.mark.django_db
-def test_stalled_approved_claims_are_sent_again(
+def test_an_approval_whose_message_was_lost_is_processed_by_the_outbox_sweep(
     seed_world, support_user, approver_user, django_capture_on_commit_callbacks
 ):
     member, txn = seed_world
     with time_machine.travel(d(2023, 8, 17, 9), tick=False):
         claim = retro.submit_retro_claim(transaction_=txn, member=member, actor=support_user)
-        with django_capture_on_commit_callbacks(execute=False):  # the message is lost
+        with django_capture_on_commit_callbacks(execute=False):  # the process died right after the commit
             retro.approve_retro_claim(claim=claim, actor=approver_user)
-        assert retro.requeue_stalled_claims() == 0  # too recent to call stalled
-    with time_machine.travel(d(2023, 8, 17, 10), tick=False):
-        assert retro.requeue_stalled_claims() == 1  # eager Celery processes it here
+        message = OutboxMessage.objects.get(name="retro.tasks.process_retro_claim")
+        assert (message.status, message.args) == ("pending", [claim.pk])
+        outbox.sweep()  # beat's job; eager Celery processes it here
     claim.refresh_from_db()
     assert claim.status == "processed" and LedgerEntry.objects.filter(kind="retro").count() == 1
+    message.refresh_from_db()
+    assert message.status == "done"
+    outbox.sweep()
+    assert LedgerEntry.objects.filter(kind="retro").count() == 1
