@@ -1,3 +1,4 @@
+from .access import ApiKey
 from .catalog import Reward
 from .earning import (
     MemberTracker,
@@ -13,6 +14,7 @@ from .ledger import LedgerEntry, LedgerImmutableError, LotConsumption, PointBala
 from .members import Member, Metric, Segment, Tier, TierMembership
 
 __all__ = [
+    "ApiKey",
     "IdempotencyRecord",
     "LedgerEntry",
     "LedgerImmutableError",

@@ -1,5 +1,6 @@
 """Every state change of the loyalty core. Admin, API, tasks and commands all call these."""
 
+from .access import ApiKeyRejected, NewApiKey, authenticate_api_key, create_api_key, revoke_api_key
 from .core import (
     MAX_POINTS_PER_ENTRY,
     activate_pending_points,
@@ -33,6 +34,11 @@ from .earning import (
 )
 
 __all__ = [
+    "ApiKeyRejected",
+    "NewApiKey",
+    "authenticate_api_key",
+    "create_api_key",
+    "revoke_api_key",
     "MAX_POINTS_PER_ENTRY",
     "activate_pending_points",
     "adjust_points",

@@ -202,9 +202,10 @@ class Command(BaseCommand):
         return users
 
     def print_logins(self, users: dict[str, User]) -> None:
-        from rest_framework.authtoken.models import Token
-
-        token, _ = Token.objects.get_or_create(user=users["integration"])
+        # A new key on every run (an old one cannot be shown again: only its digest is stored).
+        key = services.create_api_key(
+            owner=users["integration"], name="Demo integration key", actor=None, reason="seed_demo"
+        ).key
         rows = [("Username", "Password", "Role", "Admin")]
         for username, role in DEMO_USERS:
             admin_access = "yes" if users[username].is_staff else "no (API)"
@@ -216,7 +217,7 @@ class Command(BaseCommand):
             self.stdout.write("  " + "  ".join(cell.ljust(widths[j]) for j, cell in enumerate(row)))
             if i == 0:
                 self.stdout.write("  " + "  ".join("-" * w for w in widths))
-        self.stdout.write(f"API token of 'integration': {token.key}  (header: Authorization: Token <key>)")
+        self.stdout.write(f"API key of 'integration': {key}  (header: Authorization: Token <key>)")
 
     # --- reference data --------------------------------------------------------------------------
     def seed_metrics(self) -> dict[str, Metric]:
