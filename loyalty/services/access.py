@@ -7,6 +7,7 @@ Only the SHA-256 digest of a key is stored, so verifying one is a single indexed
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import secrets
 from dataclasses import dataclass
 
@@ -19,6 +20,8 @@ from ..exceptions import DomainError, InvalidInput, InvalidTransition
 from ..models.access import KEY_PREFIX, PREFIX_LENGTH, ApiKey, key_digest
 from ..workflow import save_with_history
 from .core import User, _require_perm
+
+logger = logging.getLogger("loyalty.signin")
 
 MAX_EXPIRY_DAYS = 3650
 # last_used_at is written at most this often per key: one cheap UPDATE, not one per request.
@@ -117,3 +120,22 @@ def authenticate_api_key(key: str) -> ApiKey:
         ).update(last_used_at=now)
         api_key.last_used_at = now
     return api_key
+
+
+@transaction.atomic
+def unlock_sign_in(*, attempts, actor: User, reason: str) -> int:
+    """Lift admin sign-in lockouts: forget the failed attempts (django-axes rows) of the given
+    (username, IP) pairs. Needs ``axes.delete_accessattempt``; logged with who and why."""
+    _require_perm(actor, "axes.delete_accessattempt")
+    rows = list(attempts.values_list("pk", "username", "ip_address"))
+    if rows:
+        attempts.model.objects.filter(pk__in=[r[0] for r in rows]).delete()
+    for _pk, username, ip in rows:
+        logger.warning(
+            "Sign-in lockout lifted for %r from %s by %s: %s",
+            username,
+            ip,
+            getattr(actor, "username", "system"),
+            reason,
+        )
+    return len(rows)

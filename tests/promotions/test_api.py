@@ -842,7 +842,7 @@ def test_openapi_schema_lists_the_promotions_endpoints(api):
 
 
 def test_client_ip_believes_forwarded_for_only_from_trusted_proxies(settings, rf):
-    from promotions.api.codes import client_ip
+    from loyalty.network import client_ip
 
     settings.TRUSTED_PROXIES = ["10.0.0.1"]
     direct = rf.get("/", REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_FOR="1.2.3.4")
