@@ -193,7 +193,7 @@ REST_FRAMEWORK = {
         "loyalty.api.parsers.MultiPartParser",
     ],
     "EXCEPTION_HANDLER": "loyalty.api.errors.exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "loyalty.api.schema.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",

@@ -6,7 +6,8 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -53,3 +54,11 @@ def exception_handler(exc: Exception, context: dict) -> Response | None:
     detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
     response.data = {"code": code, "detail": str(detail), "errors": {}}
     return response
+
+
+def not_found_view(request, exception=None):
+    """Django's 404 for a URL no route matches (``handler404``): in the API's error shape under
+    /api/ (``/api/v1/campaigns/abc/``: the id must be a number), the usual page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"code": "not_found", "detail": "Not found.", "errors": {}}, status=404)
+    return defaults.page_not_found(request, exception)
