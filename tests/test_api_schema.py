@@ -77,3 +77,21 @@ def test_an_api_url_no_route_matches_is_a_json_404():
     assert_error(client.get("/api/v1/no-such-thing/"), 404, "not_found")
     page = client.get("/no-such-page/")
     assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
+
+
+@pytest.mark.django_db
+def test_the_schema_and_docs_need_the_auditor_or_integration_role(
+    integration_user, auditor_user, support_user, campaign_manager_user, admin_user
+):
+    from tests.conftest import api_client_for
+    from tests.helpers import login
+
+    assert Client().get("/api/schema/").status_code == 401
+    assert Client().get("/api/docs/").status_code == 401
+    for user in (support_user, campaign_manager_user):
+        assert api_client_for(user).get("/api/schema/").status_code == 403
+        assert login(user).get("/api/docs/").status_code == 403
+    for user in (integration_user, auditor_user, admin_user):
+        r = api_client_for(user).get("/api/schema/")
+        assert r.status_code == 200 and r.content.startswith(b"openapi: 3.")
+    assert login(auditor_user).get("/api/docs/").status_code == 200

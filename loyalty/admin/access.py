@@ -21,7 +21,7 @@ from .. import services
 from ..exceptions import DomainError
 from ..forms import ApiKeyCreateForm, ApiKeyRevokeForm
 from ..models import ApiKey
-from .base import ServiceManagedHistoryAdmin, ServiceSaveMixin
+from .base import PageAction, ServiceManagedHistoryAdmin, ServiceSaveMixin
 
 MAX_REVOKE = 500
 
@@ -57,6 +57,7 @@ class ApiKeyAdmin(ServiceSaveMixin, ServiceManagedHistoryAdmin):
     autocomplete_fields = ("owner",)
     ordering = ("-created_at", "-id")
     actions = ["revoke_selected"]
+    page_actions = (PageAction("loyalty_apikey_revoke", "Revoke… (key page)", ("loyalty.revoke_apikey",)),)
     fields = (
         "name",
         "owner",

@@ -15,11 +15,15 @@ from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 
 from .. import services
-from .base import ChangeListGuardMixin
+from .base import ChangeListGuardMixin, PageAction
 
-for model, model_admin in ((User, UserAdmin), (Group, GroupAdmin)):
+_USER_PAGE_ACTIONS = (PageAction("auth_user_password_change", "Change password (user page)", ("auth.change_user",)),)
+
+for model, model_admin, page_actions in ((User, UserAdmin, _USER_PAGE_ACTIONS), (Group, GroupAdmin, ())):
     admin.site.unregister(model)
-    admin.site.register(model, type(model_admin.__name__, (ChangeListGuardMixin, model_admin), {}))
+    admin.site.register(
+        model, type(model_admin.__name__, (ChangeListGuardMixin, model_admin), {"page_actions": page_actions})
+    )
 
 
 # --- django-axes: sign-in attempts (unlock), successful and failed sign-ins ------------------------

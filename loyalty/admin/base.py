@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
 
 from django.contrib import admin, messages
@@ -283,3 +284,17 @@ def admin_link(obj, label=None, *, model_name: str | None = None, pk=None):
 
 def signed(amount: int) -> str:
     return f"{amount:+,d}"
+
+
+@dataclass(frozen=True)
+class PageAction:
+    """A button or form on an admin page that changes something (not in the list's action menu),
+    declared on its ModelAdmin as ``page_actions`` (or on a member panel) with the permissions
+    its view checks. docs/roles.md lists them per role (``manage.py roles_doc``), and
+    tests/test_permission_matrix.py posts to each as every role to prove the declaration."""
+
+    url_name: str  # without the "admin:" namespace
+    label: str
+    perms: tuple[str, ...]
+    on_object: bool = True  # the URL takes the object's id; otherwise ``kwargs``
+    kwargs: tuple[tuple[str, str], ...] = ()

@@ -61,7 +61,7 @@ class Migration(migrations.Migration):
                 'verbose_name': 'API key',
                 'verbose_name_plural': 'API keys',
                 'ordering': ['-created_at', '-id'],
-                'permissions': [('revoke_apikey', 'Can revoke API keys')],
+                'permissions': [('revoke_apikey', 'Can revoke API keys'), ('view_api_schema', 'Can read the API schema and docs')],
                 'constraints': [models.CheckConstraint(condition=models.Q(('revoked_at__isnull', True), models.Q(('revoke_reason', ''), _negated=True), _connector='OR'), name='apikey_revoked_with_reason')],
             },
         ),

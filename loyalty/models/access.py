@@ -49,7 +49,11 @@ class ApiKey(models.Model):
         ordering = ["-created_at", "-id"]
         verbose_name = "API key"
         verbose_name_plural = "API keys"
-        permissions = [("revoke_apikey", "Can revoke API keys")]
+        permissions = [
+            ("revoke_apikey", "Can revoke API keys"),
+            # Not about keys: who may read the OpenAPI schema and the API docs (Auditor, Integration).
+            ("view_api_schema", "Can read the API schema and docs"),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(revoked_at__isnull=True) | ~Q(revoke_reason=""), name="apikey_revoked_with_reason"

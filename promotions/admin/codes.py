@@ -10,7 +10,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from loyalty.admin.base import BigListMixin, ChangeListExportMixin, ReadOnlyAdminMixin
+from loyalty.admin.base import BigListMixin, ChangeListExportMixin, PageAction, ReadOnlyAdminMixin
 from loyalty.exceptions import DomainError
 from loyalty.forms import form_errors_text
 
@@ -72,6 +72,16 @@ class BatchFilter(admin.SimpleListFilter):
 @admin.register(Code)
 class CodeAdmin(ChangeListExportMixin, BigListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only; codes are voided (action, lookup page) and rolled back through the services."""
+
+    page_actions = (
+        PageAction("promotions_code_void", "Void (code lookup)", ("promotions.void_code",), on_object=False),
+        PageAction(
+            "promotions_code_rollback",
+            "Roll back a use (code lookup)",
+            ("promotions.change_coderedemption",),
+            on_object=False,
+        ),
+    )
 
     change_list_template = "admin/promotions/code/change_list.html"
     list_display = (

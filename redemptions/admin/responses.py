@@ -21,6 +21,7 @@ from import_export.formats import base_formats
 from loyalty.admin.base import (
     BigListMixin,
     ChangeListExportMixin,
+    PageAction,
     ReadOnlyInline,
     ServiceManagedHistoryAdmin,
     admin_link,
@@ -267,6 +268,22 @@ class RedemptionAdmin(ChangeListExportMixin, ExportMixin, ResponseAdminBase):
     """The Redemptions screen: redemptions plus claimed awards; the approval queue; exports and imports."""
 
     resource_classes = [resources.RedemptionResource]
+    page_actions = (
+        PageAction(
+            "redemptions_redemption_import",
+            "Import fulfillment",
+            (FULFIL,),
+            on_object=False,
+            kwargs=(("kind", "fulfillment"),),
+        ),
+        PageAction(
+            "redemptions_redemption_import",
+            "Import legacy redemptions",
+            ("redemptions.import_redemptions",),
+            on_object=False,
+            kwargs=(("kind", "legacy"),),
+        ),
+    )
     export_formats = [base_formats.CSV, base_formats.XLSX]
     import_export_change_list_template = None  # our own change list template shows the export link
     change_list_template = "admin/redemptions/redemption/change_list.html"
