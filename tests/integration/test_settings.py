@@ -33,6 +33,9 @@ print(json.dumps({
     "app_always_eager": app.conf.task_always_eager,
     "broker_url": settings.CELERY_BROKER_URL,
     "debug": settings.DEBUG,
+    "secure_cookies": [settings.SESSION_COOKIE_SECURE, settings.CSRF_COOKIE_SECURE, settings.SESSION_COOKIE_HTTPONLY],
+    "hsts": settings.SECURE_HSTS_SECONDS,
+    "csp": "csp.middleware.CSPMiddleware" in settings.MIDDLEWARE,
 }))
 """
 
@@ -113,6 +116,7 @@ def test_production_values_are_not_the_demo_ones(tmp_path):
     values = settings_with(**production_env(tmp_path))
     assert values["debug"] is False
     assert values["always_eager"] is False and values["app_always_eager"] is False
+    assert values["secure_cookies"] == [True, True, True] and values["hsts"] >= 31536000 and values["csp"]
 
 
 def test_nothing_set_but_debug_gives_sqlite_and_eager_celery():
