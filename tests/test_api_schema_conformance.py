@@ -52,7 +52,7 @@ def keep_test_connection():
 @pytest.fixture
 def api_key(db, settings, keep_test_connection):
     settings.DEBUG = True  # seed_demo's guard; the app's behaviour is the same
-    call_command("seed_demo", members=12, stdout=io.StringIO())
+    call_command("seed_demo", members=4, stdout=io.StringIO())
     settings.DEBUG = False
     root = make_user("fuzz-root", superuser=True)
     return services.create_api_key(owner=root, name="schemathesis", actor=None).key

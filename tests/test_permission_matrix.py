@@ -85,7 +85,7 @@ def test_every_admin_url_on_an_object_is_a_declared_page_action():
 @pytest.fixture
 def world(settings, admin_user):
     settings.DEBUG = True
-    call_command("seed_demo", members=8, stdout=io.StringIO())
+    call_command("seed_demo", members=4, stdout=io.StringIO())
     settings.DEBUG = False
     root = admin_user
     member = Member.objects.filter(status=Member.Status.ACTIVE).order_by("pk").first()

@@ -23,9 +23,9 @@ def _model_of(serializer) -> type[models.Model] | None:
 def source_can_be_null(field: serializers.Field) -> bool:
     """Whether the model path behind ``field`` (its ``source``) passes a nullable field or relation."""
     parent = field.parent
-    if isinstance(parent, serializers.ListSerializer):
-        parent = parent.parent
-    model = _model_of(parent) if parent is not None else None
+    if parent is None or isinstance(parent, serializers.ListSerializer):
+        return False  # the item of a list: the list's own field says whether it is there
+    model = _model_of(parent)
     if model is None or field.source == "*":
         return False
     for attr in field.source.split("."):

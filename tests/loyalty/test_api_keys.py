@@ -248,6 +248,14 @@ def test_seed_demo_prints_a_working_integration_key(settings):
     line = next(line for line in out.getvalue().splitlines() if line.startswith("API key of 'integration': "))
     key = line.split(": ", 1)[1].split()[0]
     assert key_client(key).get(f"{BASE}/members/").status_code == 200
+    # a second run prints a new key and revokes the first: one live demo key
+    out = io.StringIO()
+    call_command("seed_demo", members=2, stdout=out)
+    line = next(line for line in out.getvalue().splitlines() if line.startswith("API key of 'integration': "))
+    second = line.split(": ", 1)[1].split()[0]
+    assert second != key and key_client(second).get(f"{BASE}/members/").status_code == 200
+    assert key_client(key).get(f"{BASE}/members/").status_code == 401
+    assert ApiKey.objects.filter(name="Demo integration key", revoked_at__isnull=True).count() == 1
 
 
 @pytest.mark.django_db

@@ -30,9 +30,10 @@ from django.utils import timezone
 
 from loyalty import roles, services
 from loyalty.demo import SEED, run_demo_steps
-from loyalty.models import LedgerEntry, Member, Metric, PointBalance, Reward, Segment, Tier, TierMembership
+from loyalty.models import ApiKey, LedgerEntry, Member, Metric, PointBalance, Reward, Segment, Tier, TierMembership
 
 ADMIN_URL = "http://127.0.0.1:8000/admin/"
+DEMO_KEY_NAME = "Demo integration key"
 
 DEMO_USERS = [  # (username, role or None for the superuser)
     ("admin", None),
@@ -202,9 +203,12 @@ class Command(BaseCommand):
         return users
 
     def print_logins(self, users: dict[str, User]) -> None:
-        # A new key on every run (an old one cannot be shown again: only its digest is stored).
+        # A new key on every run (an old one cannot be shown again: only its digest is stored); the
+        # previous run's key is revoked, so there is one live demo key.
+        for old in ApiKey.objects.filter(owner=users["integration"], name=DEMO_KEY_NAME, revoked_at__isnull=True):
+            services.revoke_api_key(api_key=old, actor=None, reason="Replaced by a new seed_demo run")
         key = services.create_api_key(
-            owner=users["integration"], name="Demo integration key", actor=None, reason="seed_demo"
+            owner=users["integration"], name=DEMO_KEY_NAME, actor=None, reason="seed_demo"
         ).key
         rows = [("Username", "Password", "Role", "Admin")]
         for username, role in DEMO_USERS:
