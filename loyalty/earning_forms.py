@@ -111,7 +111,7 @@ class RuleAdminForm(forms.ModelForm):
             "stores",
             "tiers",
         ]
-        widgets = {"position": forms.NumberInput(attrs={"style": "width: 4em"})}
+        widgets = {"position": forms.NumberInput(attrs={"class": "rule-position"})}  # sized in the page's CSS
 
     def clean(self):
         cleaned = super().clean()

@@ -8,7 +8,7 @@ import uuid
 from django import forms
 
 from .exceptions import InvalidTransition
-from .models import Member, Metric, Tier
+from .models import ApiKey, Member, Metric, Tier
 from .services import MAX_POINTS_PER_ENTRY
 from .workflow import check_transition
 
@@ -104,3 +104,27 @@ def form_errors_text(form: forms.Form) -> str:
         text = " ".join(str(e) for e in errors)
         parts.append(f"{label}: {text}" if label else text)
     return "; ".join(parts)
+
+
+class ApiKeyCreateForm(forms.ModelForm):
+    """The admin's "Add API key" page: owner and name, and optionally when it expires."""
+
+    expires_in_days = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=3650,
+        label="Expires in (days)",
+        help_text="Leave empty for a key that does not expire (revoke it when it is no longer needed).",
+    )
+
+    class Meta:
+        model = ApiKey
+        fields = ["owner", "name"]
+
+
+class ApiKeyRevokeForm(forms.Form):
+    reason = forms.CharField(
+        max_length=255,
+        widget=forms.TextInput(attrs={"size": 60, "class": "vTextField"}),
+        help_text="Kept on the key and in its history.",
+    )

@@ -113,6 +113,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     AUDITOR: ["*.view_*"],
     INTEGRATION: _LOYALTY_READ
     + [
+        "loyalty.view_api_schema",
         "loyalty.add_member",
         "loyalty.change_member",
         "loyalty.adjust_points",

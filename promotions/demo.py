@@ -44,7 +44,7 @@ def _reset_counters(member_ids: list[int]) -> None:
         ):
             keys.append(abuse._key(kind, subject_type, subject))
     for member_id in member_ids:
-        for kind in ("failed", "locked", "redeemed", "flagged"):
+        for kind in ("failed", "flagged-failures", "redeemed", "flagged"):
             keys.append(abuse._key(kind, AbuseSignal.Subject.MEMBER, str(member_id)))
     cache.delete_many(keys)
 

@@ -538,7 +538,7 @@ def _evaluate(req: CodeRequest, codes: list[Code]) -> Evaluation:
 def validate_codes(req: CodeRequest, *, actor: User) -> Evaluation:
     """Answer which codes apply, changing nothing but the timeline and the abuse counters."""
     _require_perm(actor, "promotions.view_code")
-    abuse.check_not_locked(client=req.client, ip=req.ip, member_id=req.member.pk if req.member else None)
+    abuse.check_not_locked(client=req.client, ip=req.ip)
     codes = list(Code.objects.filter(normalized__in=req.codes).select_related("campaign"))
     evaluation = _evaluate(req, codes)
     _record_attempts(req, evaluation, actor, redeem=False)
@@ -558,7 +558,7 @@ def redeem_codes(req: CodeRequest, *, actor: User) -> list[CodeRedemption]:
     """
     _require_perm(actor, "promotions.add_coderedemption")
     member_id = req.member.pk if req.member else None
-    abuse.check_not_locked(client=req.client, ip=req.ip, member_id=member_id)
+    abuse.check_not_locked(client=req.client, ip=req.ip)
     evaluation: Evaluation | None = None
     try:
         with transaction.atomic():

@@ -2,7 +2,8 @@
 
 Export
     ``RedemptionResource`` (django-import-export) serves the admin's CSV/XLSX export of the
-    filtered list; ``EXPORT_COLUMNS`` + ``stream_rows`` serve the streamed CSV export of any size.
+    filtered list; ``EXPORT_COLUMNS`` + ``stream_export`` serve the streamed CSV export of any size. Every cell of
+    both goes through ``loyalty.exports.safe_cell`` (no spreadsheet formulas).
 
 Import (two phases: validate every row and preview, then confirm)
     * Fulfillment updates from a shipping partner (``redemption_id, fulfillment_status,
@@ -33,10 +34,11 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
-from import_export import fields, resources
+from import_export import fields
 from import_export.formats import base_formats
 
 from loyalty.exceptions import DomainError, InvalidInput
+from loyalty.exports import SafeExportResource, stream_csv
 from loyalty.models import Member, Reward
 
 from . import services
@@ -67,7 +69,7 @@ EXPORT_COLUMNS: list[tuple[str, str]] = [
 ]
 
 
-class RedemptionResource(resources.ModelResource):
+class RedemptionResource(SafeExportResource):
     """The admin's CSV/XLSX export (filtered list). Export only: imports use the classes below."""
 
     member_external_id = fields.Field(attribute="member__external_id", column_name="member_external_id")
@@ -85,19 +87,17 @@ class RedemptionResource(resources.ModelResource):
         raise NotImplementedError("Redemptions are imported through redemptions.resources' two-phase imports.")
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def stream_rows(queryset: QuerySet[Redemption], *, chunk_size: int = 2000) -> Iterator[str]:
-    """CSV lines for a queryset of any size: ``values_list`` + ``iterator`` (a server-side cursor
+def export_rows(queryset: QuerySet[Redemption], *, chunk_size: int = 2000) -> Iterator[list]:
+    """The header, then one row per redemption: ``values_list`` + ``iterator`` (a server-side cursor
     on PostgreSQL), never the whole list in memory."""
-    writer = csv.writer(_Echo())
-    yield writer.writerow([name for name, _ in EXPORT_COLUMNS])
+    yield [name for name, _ in EXPORT_COLUMNS]
     lookups = [lookup for _, lookup in EXPORT_COLUMNS]
-    for row in queryset.values_list(*lookups).iterator(chunk_size=chunk_size):
-        yield writer.writerow(["" if v is None else v.isoformat() if isinstance(v, dt.datetime) else v for v in row])
+    yield from queryset.values_list(*lookups).iterator(chunk_size=chunk_size)
+
+
+def stream_export(queryset: QuerySet[Redemption], *, filename: str):
+    """The streamed CSV of any size (every cell through ``loyalty.exports.safe_cell``)."""
+    return stream_csv(export_rows(queryset), filename=filename)
 
 
 # --- parsing uploaded files ------------------------------------------------------------------

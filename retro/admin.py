@@ -23,6 +23,7 @@ from django.utils.timesince import timesince
 from loyalty.admin.base import (
     BigListMixin,
     ExactSearchMixin,
+    PageAction,
     ReadOnlyAdminMixin,
     ServiceManagedHistoryAdmin,
     admin_link,
@@ -59,6 +60,10 @@ def _status_badge(claim: RetroClaim):
 
 @admin.register(RetroClaim)
 class RetroClaimAdmin(ExactSearchMixin, BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin):
+    page_actions = (
+        PageAction("retro_retroclaim_approve", "Approve (claim page)", ("retro.view_retroclaim", APPROVE_PERM)),
+        PageAction("retro_retroclaim_reject", "Reject (claim page)", ("retro.view_retroclaim", APPROVE_PERM)),
+    )
     change_form_template = "admin/retro/retroclaim/change_form.html"
     change_list_template = "admin/retro/retroclaim/change_list.html"
     list_display = (
@@ -460,5 +465,10 @@ register_member_panel(
         context=_panel_context,
         order=50,
         urls=_panel_urls,
+        actions=(
+            PageAction(
+                "loyalty_member_retro_claim", "File a retro claim (member page)", ("loyalty.view_member", FILE_PERM)
+            ),
+        ),
     )
 )

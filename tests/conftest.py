@@ -12,7 +12,6 @@ import shutil
 import pytest
 from django.contrib.auth.models import Group, User
 from django.db import connection
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
@@ -196,9 +195,11 @@ def admin_user(db) -> User:
 
 
 def api_client_for(user: User) -> APIClient:
+    """An API client sending a new API key of ``user`` (``Authorization: Token <key>``)."""
     client = APIClient()
-    token, _ = Token.objects.get_or_create(user=user)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    key = services.create_api_key(owner=user, name=f"test key of {user.username}", actor=None).key
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    client.api_key = key
     return client
 
 

@@ -69,3 +69,33 @@ def login(user) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+def every_admin_page(client: Client, user, *, objects_per_model: int = 3) -> list[str]:
+    """The admin pages ``user`` may see: the index, each app's index, and for every registered
+    model its list and, for its first ``objects_per_model`` objects (every API key), the change
+    page, the history page and each historical version's page."""
+    from django.contrib import admin
+    from simple_history.admin import SimpleHistoryAdmin
+
+    from loyalty.models import ApiKey
+
+    pages = [reverse("admin:index")]
+    apps = set()
+    for model, model_admin in admin.site._registry.items():
+        opts = model._meta
+        if not user.has_perm(f"{opts.app_label}.view_{opts.model_name}"):
+            continue
+        apps.add(opts.app_label)
+        name = f"admin:{opts.app_label}_{opts.model_name}"
+        pages.append(reverse(f"{name}_changelist"))
+        queryset = model_admin.get_queryset(client.get(reverse(f"{name}_changelist")).wsgi_request).order_by("pk")
+        objects = list(queryset if model is ApiKey else queryset[:objects_per_model])
+        for obj in objects:
+            pages.append(reverse(f"{name}_change", args=[obj.pk]))
+            pages.append(reverse(f"{name}_history", args=[obj.pk]))
+            if isinstance(model_admin, SimpleHistoryAdmin) and hasattr(obj, "history"):
+                for version in obj.history.values_list("history_id", flat=True):
+                    pages.append(reverse(f"{name}_simple_history", args=[obj.pk, version]))
+    pages += [reverse("admin:app_list", args=[label]) for label in sorted(apps)]
+    return pages

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
 
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import flatten_fieldsets, unquote
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import BadRequest, FieldError, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import connection, connections
 from django.db.models import Q
@@ -52,6 +53,52 @@ class ChangeListGuardMixin:
             return super().get_changelist_instance(request)  # counts and fetches the page
         except (OverflowError, ValueError) as exc:  # a year beyond 1..9999 and the like
             raise IncorrectLookupParameters(exc) from exc
+
+
+class ChangeListExportMixin:
+    """What an export of a change list writes: every row its filters, search and ordering select
+    (never one page of them: ``?p=`` and ``?all`` are ignored), without counting.
+
+    A filter the list does not know (``?foo=bar``) or a lookup that fails when its SQL is built
+    (``?created_at__year=0``) is a 400 before anything streams, never a server error halfway
+    through a download. django-import-export's export calls this too (``get_export_queryset``).
+    """
+
+    def get_export_queryset(self, request):
+        base = self.get_changelist(request)
+
+        class ExportChangeList(base):
+            def get_filters_params(self, params=None):
+                result = super().get_filters_params(params)
+                result.pop("_changelist_filters", None)  # the change page's "back to the list" memory
+                return result
+
+            def get_results(self, request):  # no count, no page
+                pass
+
+        list_display = self.get_list_display(request)
+        try:
+            changelist = ExportChangeList(
+                request,
+                self.model,
+                list_display,
+                self.get_list_display_links(request, list_display),
+                self.get_list_filter(request),
+                self.date_hierarchy,
+                self.get_search_fields(request),
+                self.get_list_select_related(request),
+                self.list_per_page,
+                self.list_max_show_all,
+                self.list_editable,
+                self,
+                self.get_sortable_by(request),
+                self.search_help_text,
+            )
+            queryset = changelist.queryset
+            queryset.query.get_compiler(queryset.db).as_sql()  # fails now, not halfway through the file
+        except (IncorrectLookupParameters, FieldError, ValidationError, OverflowError, ValueError) as exc:
+            raise BadRequest(f"These filters cannot be exported: {exc}") from exc
+        return queryset
 
 
 class BigListMixin(ChangeListGuardMixin):
@@ -237,3 +284,17 @@ def admin_link(obj, label=None, *, model_name: str | None = None, pk=None):
 
 def signed(amount: int) -> str:
     return f"{amount:+,d}"
+
+
+@dataclass(frozen=True)
+class PageAction:
+    """A button or form on an admin page that changes something (not in the list's action menu),
+    declared on its ModelAdmin as ``page_actions`` (or on a member panel) with the permissions
+    its view checks. docs/roles.md lists them per role (``manage.py roles_doc``), and
+    tests/test_permission_matrix.py posts to each as every role to prove the declaration."""
+
+    url_name: str  # without the "admin:" namespace
+    label: str
+    perms: tuple[str, ...]
+    on_object: bool = True  # the URL takes the object's id; otherwise ``kwargs``
+    kwargs: tuple[tuple[str, str], ...] = ()

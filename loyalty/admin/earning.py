@@ -38,6 +38,7 @@ from ..models import MemberTracker, ProgramSettings, Rule, RuleSet, Transaction,
 from .base import (
     BigListMixin,
     ExactSearchMixin,
+    PageAction,
     ReadOnlyAdminMixin,
     ReadOnlyInline,
     ServiceManagedHistoryAdmin,
@@ -214,6 +215,14 @@ class TransactionReturnInline(ReadOnlyInline):
 class TransactionAdmin(ExactSearchMixin, BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin):
     """Purchases are recorded by the API (``services.record_transaction``); returns go through
     ``services.return_transaction`` from the "Return" button on the purchase page."""
+
+    page_actions = (
+        PageAction(
+            "loyalty_transaction_return",
+            "Return (purchase page)",
+            ("loyalty.view_transaction", "loyalty.add_transactionreturn"),
+        ),
+    )
 
     change_form_template = "admin/loyalty/transaction/change_form.html"
     change_list_template = "admin/loyalty/transaction/change_list.html"
@@ -393,6 +402,20 @@ class RuleInline(admin.TabularInline):
 class RuleSetAdmin(ServiceSaveMixin, ServiceManagedHistoryAdmin):
     """Drafts are edited (through ``services.create_rule_set`` / ``update_rule_set``); published and
     retired versions are read-only everywhere. Publish, retire and "new version" are buttons."""
+
+    page_actions = (
+        PageAction(
+            "loyalty_ruleset_publish", "Publish (rule set page)", ("loyalty.view_ruleset", "loyalty.publish_ruleset")
+        ),
+        PageAction(
+            "loyalty_ruleset_retire", "Retire (rule set page)", ("loyalty.view_ruleset", "loyalty.publish_ruleset")
+        ),
+        PageAction(
+            "loyalty_ruleset_new_version",
+            "New version (rule set page)",
+            ("loyalty.view_ruleset", "loyalty.add_ruleset"),
+        ),
+    )
 
     form = RuleSetAdminForm
     change_form_template = "admin/loyalty/ruleset/change_form.html"

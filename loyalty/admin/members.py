@@ -19,6 +19,7 @@ from .base import (
     BigListMixin,
     ExactSearchMixin,
     HistoryAdmin,
+    PageAction,
     ReadOnlyAdminMixin,
     ServiceManagedHistoryAdmin,
     ServiceSaveMixin,
@@ -50,6 +51,19 @@ class TierAdmin(HistoryAdmin):
 class MemberAdmin(BigListMixin, ServiceSaveMixin, ServiceManagedHistoryAdmin):
     """Support's main screen. Profile edits and enrolment go through ``services``; points and tier
     move through the two forms on the change page (custom views below)."""
+
+    page_actions = (
+        PageAction(
+            "loyalty_member_adjust_points",
+            "Adjust points (member page)",
+            ("loyalty.view_member", "loyalty.adjust_points"),
+        ),
+        PageAction(
+            "loyalty_member_change_tier",
+            "Change tier (member page)",
+            ("loyalty.view_member", "loyalty.change_member_tier"),
+        ),
+    )
 
     form = MemberAdminForm
     change_form_template = "admin/loyalty/member/change_form.html"

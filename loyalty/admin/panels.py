@@ -24,6 +24,8 @@ class MemberPanel:
     order: int = 100
     # (member_admin) -> extra URL patterns under /admin/loyalty/member/, e.g. a POST action.
     urls: Callable[[Any], list[URLPattern]] = field(default=lambda admin: [])
+    # What those URLs do and the permissions they check (loyalty.admin.base.PageAction).
+    actions: tuple = ()
 
 
 _PANELS: dict[str, MemberPanel] = {}

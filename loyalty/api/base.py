@@ -198,6 +198,7 @@ def has_perms(*perms: str) -> type[permissions.BasePermission]:
 
     class HasPerms(permissions.BasePermission):
         message = f"You need the permission(s) {', '.join(perms)}."
+        required = perms  # read by the permission matrix (loyalty/permission_map.py)
 
         def has_permission(self, request, view) -> bool:
             return bool(request.user and request.user.is_authenticated and request.user.has_perms(perms))

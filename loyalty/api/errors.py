@@ -7,7 +7,8 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
-from django.http import Http404
+from django.http import Http404, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -73,3 +74,11 @@ def server_error(exc: Exception, context: dict) -> Response:
         "Unhandled error in %s %s", getattr(request, "method", "?"), getattr(request, "path", "?"), exc_info=exc
     )
     return error_response("server_error", "Something went wrong on our side. Please retry later.", status_code=500)
+
+
+def not_found_view(request, exception=None):
+    """Django's 404 for a URL no route matches (``handler404``): in the API's error shape under
+    /api/ (``/api/v1/campaigns/abc/``: the id must be a number), the usual page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"code": "not_found", "detail": "Not found.", "errors": {}}, status=404)
+    return defaults.page_not_found(request, exception)

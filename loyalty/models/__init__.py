@@ -1,3 +1,4 @@
+from .access import ApiKey
 from .catalog import Reward
 from .earning import (
     MemberTracker,
@@ -14,6 +15,7 @@ from .members import Member, Metric, Segment, Tier, TierMembership
 from .outbox import OutboxMessage
 
 __all__ = [
+    "ApiKey",
     "IdempotencyRecord",
     "LedgerEntry",
     "LedgerImmutableError",

@@ -1,5 +1,13 @@
 """Every state change of the loyalty core. Admin, API, tasks and commands all call these."""
 
+from .access import (
+    ApiKeyRejected,
+    NewApiKey,
+    authenticate_api_key,
+    create_api_key,
+    revoke_api_key,
+    unlock_sign_in,
+)
 from .core import (
     MAX_POINTS_PER_ENTRY,
     activate_pending_points,
@@ -34,6 +42,11 @@ from .earning import (
 from .outbox import resend_outbox_messages
 
 __all__ = [
+    "ApiKeyRejected",
+    "NewApiKey",
+    "authenticate_api_key",
+    "create_api_key",
+    "revoke_api_key",
     "MAX_POINTS_PER_ENTRY",
     "activate_pending_points",
     "adjust_points",
@@ -62,4 +75,5 @@ __all__ = [
     "update_program_settings",
     "update_member",
     "update_rule_set",
+    "unlock_sign_in",
 ]

@@ -13,7 +13,13 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from loyalty.admin.base import ReadOnlyAdminMixin, ReadOnlyInline, ServiceManagedHistoryAdmin, ServiceSaveMixin
+from loyalty.admin.base import (
+    PageAction,
+    ReadOnlyAdminMixin,
+    ReadOnlyInline,
+    ServiceManagedHistoryAdmin,
+    ServiceSaveMixin,
+)
 from loyalty.exceptions import DomainError
 from loyalty.forms import form_errors_text
 
@@ -71,6 +77,19 @@ class CampaignAdmin(ServiceSaveMixin, ServiceManagedHistoryAdmin):
     """Campaign managers' main screen. Saves go through ``create_campaign`` / ``update_campaign``;
     statuses move through the actions and the buttons on the page; batches through the
     "Generate codes" form (a custom view below)."""
+
+    page_actions = (
+        PageAction(
+            "promotions_campaign_generate_codes",
+            "Generate codes (campaign page)",
+            ("promotions.view_campaign", GENERATE_PERM),
+        ),
+        PageAction(
+            "promotions_campaign_status",
+            "Activate / pause / end (campaign page)",
+            ("promotions.view_campaign", "promotions.change_campaign"),
+        ),
+    )
 
     form = CampaignAdminForm
     change_form_template = "admin/promotions/campaign/change_form.html"

@@ -10,7 +10,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from loyalty.admin.base import BigListMixin, ReadOnlyAdminMixin
+from loyalty.admin.base import BigListMixin, ChangeListExportMixin, PageAction, ReadOnlyAdminMixin
 from loyalty.exceptions import DomainError
 from loyalty.forms import form_errors_text
 
@@ -70,8 +70,18 @@ class BatchFilter(admin.SimpleListFilter):
 
 
 @admin.register(Code)
-class CodeAdmin(BigListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class CodeAdmin(ChangeListExportMixin, BigListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only; codes are voided (action, lookup page) and rolled back through the services."""
+
+    page_actions = (
+        PageAction("promotions_code_void", "Void (code lookup)", ("promotions.void_code",), on_object=False),
+        PageAction(
+            "promotions_code_rollback",
+            "Roll back a use (code lookup)",
+            ("promotions.change_coderedemption",),
+            on_object=False,
+        ),
+    )
 
     change_list_template = "admin/promotions/code/change_list.html"
     list_display = (
@@ -188,9 +198,7 @@ class CodeAdmin(BigListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     def export_view(self, request):
         """The current filtered changelist (same query string) as a streamed CSV."""
         self._require_view(request)
-        changelist = self.get_changelist_instance(request)
-        queryset = changelist.get_queryset(request)
-        return exports.stream_codes_csv(queryset, filename="codes.csv")
+        return exports.stream_codes_csv(self.get_export_queryset(request), filename="codes.csv")
 
     @admin.action(description="Export selected codes (CSV)", permissions=["view"])
     def export_selected(self, request, queryset):

@@ -3,20 +3,16 @@
 Permissions: list, lookup, QR and validate need promotions.view_code; redeem needs
 promotions.add_coderedemption; rollback needs promotions.change_coderedemption.
 
-Validation attempts are recorded with the client (the API user's username) and the IP address,
-which is the connection's REMOTE_ADDR. X-Forwarded-For is used only when the connection comes from a
-proxy listed in TRUSTED_PROXIES: then the client is the right-most address that is not one of those
-proxies. Otherwise the header is ignored (a caller could forge it to dodge the per-IP lockout).
+Validation attempts are recorded with the client (the API user's username) and the IP address
+(``loyalty.network.client_ip``: REMOTE_ADDR, or X-Forwarded-For behind a TRUSTED_PROXIES proxy).
 """
 
 from __future__ import annotations
 
-import ipaddress
 from decimal import Decimal
 
 import django_filters
 from django import forms
-from django.conf import settings
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404
 from drf_spectacular.types import OpenApiTypes
@@ -29,6 +25,7 @@ from rest_framework.views import APIView
 
 from loyalty.api.base import has_perms, idempotent
 from loyalty.models import Member
+from loyalty.network import client_ip
 from promotions import codegen, qr, services
 from promotions.models import Code, CodeRedemption
 from promotions.selectors import code_timeline
@@ -56,27 +53,6 @@ def code_or_404(text: str) -> Code:
     return get_object_or_404(
         Code.objects.select_related("campaign", "batch__created_by", "assigned_member"), normalized=normalized
     )
-
-
-def _ip(raw: str) -> str | None:
-    try:
-        return str(ipaddress.ip_address(raw.strip()))
-    except ValueError:
-        return None
-
-
-def client_ip(request) -> str | None:
-    remote = _ip(request.META.get("REMOTE_ADDR") or "")
-    trusted = set(settings.TRUSTED_PROXIES)
-    if remote is None or remote not in trusted:
-        return remote
-    hops = [_ip(part) for part in (request.META.get("HTTP_X_FORWARDED_FOR") or "").split(",")]
-    for hop in reversed(hops):
-        if hop is None:
-            return remote  # a malformed header: fall back to the proxy itself
-        if hop not in trusted:
-            return hop
-    return remote
 
 
 # --- list and lookup ------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
 from django.urls import path, reverse
 
+from loyalty.admin.base import PageAction
 from loyalty.admin.panels import MemberPanel, register_member_panel
 from loyalty.exceptions import DomainError
 from loyalty.forms import form_errors_text
@@ -159,6 +160,12 @@ register_member_panel(
         context=rewards_context,
         order=10,
         urls=rewards_urls,
+        actions=(
+            PageAction(
+                "loyalty_member_redeem_reward", "Redeem a reward (member page)", ("loyalty.view_member", REDEEM)
+            ),
+            PageAction("loyalty_member_award_reward", "Award a reward (member page)", ("loyalty.view_member", AWARD)),
+        ),
     )
 )
 register_member_panel(

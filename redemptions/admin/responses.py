@@ -10,7 +10,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.core import signing
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponseNotAllowed, StreamingHttpResponse
+from django.http import HttpResponseNotAllowed
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -18,7 +18,14 @@ from django.utils.html import format_html
 from import_export.admin import ExportMixin
 from import_export.formats import base_formats
 
-from loyalty.admin.base import BigListMixin, ReadOnlyInline, ServiceManagedHistoryAdmin, admin_link
+from loyalty.admin.base import (
+    BigListMixin,
+    ChangeListExportMixin,
+    PageAction,
+    ReadOnlyInline,
+    ServiceManagedHistoryAdmin,
+    admin_link,
+)
 from loyalty.models import Reward
 
 from .. import resources, selectors, services
@@ -257,10 +264,26 @@ class ResponseAdminBase(FastActionCheckboxMixin, BigListMixin, ServiceManagedHis
 
 
 @admin.register(Redemption)
-class RedemptionAdmin(ExportMixin, ResponseAdminBase):
+class RedemptionAdmin(ChangeListExportMixin, ExportMixin, ResponseAdminBase):
     """The Redemptions screen: redemptions plus claimed awards; the approval queue; exports and imports."""
 
     resource_classes = [resources.RedemptionResource]
+    page_actions = (
+        PageAction(
+            "redemptions_redemption_import",
+            "Import fulfillment",
+            (FULFIL,),
+            on_object=False,
+            kwargs=(("kind", "fulfillment"),),
+        ),
+        PageAction(
+            "redemptions_redemption_import",
+            "Import legacy redemptions",
+            ("redemptions.import_redemptions",),
+            on_object=False,
+            kwargs=(("kind", "legacy"),),
+        ),
+    )
     export_formats = [base_formats.CSV, base_formats.XLSX]
     import_export_change_list_template = None  # our own change list template shows the export link
     change_list_template = "admin/redemptions/redemption/change_list.html"
@@ -387,9 +410,7 @@ class RedemptionAdmin(ExportMixin, ResponseAdminBase):
             raise PermissionDenied
         queryset = self.get_export_queryset(request)
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-        response = StreamingHttpResponse(resources.stream_rows(queryset), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = f'attachment; filename="redemptions-{stamp}.csv"'
-        return response
+        return resources.stream_export(queryset, filename=f"redemptions-{stamp}.csv")
 
     EXPORT_MAX_ROWS = 50_000
 

@@ -50,10 +50,16 @@ def browser(request, tmp_path):
         options.add_argument(arg)
     profile = tempfile.mkdtemp(prefix="chromium-profile-", dir=tmp_path)
     options.add_argument(f"--user-data-dir={profile}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for CSP reports
     driver = webdriver.Chrome(service=Service(executable_path=driver_path), options=options)
     driver.set_page_load_timeout(30)
     try:
         yield driver
+        # Every page a browser test visits must work under the Content-Security-Policy: a blocked
+        # inline script, style or handler is reported on the console, and fails the test here.
+        blocked = [e["message"] for e in driver.get_log("browser") if "Content Security Policy" in e["message"]]
+        if blocked and not getattr(request.node, "browser_test_failed", False):
+            pytest.fail("The Content-Security-Policy blocked something:\n" + "\n".join(blocked), pytrace=False)
         if getattr(request.node, "browser_test_failed", False):
             # What the browser showed when the test failed, for whoever reads the CI log.
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -33,6 +33,9 @@ print(json.dumps({
     "app_always_eager": app.conf.task_always_eager,
     "broker_url": settings.CELERY_BROKER_URL,
     "debug": settings.DEBUG,
+    "secure_cookies": [settings.SESSION_COOKIE_SECURE, settings.CSRF_COOKIE_SECURE, settings.SESSION_COOKIE_HTTPONLY],
+    "hsts": settings.SECURE_HSTS_SECONDS,
+    "csp": "csp.middleware.CSPMiddleware" in settings.MIDDLEWARE,
 }))
 """
 
@@ -67,21 +70,53 @@ def production_env(tmp_path: Path) -> dict[str, str]:
         "DATABASE_URL": f"sqlite:///{tmp_path / 'x.sqlite3'}",
         "EMAIL_URL": "smtp://mailer:secret@smtp.example.com:587",
         "CELERY_BROKER_URL": "redis://127.0.0.1:6379/0",
+        "CACHE_URL": "redis://127.0.0.1:6379/1",
     }
 
 
+def check_deploy(**env: str) -> tuple[int, str]:
+    proc = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], **env)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
 def test_check_deploy_reports_nothing_with_production_values(tmp_path):
-    proc = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], **production_env(tmp_path))
-    output = proc.stdout + proc.stderr
-    assert proc.returncode == 0, output
+    code, output = check_deploy(**production_env(tmp_path))
+    assert code == 0, output
     assert "System check identified no issues" in output, output
     assert "WARNINGS" not in output and "ERRORS" not in output, output
+
+
+@pytest.mark.parametrize(
+    ("missing", "check_id"),
+    [("CELERY_BROKER_URL", "loyalty.W001"), ("CACHE_URL", "loyalty.W002")],
+)
+def test_check_deploy_fails_without_a_broker_or_a_shared_cache(tmp_path, missing, check_id):
+    env = production_env(tmp_path)
+    del env[missing]
+    code, output = check_deploy(**env)
+    assert code != 0, output
+    assert check_id in output, output
+    other = {"loyalty.W001", "loyalty.W002"} - {check_id}
+    assert not any(i in output for i in other), output
+
+
+def test_a_per_process_cache_url_is_not_a_shared_cache(tmp_path):
+    code, output = check_deploy(**{**production_env(tmp_path), "CACHE_URL": "locmemcache://"})
+    assert code != 0 and "loyalty.W002" in output, output
+
+
+def test_the_demo_needs_neither(tmp_path):
+    """DEBUG on: no broker and no cache server is the embedded default, not a mistake."""
+    env = {k: v for k, v in production_env(tmp_path).items() if k not in ("CELERY_BROKER_URL", "CACHE_URL")}
+    code, output = check_deploy(**{**env, "DEBUG": "true"})
+    assert "loyalty.W001" not in output and "loyalty.W002" not in output, output
 
 
 def test_production_values_are_not_the_demo_ones(tmp_path):
     values = settings_with(**production_env(tmp_path))
     assert values["debug"] is False
     assert values["always_eager"] is False and values["app_always_eager"] is False
+    assert values["secure_cookies"] == [True, True, True] and values["hsts"] >= 31536000 and values["csp"]
 
 
 def test_nothing_set_but_debug_gives_sqlite_and_eager_celery():

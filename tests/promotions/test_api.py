@@ -642,6 +642,47 @@ def test_failed_redeems_count_towards_the_lockout(api, named):
     assert_error(validate(api, ["USED"]), 429, "too_many_attempts")
 
 
+@pytest.mark.django_db
+def test_a_third_partys_bogus_codes_for_a_member_lock_only_the_guesser(
+    named, member, support_user, manager, django_settings_limit_10
+):
+    """Ten bogus codes sent with "member": "M-1" by a third party lock that caller (its client
+    and its IP) out; the member's own shop and the support desk go on validating M-1's codes."""
+    named("M1-GIFT", code_fields={"assigned_member": member})
+    guesser = api_client_for(make_user("guesser", "Integration"))
+    shop = api_client_for(make_user("shop", "Integration"))
+    desk = api_client_for(support_user)
+
+    def check(client, codes, ip):
+        return client.post(f"{BASE}/codes/validate", body(codes, member="M-1"), format="json", REMOTE_ADDR=ip)
+
+    for i in range(10):
+        assert reasons(check(guesser, [f"BOGUS{i}"], "203.0.113.66")) == ["code_unknown"]
+    # the guesser is locked out: for this member, for any other, from its address under another name
+    assert_error(check(guesser, ["M1-GIFT"], "203.0.113.66"), 429, "too_many_attempts")
+    assert_error(check(guesser, ["M1-GIFT"], "198.51.100.1"), 429, "too_many_attempts")  # its client
+    other_name = api_client_for(make_user("guesser2", "Integration"))
+    assert_error(check(other_name, ["M1-GIFT"], "203.0.113.66"), 429, "too_many_attempts")  # its IP
+    # the member is not locked out for anybody else
+    assert reasons(check(shop, ["M1-GIFT"], "10.0.0.5")) == [None]
+    assert reasons(check(desk, ["M1-GIFT"], "10.0.0.6")) == [None]
+    assert (
+        shop.post(
+            f"{BASE}/codes/redeem", body(["M1-GIFT"], member="M-1"), format="json", REMOTE_ADDR="10.0.0.5"
+        ).status_code
+        == 201
+    )
+    # staff still hear about it: an anomaly about the member (no lock), and the locked callers
+    signals = {(s.subject_type, s.subject, s.locked_until is not None) for s in AbuseSignal.objects.all()}
+    assert signals == {("client", "guesser", True), ("ip", "203.0.113.66", True), ("member", str(member.pk), False)}
+
+
+@pytest.fixture
+def django_settings_limit_10(settings):
+    settings.CODE_FAILED_VALIDATION_LIMIT = 10
+    settings.CODE_LOCKOUT_SECONDS = 900
+
+
 # --- bad input ----------------------------------------------------------------------------------
 
 
@@ -842,7 +883,7 @@ def test_openapi_schema_lists_the_promotions_endpoints(api):
 
 
 def test_client_ip_believes_forwarded_for_only_from_trusted_proxies(settings, rf):
-    from promotions.api.codes import client_ip
+    from loyalty.network import client_ip
 
     settings.TRUSTED_PROXIES = ["10.0.0.1"]
     direct = rf.get("/", REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_FOR="1.2.3.4")

@@ -30,9 +30,10 @@ from django.utils import timezone
 
 from loyalty import roles, services
 from loyalty.demo import SEED, run_demo_steps
-from loyalty.models import LedgerEntry, Member, Metric, PointBalance, Reward, Segment, Tier, TierMembership
+from loyalty.models import ApiKey, LedgerEntry, Member, Metric, PointBalance, Reward, Segment, Tier, TierMembership
 
 ADMIN_URL = "http://127.0.0.1:8000/admin/"
+DEMO_KEY_NAME = "Demo integration key"
 
 DEMO_USERS = [  # (username, role or None for the superuser)
     ("admin", None),
@@ -202,9 +203,13 @@ class Command(BaseCommand):
         return users
 
     def print_logins(self, users: dict[str, User]) -> None:
-        from rest_framework.authtoken.models import Token
-
-        token, _ = Token.objects.get_or_create(user=users["integration"])
+        # A new key on every run (an old one cannot be shown again: only its digest is stored); the
+        # previous run's key is revoked, so there is one live demo key.
+        for old in ApiKey.objects.filter(owner=users["integration"], name=DEMO_KEY_NAME, revoked_at__isnull=True):
+            services.revoke_api_key(api_key=old, actor=None, reason="Replaced by a new seed_demo run")
+        key = services.create_api_key(
+            owner=users["integration"], name=DEMO_KEY_NAME, actor=None, reason="seed_demo"
+        ).key
         rows = [("Username", "Password", "Role", "Admin")]
         for username, role in DEMO_USERS:
             admin_access = "yes" if users[username].is_staff else "no (API)"
@@ -216,7 +221,7 @@ class Command(BaseCommand):
             self.stdout.write("  " + "  ".join(cell.ljust(widths[j]) for j, cell in enumerate(row)))
             if i == 0:
                 self.stdout.write("  " + "  ".join("-" * w for w in widths))
-        self.stdout.write(f"API token of 'integration': {token.key}  (header: Authorization: Token <key>)")
+        self.stdout.write(f"API key of 'integration': {key}  (header: Authorization: Token <key>)")
 
     # --- reference data --------------------------------------------------------------------------
     def seed_metrics(self) -> dict[str, Metric]:
