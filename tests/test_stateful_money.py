@@ -119,10 +119,10 @@ FOCUS = {
 }
 # (operation, focus): drawn uniformly at every step, so every example tries every kind of move.
 OPS = [
-    *[("cancel", f) for f in ("code_used", "shipped", "waiting", "submitted", "partly", "old", "award", None)],
+    *[("cancel", f) for f in ("code_used", "shipped", "waiting", "waiting", "submitted", "partly", "old", "award")],
     *[("rollback", f) for f in ("code_used", "shipped", "waiting", "partly", "old", "spent", None)],
     *[("partial_rollback", f) for f in ("code_used", "waiting", "partly", "partly", "spent")],
-    *[("decide_rollback", None)] * 3,
+    *[("decide_rollback", None)] * 4,
     *[("advance", f) for f in ("submitted", "waiting", "live")],
     *[("award_status", f) for f in ("award", "submitted")],
     *[("fulfil", f) for f in ("shippable", "shippable", "submitted")],
@@ -243,7 +243,7 @@ class World:
             redemptions.change_fulfillment(redemption=mug, fulfillment_status=status, actor=self.support)
         for red, reason, points, actor in (
             (waiting, "fraud", 200, self.lead),
-            (small, "fraud", 50, self.lead),
+            (small, "fraud", 50, self.support),
             (partly, "other", 150, self.support),
         ):
             rb = redemptions.rollback_redemption(redemption=red, reason=reason, points=points, actor=actor)
