@@ -366,6 +366,8 @@ def test_rule_table_row(world, row, path, condition, expected):
         assert red.status == "pending" and red.points_returned == 10
         assert Code.objects.get(pk=red.issued_code_id).status == "active"
     if row == "R03":
+        listed = w.api.get(f"{BASE}/rollbacks/", {"via": "cancel"}).json()["results"]
+        assert [(r["redemption"], r["via"], r["reason"]) for r in listed] == [(rid, "cancel", "other")]
         [rollback] = Rollback.objects.filter(redemption=red)
         assert (rollback.via, rollback.reason, rollback.status, rollback.points_returned) == (
             "cancel",
