@@ -212,6 +212,10 @@ class Rollback(models.Model):
         EXECUTED = "executed", "Executed"
         REJECTED = "rejected", "Rejected"
 
+    class Via(models.TextChoices):
+        ROLLBACK = "rollback", "Rollback"
+        CANCEL = "cancel", "Cancel"
+
     STATUS_TRANSITIONS = {
         None: {Status.PENDING_APPROVAL, Status.EXECUTED},
         Status.PENDING_APPROVAL: {Status.EXECUTED, Status.REJECTED},
@@ -225,6 +229,12 @@ class Rollback(models.Model):
     points_requested = models.BigIntegerField(default=0)
     points_returned = models.BigIntegerField(default=0)
     reason = models.CharField(max_length=20, choices=Reason.choices)
+    via = models.CharField(
+        max_length=10,
+        choices=Via.choices,
+        default=Via.ROLLBACK,
+        help_text="Requested as a rollback, or by canceling the redemption or award (the same policy applies).",
+    )
     note = models.TextField(blank=True)
     status = models.CharField(max_length=20, choices=Status.choices)
     approval_required_because = models.CharField(max_length=255, blank=True)
@@ -259,6 +269,7 @@ class Rollback(models.Model):
             models.CheckConstraint(
                 condition=Q(points_returned__gte=0) & Q(points_requested__gte=0), name="rollback_points_gte_0"
             ),
+            models.CheckConstraint(condition=Q(via__in=["rollback", "cancel"]), name="rollback_via_valid"),
         ]
         indexes = [
             models.Index(fields=["status", "created_at"], name="rollback_queue"),

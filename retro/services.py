@@ -12,7 +12,7 @@ from loyalty.exceptions import BusinessRuleViolation, Conflict, FourEyesRequired
 from loyalty.models import LedgerEntry, Member, ProgramSettings, Transaction
 from loyalty.notifications import notify_member
 from loyalty.outbox import enqueue_on_commit
-from loyalty.services import earn_for_transaction, preview_earning
+from loyalty.services import earn_for_transaction, kept_amount, preview_earning
 from loyalty.services.core import User, _require_perm
 from loyalty.workflow import check_transition, save_with_history
 
@@ -45,12 +45,15 @@ def submit_retro_claim(
     if member.status != Member.Status.ACTIVE:
         raise MemberInactive(f"Member {member.external_id} is {member.status}.")
     txn = Transaction.objects.select_for_update().get(pk=transaction_.pk)
+    # The member row serializes this member's claims: the 30-day count below and the insert that
+    # follows are one step, so concurrent claims cannot all pass the limit.
+    Member.objects.select_for_update().only("pk").get(pk=member.pk)
     if (
         txn.member_id is not None
         or RetroClaim.objects.filter(transaction=txn, status__in=RetroClaim.LIVE_STATUSES).exists()
     ):
         raise _already_claimed(txn)
-    if txn.returned_amount >= txn.amount:
+    if kept_amount(txn) <= 0:
         raise Conflict(f"Bill {txn.external_id} was returned.", code="already_returned")
     if now - txn.occurred_at > dt.timedelta(days=program.retro_window_days):
         raise BusinessRuleViolation(
@@ -72,8 +75,9 @@ def submit_retro_claim(
         raise BusinessRuleViolation(
             f"The member already filed {recent} claims in the last 30 days.", code="limit_reached"
         )
+    # What the customer kept: returns before processing are taken off again when it is processed.
     preview = preview_earning(
-        amount=txn.amount, occurred_at=txn.occurred_at, member=member, channel=txn.channel, store=txn.store
+        amount=kept_amount(txn), occurred_at=txn.occurred_at, member=member, channel=txn.channel, store=txn.store
     )
     claim = RetroClaim(
         transaction=txn,
@@ -143,7 +147,9 @@ def reject_retro_claim(*, claim: RetroClaim, actor: User, reason: str) -> RetroC
 
 
 def process_retro_claim(*, claim_id: int) -> dict[str, Any]:
-    """Credit an approved claim exactly once, by the rules and tier of the purchase date.
+    """Credit an approved claim exactly once, by the rules and tier of the purchase date, on what
+    the customer kept of the bill now (a return may have landed since the preview; a bill returned
+    in full fails the claim with ``already_returned``).
 
     Safe to run twice or after a crash: it locks the claim, re-checks its status, and the ledger
     credit carries an idempotency key tied to the claim. Locks the claim before the balance rows;

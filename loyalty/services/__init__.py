@@ -27,6 +27,7 @@ from .core import (
 from .earning import (
     create_rule_set,
     earn_for_transaction,
+    kept_amount,
     new_rule_set_version,
     period_bounds,
     preview_earning,
@@ -57,6 +58,7 @@ __all__ = [
     "earn_for_transaction",
     "enroll_member",
     "expire_points",
+    "kept_amount",
     "lock_balance",
     "lock_balances",
     "new_rule_set_version",

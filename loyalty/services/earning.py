@@ -418,16 +418,27 @@ def earn_for_transaction(
 ) -> dict[str, Any]:
     """Credit what a purchase earns (point-in-time rules and tier), then count it in the trackers of
     the current period, which may raise the member's tier from now on. Idempotent per transaction
-    (or per ``idempotency_prefix``, e.g. a retro claim)."""
+    (or per ``idempotency_prefix``, e.g. a retro claim).
+
+    It earns on what the customer kept: a bill returned in part before it earned (a retro claim
+    processed after a return) earns on the rest, and the trackers count the rest; a bill returned
+    in full earns nothing (409 ``already_returned``). Caller holds the transaction's row lock.
+    """
     prefix = idempotency_prefix or f"txn:{transaction_.pk}"
     _check_member_can_earn(member)
+    kept = kept_amount(transaction_)
+    if kept <= 0:
+        raise Conflict(f"Bill {transaction_.external_id} was returned in full.", code="already_returned")
     breakdown = preview_earning(
-        amount=transaction_.amount,
+        amount=kept,
         occurred_at=transaction_.occurred_at,
         member=member,
         channel=transaction_.channel,
         store=transaction_.store,
     )
+    if kept != transaction_.amount:
+        breakdown["bill_amount"] = str(transaction_.amount)
+        breakdown["returned_before_earning"] = str(transaction_.returned_amount)
     metrics = {m.code: m for m in Metric.objects.filter(code__in=breakdown["points_by_metric"])}
     lock_balances(member, metrics.values())
     for code, points in sorted(breakdown["points_by_metric"].items()):
@@ -452,8 +463,21 @@ def earn_for_transaction(
     save_with_history(
         transaction_, actor=actor, reason=reason, update_fields=["member", "points_earned", "breakdown", "processed_at"]
     )
-    track_purchase(member=member, spend=transaction_.amount, purchases=1, actor=actor)
+    track_purchase(member=member, spend=kept, purchases=1, actor=actor)
     return breakdown
+
+
+def kept_amount(transaction_: Transaction) -> Decimal:
+    """What the customer kept of a bill: its amount less everything returned."""
+    return transaction_.amount - transaction_.returned_amount
+
+
+def _earned_on(entry: LedgerEntry, txn: Transaction) -> Decimal:
+    """The amount an earning entry was computed on (its breakdown's ``amount``; the bill for old rows)."""
+    try:
+        return Decimal(str(entry.breakdown.get("amount") or txn.amount))
+    except (InvalidOperation, AttributeError):
+        return txn.amount
 
 
 @transaction.atomic
@@ -466,14 +490,22 @@ def return_transaction(
     makes a full return take back exactly what was earned, across any number of partial returns.
     """
     _require_perm(actor, "loyalty.add_transactionreturn")
-    earned = list(
-        LedgerEntry.objects.filter(source_type="transaction", source_id=transaction_.external_id, amount__gt=0)
-        .select_related("metric")
-        .order_by("id")
-    )
-    if transaction_.member_id:
-        lock_balances(transaction_.member, [e.metric for e in earned])
+
+    def earnings():
+        return list(
+            LedgerEntry.objects.filter(source_type="transaction", source_id=transaction_.external_id, amount__gt=0)
+            .select_related("metric", "member")
+            .order_by("id")
+        )
+
+    earned = earnings()
+    if earned:
+        lock_balances(earned[0].member, [e.metric for e in earned])
     txn = Transaction.objects.select_for_update().get(pk=transaction_.pk)
+    again = earnings()  # a retro claim may have been processed before we had the bill's lock
+    if [e.pk for e in again] != [e.pk for e in earned]:
+        earned = again
+        lock_balances(earned[0].member, [e.metric for e in earned])
     left = txn.amount - txn.returned_amount
     if left <= 0:
         raise Conflict(f"Bill {txn.external_id} is already fully returned.", code="already_returned")
@@ -495,7 +527,11 @@ def return_transaction(
             ]
             or 0
         )
-        take = share_of_points(entry.amount, txn.amount, returned_total) - already
+        # Shares of what the entry was earned on: a bill that earned after a first return (retro)
+        # earned on the rest, and only returns after that take its points back.
+        base = _earned_on(entry, txn)
+        returned_since = max(returned_total - (txn.amount - base), Decimal(0))
+        take = share_of_points(entry.amount, base, returned_since) - already
         if take > 0:
             _, owed = reverse_earning(
                 entry=entry,

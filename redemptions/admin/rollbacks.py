@@ -56,13 +56,14 @@ class RollbackAdmin(FastActionCheckboxMixin, BigListMixin, ReadOnlyAdminMixin, S
         "points_requested",
         "points_returned",
         "reason",
+        "via",
         "status",
         "requested_by",
         "decided_by",
         "approval_required_because",
     )
     list_display_links = ("id",)
-    list_filter = ("status", "reason", "full", CreatedWithinFilter)
+    list_filter = ("status", "reason", "via", "full", CreatedWithinFilter)
     list_select_related = ("member", "redemption__reward", "requested_by", "approved_by", "rejected_by")
     search_fields = ("member__external_id",)
     search_help_text = "Exact customer id, email, rollback id; or r<id> for a redemption's rollbacks."
@@ -70,7 +71,7 @@ class RollbackAdmin(FastActionCheckboxMixin, BigListMixin, ReadOnlyAdminMixin, S
     actions = [approve_rollbacks, reject_rollbacks]
     readonly_fields = ("redemption_link", "member_link")
     fieldsets = [
-        (None, {"fields": ("redemption_link", "member_link", "status", "reason", "note", "created_at")}),
+        (None, {"fields": ("redemption_link", "member_link", "status", "reason", "via", "note", "created_at")}),
         ("Points", {"fields": ("full", "points_requested", "points_returned", "ledger_entries")}),
         (
             "Decision",

@@ -248,7 +248,12 @@ class RedemptionReturn(_RedemptionAction):
 
 
 class RedemptionStatus(_RedemptionAction):
-    """Move the processing status along Redemption.STATUS_TRANSITIONS (409 invalid_transition otherwise)."""
+    """Move the processing status along Redemption.STATUS_TRANSITIONS (409 invalid_transition otherwise).
+
+    ``canceled`` is a full rollback by another name: the rollback policy applies with the same codes
+    (409 code_already_used, invalid_transition, rollback_pending; 422 rollback_window_closed), and
+    422 rollback_approval_required where it would need a second person (request a rollback).
+    Nothing moves while approval or a rollback is pending."""
 
     input_class = StatusIn
     permission_classes = [has_perms("redemptions.change_redemption")]
@@ -263,7 +268,7 @@ class RedemptionStatus(_RedemptionAction):
 
 
 class RedemptionAwardStatus(_RedemptionAction):
-    """Awards only: move award_status along Redemption.AWARD_TRANSITIONS."""
+    """Awards only: move award_status along Redemption.AWARD_TRANSITIONS; ``canceled`` as for /status."""
 
     input_class = AwardStatusIn
     permission_classes = [has_perms("redemptions.change_redemption")]

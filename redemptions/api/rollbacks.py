@@ -1,7 +1,8 @@
 """Rollbacks (API.md: POST /redemptions/{id}/rollback, GET /rollbacks/, approve, reject).
 
-The policy (window, statuses, partial, approval reasons and threshold, four-eyes) lives in
-``redemptions.services``; these views only validate input and present the result.
+The policy (window, statuses, code use, pending rollbacks, partial, approval reasons, cumulative
+threshold, per-member limit, four-eyes) lives in the gate, ``redemptions.services.refunds``; these
+views only validate input and present the result.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ class RollbackOut(serializers.ModelSerializer):
     member = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
     status = serializers.CharField(read_only=True, help_text="pending_approval | executed | rejected")
     reason = serializers.CharField(read_only=True, help_text="customer_request | technical_error | fraud | other")
+    via = serializers.CharField(
+        read_only=True, help_text="rollback (requested as one) | cancel (by canceling the redemption or award)"
+    )
     requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     rejected_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
@@ -51,6 +55,7 @@ class RollbackOut(serializers.ModelSerializer):
             "points_returned",
             "full",
             "reason",
+            "via",
             "note",
             "code_voided",
             "stock_restored",
@@ -115,12 +120,13 @@ class RedemptionRollback(generics.GenericAPIView):
 class RollbackFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=Rollback.Status.choices)
     reason = django_filters.ChoiceFilter(choices=Rollback.Reason.choices)
+    via = django_filters.ChoiceFilter(choices=Rollback.Via.choices)
     member = django_filters.CharFilter(field_name="member__external_id", label="Member external_id")
     redemption = django_filters.NumberFilter(field_name="redemption_id", label="Redemption id")
 
     class Meta:
         model = Rollback
-        fields = ["status", "reason", "member", "redemption"]
+        fields = ["status", "reason", "via", "member", "redemption"]
 
 
 class RollbackList(generics.ListAPIView):

@@ -604,3 +604,39 @@ def test_every_fulfillment_transition_through_the_admin_follows_the_table(data, 
     red.refresh_from_db()
     expected = target if target in Redemption.FULFILLMENT_TRANSITIONS[start] else start
     assert red.fulfillment_status == expected
+
+
+@pytest.mark.django_db
+def test_bulk_cancel_goes_through_the_rollback_gate_row_by_row(data, support_user, admin_user, reward):
+    """The admin's bulk status action reaches points only through the gate: a used code or a cancel
+    that needs a second person is refused for that row with the reason; the others are canceled."""
+    from promotions import services as promotions
+
+    member = data["member"]
+    loyalty.credit_points(member=member, metric=reward().metric, amount=1000, reason="top up")
+    policy = ProgramSettings.load()
+    policy.rollback_approval_above_points = 300
+    policy.save()
+    coded = data["coded"]
+    promotions.redeem_codes(
+        promotions.clean_request(codes=[coded.issued_code.code], member=member, order={"amount": "50"}),
+        actor=admin_user,
+    )
+    big = services.redeem_reward(member=member, reward=reward(points=400), actor=support_user)
+    plain = data["plain"]
+    before = balance(member)
+    response = login(support_user).post(
+        url("redemptions_redemption_changelist"),
+        {"action": "change_status_selected", ACTION: [plain.pk, coded.pk, big.pk], "apply": "1", "status": "canceled"},
+        follow=True,
+    )
+    msgs = messages_of(response)
+    assert f"Moved 1: #{plain.pk}." in msgs, msgs
+    assert any(f"#{coded.pk}: The issued code" in m and "was used" in m for m in msgs), msgs
+    assert any(f"#{big.pk}: Giving back 400 points needs a second person" in m for m in msgs), msgs
+    for red in (plain, coded, big):
+        red.refresh_from_db()
+    assert (plain.status, coded.status, big.status) == ("canceled", "pending", "pending")
+    assert balance(member) == before + 100
+    [rollback] = Rollback.objects.filter(redemption=plain)
+    assert (rollback.via, rollback.requested_by, rollback.status) == ("cancel", support_user, "executed")

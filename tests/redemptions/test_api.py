@@ -534,3 +534,64 @@ def test_openapi_schema_lists_the_redemption_paths_without_warnings(api):
     post = schema["paths"]["/api/v1/redemptions/{id}/rollback"]["post"]
     assert "201" in post["responses"]
     assert schema["paths"]["/api/v1/redemptions/{id}/"]["get"]["parameters"][0]["schema"]["type"] == "integer"
+
+
+# --- issue 12: no side doors around a pending approval --------------------------------------------
+
+
+@pytest.mark.django_db
+def test_nothing_moves_forward_while_approval_is_pending(api, approver_api, rich_member, reward, writes):
+    """Was: the creator moved a submitted award to awarded/claimed, or a submitted redemption to
+    processing/completed, around the approver."""
+    r = reward(requires_approval=True, requires_fulfillment=True, stock=5)
+    red = redeem(api, rich_member, r).json()["id"]
+    award = api.post(
+        f"{BASE}/awards/", {"member": "M-1", "reward": r.external_id, "reason": "VIP"}, format="json"
+    ).json()["id"]
+    before = writes()
+    for pk, url, body in [
+        (red, "status", {"status": "processing"}),
+        (red, "status", {"status": "completed"}),
+        (red, "status", {"status": "errored"}),
+        (red, "fulfillment", {"fulfillment_status": "confirmed_paid"}),
+        (red, "status", {"status": "canceled"}),  # an approver rejects or returns it instead
+        (award, "award-status", {"award_status": "awarded"}),
+        (award, "award-status", {"award_status": "canceled"}),
+        (award, "status", {"status": "completed"}),
+        (award, "fulfillment", {"fulfillment_status": "confirmed_paid"}),
+    ]:
+        resp = api.post(f"{BASE}/redemptions/{pk}/{url}", body, format="json")
+        assert_error(resp, 409, "invalid_transition")
+        assert "approval" in resp.json()["detail"]
+    assert_error(
+        api.post(f"{BASE}/redemptions/{red}/rollback", {"reason": "other"}, format="json"), 409, "invalid_transition"
+    )
+    assert writes() == before
+    # once decided, they move
+    approver_api.post(f"{BASE}/redemptions/{award}/approve", {}, format="json")
+    resp = api.post(f"{BASE}/redemptions/{award}/award-status", {"award_status": "claimed"}, format="json")
+    assert resp.status_code == 200 and resp.json()["award_status"] == "claimed"
+    approver_api.post(f"{BASE}/redemptions/{red}/approve", {}, format="json")
+    resp = api.post(f"{BASE}/redemptions/{red}/status", {"status": "processing"}, format="json")
+    assert resp.status_code == 200 and resp.json()["status"] == "processing"
+
+
+@pytest.mark.django_db
+def test_nothing_moves_forward_while_a_rollback_waits_for_approval(api, rich_member, reward, writes):
+    lead = api_client_for(make_user("lead", roles.SUPPORT_AGENT, roles.APPROVER))
+    red = redeem(api, rich_member, reward(requires_fulfillment=True)).json()["id"]
+    pending = lead.post(f"{BASE}/redemptions/{red}/rollback", {"reason": "fraud"}, format="json").json()
+    assert pending["status"] == "pending_approval"
+    before = writes()
+    for url, body in [
+        ("status", {"status": "processing"}),
+        ("status", {"status": "completed"}),
+        ("status", {"status": "canceled"}),
+        ("fulfillment", {"fulfillment_status": "confirmed_paid"}),
+    ]:
+        assert_error(api.post(f"{BASE}/redemptions/{red}/{url}", body, format="json"), 409, "rollback_pending")
+    assert writes() == before
+    approver = api_client_for(make_user("alex2", roles.APPROVER))
+    approver.post(f"{BASE}/rollbacks/{pending['id']}/reject", {"reason": "checked, not fraud"}, format="json")
+    resp = api.post(f"{BASE}/redemptions/{red}/status", {"status": "processing"}, format="json")
+    assert resp.status_code == 200, resp.content

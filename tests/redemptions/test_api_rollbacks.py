@@ -211,7 +211,10 @@ def test_policy_refusals_carry_their_codes_and_write_nothing(
         "four_eyes_required",
     )
     assert writes() == before
-    assert not LedgerEntry.objects.filter(source_type="rollback").exists()
+    # the only rollback that ever executed is the cancel of the setup
+    assert list(Rollback.objects.filter(status="executed").values_list("redemption", "via")) == [
+        (canceled["id"], "cancel")
+    ]
 
 
 # --- approval ------------------------------------------------------------------------------------
@@ -320,3 +323,114 @@ def test_idempotency_key_rolls_back_once(api, rich_member, reward):
         "idempotency_key_reused",
     )
     assert Rollback.objects.count() == 1
+
+
+# --- issue 12: the holes around the rollback policy, each through the API -------------------------
+
+
+def use_code(client, member, code):
+    body = {"codes": [code], "member": member.external_id, "order": {"id": f"o-{code}", "amount": "50.00"}}
+    resp = client.post(f"{BASE}/codes/redeem", body, format="json")
+    assert resp.status_code == 201, resp.content
+    return resp.json()["code_redemptions"][0]["id"]
+
+
+@pytest.mark.django_db
+def test_cancel_obeys_the_rollback_policy_code_used_delivered_or_rollback_pending(
+    api, lead, approver, member, metric, reward, code_reward, writes
+):
+    """Cancel used to give every point back around the policy: a used code, a delivered product, a
+    fraud rollback waiting for a second person (the requester escaped the approver)."""
+    loyalty.credit_points(member=member, metric=metric, amount=3000)
+    used = redeem(api, member, code_reward)
+    use_code(api, member, used["issued_code"])
+    delivered = redeem(api, member, reward(requires_fulfillment=True))
+    for status in ("confirmed_paid", "shipped", "delivered"):
+        api.post(f"{BASE}/redemptions/{delivered['id']}/fulfillment", {"fulfillment_status": status}, format="json")
+    suspicious = redeem(api, member, reward(points=500))
+    assert rollback(lead, suspicious["id"], reason="fraud").json()["status"] == "pending_approval"
+    before = writes()
+    for red, code in [(used, "code_already_used"), (delivered, "invalid_transition"), (suspicious, "rollback_pending")]:
+        resp = lead.post(f"{BASE}/redemptions/{red['id']}/status", {"status": "canceled"}, format="json")
+        assert_error(resp, 409, code)
+    assert writes() == before and balance(member) == 3000 - 100 - 100 - 500
+    verify = [api.get(f"{BASE}/redemptions/{r['id']}/").json()["status"] for r in (used, delivered, suspicious)]
+    assert verify == ["pending", "pending", "pending"]
+
+
+@pytest.mark.django_db
+def test_no_partial_rollback_returns_points_while_the_issued_code_is_used(api, member, metric, code_reward, writes):
+    """Was: 300 + 199 of 500 points came back while the code stayed used."""
+    Reward.objects.filter(pk=code_reward.pk).update(points=500)
+    loyalty.credit_points(member=member, metric=metric, amount=500)
+    red = redeem(api, member, Reward.objects.get(pk=code_reward.pk))
+    use = use_code(api, member, red["issued_code"])
+    before = writes()
+    for points in (300, 199, 1):
+        assert_error(rollback(api, red["id"], points=points), 409, "code_already_used")
+    assert_error(rollback(api, red["id"]), 409, "code_already_used")
+    assert writes() == before and balance(member) == 0
+    # once the code use itself is rolled back, the redemption may be
+    undo = api.post(f"{BASE}/code-redemptions/{use}/rollback", {"reason": "order canceled"}, format="json")
+    assert undo.status_code == 200, undo.content
+    assert rollback(api, red["id"], points=300).json()["status"] == "executed"
+    assert balance(member) == 300 and verify_ledger().ok
+
+
+@pytest.mark.django_db
+def test_a_full_rollback_beside_a_pending_partial_is_refused_and_no_point_is_lost(
+    api, lead, approver, member, metric, reward, writes
+):
+    """Was: the full one executed for the remainder and canceled the redemption; approving the pending
+    partial then failed, and the member had spent 1000 and got 300 back."""
+    loyalty.credit_points(member=member, metric=metric, amount=1000)
+    red = redeem(api, member, reward(points=1000))
+    pending = rollback(lead, red["id"], reason="fraud", points=700).json()
+    assert pending["status"] == "pending_approval"
+    before = writes()
+    assert_error(rollback(api, red["id"]), 409, "rollback_pending")
+    assert_error(rollback(api, red["id"], points=100), 409, "rollback_pending")
+    assert writes() == before
+    assert approver.post(f"{BASE}/rollbacks/{pending['id']}/approve", {}, format="json").json()["status"] == "executed"
+    rest = rollback(api, red["id"]).json()
+    assert (rest["status"], rest["points_returned"]) == ("executed", 300)
+    body = api.get(f"{BASE}/redemptions/{red['id']}/").json()
+    assert (body["status"], body["points_returned"]) == ("canceled", 1000)
+    assert balance(member) == 1000 and verify_ledger().ok
+
+
+@pytest.mark.django_db
+def test_the_approval_threshold_counts_everything_returned_and_pending(api, member, metric, reward, policy, writes):
+    """Was: two rollbacks of 200 each executed where the policy says more than 300 needs a second person."""
+    policy.rollback_approval_above_points = 300
+    policy.save()
+    loyalty.credit_points(member=member, metric=metric, amount=500)
+    red = redeem(api, member, reward(points=500))
+    assert rollback(api, red["id"], points=200).json()["status"] == "executed"
+    second = rollback(api, red["id"], points=200).json()
+    assert second["status"] == "pending_approval" and "400 points in total > 300" in second["approval_required_because"]
+    assert balance(member) == 200
+    # a cancel of the rest would return 500 in all: it needs the second person too, so it is refused
+    before = writes()
+    assert_error(rollback(api, red["id"]), 409, "rollback_pending")
+    resp = api.post(f"{BASE}/redemptions/{red['id']}/status", {"status": "canceled"}, format="json")
+    assert_error(resp, 409, "rollback_pending")
+    assert writes() == before
+
+
+@pytest.mark.django_db
+def test_cancel_that_needs_a_second_person_is_refused_with_a_pointer_to_rollbacks(
+    api, member, metric, reward, policy, writes
+):
+    policy.rollback_approval_above_points = 300
+    policy.save()
+    loyalty.credit_points(member=member, metric=metric, amount=500)
+    red = redeem(api, member, reward(points=500))
+    before = writes()
+    resp = api.post(f"{BASE}/redemptions/{red['id']}/status", {"status": "canceled"}, format="json")
+    assert_error(resp, 422, "rollback_approval_required")
+    assert "request a rollback" in resp.json()["detail"].lower()
+    assert resp.json()["errors"] == {"approval_required_because": ["500 points > 300"]}
+    assert writes() == before
+    # the rollback request is the way: it waits for the approver
+    assert rollback(api, red["id"]).json()["status"] == "pending_approval"

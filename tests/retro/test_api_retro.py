@@ -148,6 +148,12 @@ def test_four_eyes_and_only_approvers_approve(seed_world, support, writes):
         claim = ok(file_claim(both), 201)
         before = writes()
         assert_error(both.post(f"{BASE}/retro-claims/{claim['id']}/approve"), 422, "four_eyes_required")
+        # rejecting your own claim is deciding it too (docs/roles.md): four-eyes
+        assert_error(
+            both.post(f"{BASE}/retro-claims/{claim['id']}/reject", {"reason": "mine"}, format="json"),
+            422,
+            "four_eyes_required",
+        )
         assert_error(support.post(f"{BASE}/retro-claims/{claim['id']}/approve"), 403, "permission_denied")
         assert_error(
             support.post(f"{BASE}/retro-claims/{claim['id']}/reject", {"reason": "no"}, format="json"),

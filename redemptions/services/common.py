@@ -1,0 +1,81 @@
+"""What the redemption services share: the locks, stock, the issued code, reasons and email context."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import F
+
+from loyalty.exceptions import Conflict, InvalidInput
+from loyalty.models import Member, Reward
+from loyalty.services import lock_balance
+from loyalty.services.core import User
+
+from ..models import Redemption
+
+MAX_QUANTITY = 100
+
+
+class OutOfStock(Conflict):
+    code = "out_of_stock"
+    default_detail = "The reward is out of stock."
+
+
+def lock_redemption(redemption: Redemption) -> Redemption:
+    """The house locking order: the member's balance row, the member row, then the redemption.
+
+    The member row serializes everything that counts a member's rows before writing one (the
+    rollback per-member limit), whatever metric or none the redemption spent.
+    """
+    current = Redemption.objects.only("pk", "member_id", "metric_id", "points_spent").get(pk=redemption.pk)
+    if current.metric_id and current.points_spent:
+        lock_balance(current.member_id, current.metric_id)
+    Member.objects.select_for_update().only("pk").get(pk=current.member_id)
+    return (
+        Redemption.objects.select_for_update(of=("self",))
+        .select_related("reward", "member", "metric")
+        .get(pk=redemption.pk)
+    )
+
+
+def take_stock(reward: Reward, quantity: int) -> None:
+    """Conditional UPDATE: two concurrent redemptions can never take the last item twice."""
+    if reward.stock is None:
+        return
+    taken = Reward.objects.filter(pk=reward.pk, stock__gte=quantity).update(stock=F("stock") - quantity)
+    if not taken:
+        raise OutOfStock(f"{reward} is out of stock.")
+
+
+def give_stock_back(redemption: Redemption) -> bool:
+    """Once per redemption (``stock_returned``); imports never took any."""
+    if redemption.stock_returned:
+        return False
+    Reward.objects.filter(pk=redemption.reward_id, stock__isnull=False).update(stock=F("stock") + redemption.quantity)
+    redemption.stock_returned = True
+    return True
+
+
+def void_issued_code(redemption: Redemption, actor: User, reason: str) -> bool:
+    from promotions.services import void_code_for_system
+
+    if not redemption.issued_code_id:
+        return False
+    return void_code_for_system(code=redemption.issued_code, actor=actor, reason=reason)
+
+
+def require_reason(reason: str) -> None:
+    if not (reason or "").strip():
+        raise InvalidInput("A reason is required.", errors={"reason": ["This field is required."]})
+
+
+def email_context(r: Redemption, reason: str) -> dict[str, Any]:
+    return {
+        "reward": r.reward.name,
+        "quantity": r.quantity,
+        "points": r.points_spent,
+        "reason": reason,
+        "tracking_ref": r.tracking_ref,
+        "code": r.issued_code.code if r.issued_code_id else "",
+        "kind": r.get_kind_display().lower(),
+    }

@@ -1,0 +1,77 @@
+"""Legacy imports: redemptions made on another platform, recorded here without moving points."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db import IntegrityError, transaction
+
+from loyalty.exceptions import InvalidInput
+from loyalty.models import Member, Reward
+from loyalty.services.core import User, _require_perm, _user_or_none
+from loyalty.workflow import save_with_history
+
+from ..models import Redemption
+from .common import MAX_QUANTITY
+
+
+@transaction.atomic
+def import_legacy_redemption(
+    *,
+    member: Member,
+    reward: Reward,
+    quantity: int,
+    points_spent: int,
+    status: str,
+    created_at: dt.datetime,
+    external_ref: str,
+    actor: User,
+) -> Redemption:
+    """Record a redemption made on a legacy platform, WITHOUT a ledger movement.
+
+    The points were spent on the old platform (the migrated balance is already net of them), so no
+    entry is written and no stock is taken; the row keeps ``external_ref`` (unique) and its original
+    ``created_at``. Such redemptions are undone on the legacy platform, never rolled back here.
+    """
+    _require_perm(actor, "redemptions.import_redemptions")
+    external_ref = (external_ref or "").strip()
+    if not external_ref or len(external_ref) > 64:
+        raise InvalidInput("external_ref is required (at most 64 characters).", errors={"external_ref": ["Required."]})
+    if status not in Redemption.Status.values:
+        raise InvalidInput(
+            f"Unknown status {status!r}; one of {', '.join(Redemption.Status.values)}.",
+            errors={"status": ["Unknown status."]},
+        )
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
+        raise InvalidInput(f"quantity must be between 1 and {MAX_QUANTITY}.", errors={"quantity": ["Out of range."]})
+    if isinstance(points_spent, bool) or not isinstance(points_spent, int) or points_spent < 0:
+        raise InvalidInput("points_spent must not be negative.", errors={"points_spent": ["Must be >= 0."]})
+    if Redemption.objects.filter(external_ref=external_ref).exists():
+        raise InvalidInput(
+            f"external_ref {external_ref!r} was already imported.", errors={"external_ref": ["Already imported."]}
+        )
+    redemption = Redemption(
+        kind=Redemption.Kind.REDEMPTION,
+        member=member,
+        reward=reward,
+        quantity=quantity,
+        points_spent=points_spent,
+        metric=reward.metric,
+        status=status,
+        channel=Redemption.Channel.IMPORT,
+        external_ref=external_ref,
+        stock_returned=True,  # no stock was taken here: never give any back
+        created_by=_user_or_none(actor),
+    )
+    try:
+        with transaction.atomic():
+            save_with_history(redemption, actor=actor, reason=f"Imported from the legacy platform ({external_ref})")
+    except IntegrityError as exc:  # a concurrent import of the same reference
+        raise InvalidInput(
+            f"external_ref {external_ref!r} was already imported.", errors={"external_ref": ["Already imported."]}
+        ) from exc
+    # created_at is auto_now_add: keep the legacy date on the row and its first history record.
+    Redemption.objects.filter(pk=redemption.pk).update(created_at=created_at)
+    redemption.history.filter(id=redemption.pk).update(created_at=created_at)
+    redemption.created_at = created_at
+    return redemption

@@ -1,0 +1,331 @@
+"""Redeeming and awarding rewards, and moving them through their lifecycles.
+
+Whatever gives something back (reject, return, cancel, award cancel, expiry) goes through the gate in
+``refunds``; what moves a status forward first asks ``check_may_move`` (no move while approval or a
+rollback is pending).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from django.db import transaction
+from django.utils import timezone
+
+from loyalty.exceptions import (
+    BusinessRuleViolation,
+    Conflict,
+    DomainError,
+    FourEyesRequired,
+    InvalidInput,
+    MemberInactive,
+)
+from loyalty.models import LedgerEntry, Member, Reward
+from loyalty.notifications import notify_member
+from loyalty.selectors import tier_at
+from loyalty.services import debit_points, lock_balance
+from loyalty.services.core import User, _require_perm, _user_or_none
+from loyalty.workflow import check_transition, save_with_history
+from promotions import codegen
+from promotions.models import Code, CodeEvent
+
+from ..models import Redemption, RewardCodePool
+from .common import MAX_QUANTITY, email_context, lock_redemption, require_reason, take_stock
+from .refunds import Path, check_may_move, give_back
+
+logger = logging.getLogger(__name__)
+
+
+def _check_reward(reward: Reward, member: Member, quantity: int) -> None:
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
+        raise InvalidInput(f"quantity must be between 1 and {MAX_QUANTITY}.", errors={"quantity": ["Out of range."]})
+    if member.status != Member.Status.ACTIVE:
+        raise MemberInactive(f"Member {member.external_id} is {member.status}.")
+    now = timezone.now()
+    if not reward.is_available(now):
+        raise BusinessRuleViolation(f"{reward} is not available now.", code="reward_unavailable")
+    eligible = set(reward.eligible_tiers.values_list("pk", flat=True))
+    if eligible:
+        tier = tier_at(member, now)
+        if tier is None or tier.pk not in eligible:
+            raise BusinessRuleViolation(f"{reward} is not available in the member's tier.", code="not_eligible")
+    if Redemption.objects.filter(
+        member=member, reward=reward, approval_status=Redemption.ApprovalStatus.REJECTED
+    ).exists():
+        raise BusinessRuleViolation(
+            f"A redemption of {reward} by this member was rejected; it cannot be redeemed again.", code="not_eligible"
+        )
+
+
+def _issue_code(redemption: Redemption, actor: User) -> Code:
+    """An unused, unassigned code from the reward's campaign pool, or a new one from its pattern."""
+    pool = RewardCodePool.objects.select_related("campaign").filter(reward_id=redemption.reward_id).first()
+    if pool is None:
+        raise Conflict(f"{redemption.reward} has no campaign to issue codes from.", code="reward_misconfigured")
+    code = (
+        Code.objects.select_for_update(skip_locked=True)
+        .filter(campaign=pool.campaign, assigned_member__isnull=True, uses=0, status=Code.Status.ACTIVE)
+        .filter(valid_from__isnull=True)
+        .order_by("id")
+        .first()
+    )
+    valid_until = redemption.expires_at
+    if code is None:
+        pattern = codegen.Pattern.build(
+            pattern=pool.campaign.code_pattern or "", length=None if pool.campaign.code_pattern else 12
+        )
+        for _ in range(10):
+            text = codegen.generate(pattern, 1)[0]
+            if not Code.objects.filter(normalized=codegen.normalize(text)).exists():
+                code = Code.objects.create(campaign=pool.campaign, code=text, normalized=codegen.normalize(text))
+                break
+        else:
+            raise Conflict("Could not find a free code; the campaign's pattern is too small.", code="pool_exhausted")
+    code.assigned_member = redemption.member
+    if valid_until and (code.valid_until is None or valid_until < code.valid_until):
+        code.valid_until = valid_until
+    code.save(update_fields=["assigned_member", "valid_until", "updated_at"])
+    CodeEvent.objects.create(
+        code=code,
+        code_text=code.normalized,
+        kind=CodeEvent.Kind.ASSIGNED,
+        member=redemption.member,
+        actor=_user_or_none(actor),
+        client=getattr(actor, "username", "") or "",
+        detail={"redemption": redemption.pk},
+    )
+    return code
+
+
+def _expiry(reward: Reward) -> dt.datetime | None:
+    return timezone.now() + dt.timedelta(days=reward.valid_days) if reward.valid_days else None
+
+
+@transaction.atomic
+def redeem_reward(
+    *,
+    member: Member,
+    reward: Reward,
+    actor: User,
+    quantity: int = 1,
+    channel: str = Redemption.Channel.API,
+) -> Redemption:
+    """Spend points on a reward: balance locked first, stock taken atomically, points debited by lot."""
+    _require_perm(actor, "redemptions.add_redemption")
+    _check_reward(reward, member, quantity)
+    cost = reward.points * quantity
+    if cost:
+        lock_balance(member, reward.metric)
+    take_stock(reward, quantity)
+    needs_approval = reward.requires_approval
+    redemption = Redemption(
+        kind=Redemption.Kind.REDEMPTION,
+        member=member,
+        reward=reward,
+        quantity=quantity,
+        points_spent=cost,
+        metric=reward.metric,
+        channel=channel,
+        created_by=_user_or_none(actor),
+        expires_at=_expiry(reward),
+        approval_status=Redemption.ApprovalStatus.SUBMITTED if needs_approval else None,
+    )
+    save_with_history(redemption, actor=actor, reason="Redeemed")
+    if cost:
+        redemption.ledger_entry = debit_points(
+            member=member,
+            metric=reward.metric,
+            amount=cost,
+            kind=LedgerEntry.Kind.REDEEM,
+            actor=actor,
+            reason=f"Redeemed {reward.name}",
+            source_type="redemption",
+            source_id=str(redemption.pk),
+            idempotency_key=f"redemption:{redemption.pk}",
+        )
+    if reward.type == Reward.Type.DISCOUNT_CODE and not needs_approval:
+        redemption.issued_code = _issue_code(redemption, actor)
+    redemption.save(update_fields=["ledger_entry", "issued_code"])
+    return redemption
+
+
+@transaction.atomic
+def award_reward(
+    *,
+    member: Member,
+    reward: Reward,
+    actor: User,
+    reason: str,
+    quantity: int = 1,
+    channel: str = Redemption.Channel.API,
+) -> Redemption:
+    """Give a reward for free (with a reason)."""
+    _require_perm(actor, "redemptions.award_reward")
+    if not (reason or "").strip():
+        raise InvalidInput("A reason is required.", errors={"reason": ["This field is required."]})
+    _check_reward(reward, member, quantity)
+    take_stock(reward, quantity)
+    needs_approval = reward.requires_approval
+    redemption = Redemption(
+        kind=Redemption.Kind.AWARD,
+        member=member,
+        reward=reward,
+        quantity=quantity,
+        points_spent=0,
+        metric=reward.metric,
+        channel=channel,
+        created_by=_user_or_none(actor),
+        reason=reason.strip()[:255],
+        expires_at=_expiry(reward),
+        award_status=Redemption.AwardStatus.PENDING if needs_approval else Redemption.AwardStatus.AWARDED,
+        approval_status=Redemption.ApprovalStatus.SUBMITTED if needs_approval else None,
+    )
+    save_with_history(redemption, actor=actor, reason=f"Awarded: {reason}")
+    if reward.type == Reward.Type.DISCOUNT_CODE and not needs_approval:
+        redemption.issued_code = _issue_code(redemption, actor)
+        redemption.save(update_fields=["issued_code"])
+    return redemption
+
+
+def _decide(redemption: Redemption, target: str, *, actor: User, reason: str) -> Redemption:
+    """Approve, reject or return a submitted redemption or award (never your own: four-eyes)."""
+    _require_perm(actor, "redemptions.approve_redemption")
+    locked = lock_redemption(redemption)
+    check_transition(Redemption.APPROVAL_TRANSITIONS, locked.approval_status, target, field="approval_status")
+    if locked.created_by_id is not None and locked.created_by_id == getattr(actor, "pk", None):
+        raise FourEyesRequired("You created this; another approver must decide.")
+    locked.approval_status = target
+    locked.decided_by = _user_or_none(actor)
+    locked.decision_reason = (reason or "").strip()[:255]
+    fields = ("approval_status", "decided_by", "decision_reason")
+    history = f"{target.capitalize()}: {reason}".strip(": ")
+    if target == Redemption.ApprovalStatus.APPROVED:
+        check_may_move(locked, field="approval_status", deciding_approval=True)
+        update = list(fields)
+        if locked.kind == Redemption.Kind.AWARD:
+            locked.award_status = Redemption.AwardStatus.AWARDED
+            update.append("award_status")
+        if locked.reward.type == Reward.Type.DISCOUNT_CODE and not locked.issued_code_id:
+            locked.issued_code = _issue_code(locked, actor)
+            update.append("issued_code")
+        save_with_history(locked, actor=actor, reason=history, update_fields=update)
+    else:
+        path = Path.REJECT if target == Redemption.ApprovalStatus.REJECTED else Path.RETURN
+        give_back(locked, path=path, actor=actor, history_reason=history, fields=fields)
+    notify_member(member=locked.member, template=f"redemption_{target}", context=email_context(locked, reason))
+    return locked
+
+
+@transaction.atomic
+def approve_redemption(*, redemption: Redemption, actor: User, reason: str = "") -> Redemption:
+    return _decide(redemption, Redemption.ApprovalStatus.APPROVED, actor=actor, reason=reason)
+
+
+@transaction.atomic
+def reject_redemption(*, redemption: Redemption, actor: User, reason: str) -> Redemption:
+    """Points and stock go back; the member may not redeem that reward again."""
+    require_reason(reason)
+    return _decide(redemption, Redemption.ApprovalStatus.REJECTED, actor=actor, reason=reason)
+
+
+@transaction.atomic
+def return_redemption(*, redemption: Redemption, actor: User, reason: str) -> Redemption:
+    """Points and stock go back; the member may redeem the reward again."""
+    require_reason(reason)
+    return _decide(redemption, Redemption.ApprovalStatus.RETURNED, actor=actor, reason=reason)
+
+
+@transaction.atomic
+def change_status(*, redemption: Redemption, status: str, actor: User, reason: str = "") -> Redemption:
+    """Processing status (pending, processing, completed, canceled, errored).
+
+    Canceling is a full rollback by another name: it goes through the gate with the rollback
+    policy and gives back everything left (refused where the policy needs a second person)."""
+    _require_perm(actor, "redemptions.change_redemption")
+    locked = lock_redemption(redemption)
+    check_transition(Redemption.STATUS_TRANSITIONS, locked.status, status, field="status")
+    if status == Redemption.Status.CANCELED:
+        path = Path.AWARD_CANCEL if locked.kind == Redemption.Kind.AWARD else Path.CANCEL
+        give_back(locked, path=path, actor=actor, note=reason, history_reason=reason or "Status → canceled")
+        return locked
+    check_may_move(locked)
+    locked.status = status
+    save_with_history(locked, actor=actor, reason=reason or f"Status → {status}", update_fields=["status"])
+    return locked
+
+
+@transaction.atomic
+def change_award_status(*, redemption: Redemption, award_status: str, actor: User, reason: str = "") -> Redemption:
+    """Award status (pending, awarded, claimed, canceled); canceling goes through the gate."""
+    _require_perm(actor, "redemptions.change_redemption")
+    locked = lock_redemption(redemption)
+    if locked.kind != Redemption.Kind.AWARD:
+        raise Conflict("Only awards have an award status.", code="invalid_transition")
+    check_transition(Redemption.AWARD_TRANSITIONS, locked.award_status, award_status, field="award_status")
+    if award_status == Redemption.AwardStatus.CANCELED:
+        give_back(locked, path=Path.AWARD_CANCEL, actor=actor, note=reason, history_reason=reason or "Award canceled")
+        return locked
+    check_may_move(locked, field="award_status")
+    locked.award_status = award_status
+    save_with_history(locked, actor=actor, reason=reason or f"Award → {award_status}", update_fields=["award_status"])
+    return locked
+
+
+@transaction.atomic
+def change_fulfillment(
+    *, redemption: Redemption, fulfillment_status: str, actor: User, tracking_ref: str = "", reason: str = ""
+) -> Redemption:
+    _require_perm(actor, "redemptions.change_fulfillment")
+    locked = lock_redemption(redemption)
+    if not locked.reward.requires_fulfillment:
+        raise Conflict(f"{locked.reward} is not fulfilled by shipping.", code="invalid_transition")
+    if locked.status == Redemption.Status.CANCELED:
+        raise Conflict("Only live, approved redemptions are fulfilled.", code="invalid_transition")
+    check_may_move(locked, field="fulfillment_status")
+    check_transition(
+        Redemption.FULFILLMENT_TRANSITIONS, locked.fulfillment_status, fulfillment_status, field="fulfillment_status"
+    )
+    locked.fulfillment_status = fulfillment_status
+    fields = ["fulfillment_status"]
+    if tracking_ref:
+        locked.tracking_ref = tracking_ref[:100]
+        fields.append("tracking_ref")
+    save_with_history(locked, actor=actor, reason=reason or f"Fulfillment → {fulfillment_status}", update_fields=fields)
+    if fulfillment_status in (Redemption.Fulfillment.SHIPPED, Redemption.Fulfillment.DELIVERED):
+        notify_member(
+            member=locked.member, template=f"redemption_{fulfillment_status}", context=email_context(locked, reason)
+        )
+    return locked
+
+
+def expire_awards(*, now: dt.datetime | None = None) -> int:
+    """Unclaimed awards past their expiry are canceled through the gate (stock back, unused code
+    voided). Awards waiting for approval wait for the approver; one whose code was used or that
+    shipped is skipped (it was received)."""
+    now = now or timezone.now()
+    expired = 0
+    for award in (
+        Redemption.objects.filter(
+            kind=Redemption.Kind.AWARD,
+            expires_at__lte=now,
+            award_status__in=[Redemption.AwardStatus.PENDING, Redemption.AwardStatus.AWARDED],
+        )
+        .exclude(approval_status=Redemption.ApprovalStatus.SUBMITTED)
+        .order_by("pk")
+    ):
+        try:
+            with transaction.atomic():
+                locked = lock_redemption(award)
+                check_transition(
+                    Redemption.AWARD_TRANSITIONS,
+                    locked.award_status,
+                    Redemption.AwardStatus.CANCELED,
+                    field="award_status",
+                )
+                give_back(locked, path=Path.AWARD_EXPIRY, actor=None, history_reason="Award expired")
+        except DomainError as exc:
+            logger.info("Award %s was not expired: %s (%s)", award.pk, exc.detail, exc.code)
+            continue
+        expired += 1
+    return expired

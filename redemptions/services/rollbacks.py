@@ -1,0 +1,85 @@
+"""Rollbacks: requested by support, executed by the gate, or waiting for a second person."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from loyalty.exceptions import FourEyesRequired, InvalidInput
+from loyalty.services.core import User, _require_perm
+from loyalty.workflow import check_transition, save_with_history
+
+from ..models import Redemption, Rollback
+from .common import lock_redemption, require_reason
+from .refunds import Path, give_back, notify_rollback
+
+
+@transaction.atomic
+def rollback_redemption(
+    *, redemption: Redemption, reason: str, actor: User, points: int | None = None, note: str = ""
+) -> Rollback:
+    """Undo a redemption in one safe action: points back with their original lots, the issued code
+    voided, the redemption canceled (or the partial amount recorded), stock back if nothing shipped,
+    and the member told. Where the policy says so it waits for a second person instead."""
+    _require_perm(actor, "redemptions.add_rollback")
+    if reason not in Rollback.Reason.values:
+        raise InvalidInput("Unknown reason.", errors={"reason": [f"One of {Rollback.Reason.values}."]})
+    locked = lock_redemption(redemption)
+    rollback = give_back(
+        locked,
+        path=Path.ROLLBACK,
+        actor=actor,
+        reason=reason,
+        note=note,
+        points=points,
+        history_reason=f"Rolled back ({reason})",
+    )
+    assert rollback is not None  # the rollback path always records
+    return rollback
+
+
+def _decide(rollback: Rollback, actor: User, target: str) -> tuple[Rollback, Redemption]:
+    """Lock in the house order (balance, member, redemption, then the rollback) and check four-eyes."""
+    _require_perm(actor, "redemptions.approve_rollback")
+    current = Rollback.objects.select_related("redemption").get(pk=rollback.pk)
+    redemption = lock_redemption(current.redemption)
+    locked = Rollback.objects.select_for_update().get(pk=rollback.pk)
+    check_transition(Rollback.STATUS_TRANSITIONS, locked.status, target, field="status")
+    if locked.requested_by_id == getattr(actor, "pk", None):
+        raise FourEyesRequired("You requested this rollback; another approver must decide.")
+    locked.redemption = redemption
+    return locked, redemption
+
+
+@transaction.atomic
+def approve_rollback(*, rollback: Rollback, actor: User, note: str = "") -> Rollback:
+    """A second person executes a pending rollback; the gate re-checks what may have changed."""
+    locked, redemption = _decide(rollback, actor, Rollback.Status.EXECUTED)
+    locked.approved_by = actor
+    locked.decision_note = (note or "")[:255]
+    executed = give_back(
+        redemption,
+        path=Path.ROLLBACK_APPROVAL,
+        actor=actor,
+        reason=locked.reason,
+        note=locked.note,
+        points=None if locked.full else locked.points_requested,
+        rollback=locked,
+        history_reason=f"Rolled back ({locked.reason})",
+    )
+    assert executed is not None
+    return executed
+
+
+@transaction.atomic
+def reject_rollback(*, rollback: Rollback, actor: User, reason: str) -> Rollback:
+    """Nothing is given back; the member is told."""
+    require_reason(reason)
+    locked, _ = _decide(rollback, actor, Rollback.Status.REJECTED)
+    locked.status = Rollback.Status.REJECTED
+    locked.rejected_by = actor
+    locked.decision_note = reason.strip()[:255]
+    save_with_history(
+        locked, actor=actor, reason=f"Rejected: {reason}", update_fields=["status", "rejected_by", "decision_note"]
+    )
+    notify_rollback(locked, "rollback_rejected")
+    return locked
