@@ -148,6 +148,7 @@ AXES_ENABLE_ACCESS_FAILURE_LOG = True  # every failed sign-in stays on the Acces
 AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
 AXES_CLIENT_IP_CALLABLE = "loyalty.network.client_ip"
 AXES_LOCKOUT_CALLABLE = "loyalty.admin.signin.lockout_response"
+AXES_VERBOSE = False  # no start-up banner on every manage.py command; lockouts are still logged
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
