@@ -10,6 +10,7 @@ attempts: ``pending`` until a 2xx (``delivered``) or the last attempt (``failed`
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import http.client
@@ -155,10 +156,8 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float) -> i
     def cut_off() -> None:
         timed_out.set()
         if conn.sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 conn.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     timer = threading.Timer(timeout, cut_off)
     timer.daemon = True
@@ -354,3 +353,12 @@ def deliver_due(*, inline: bool = False, now=None) -> outbox.RelayResult:
     if inline:
         return outbox.run_inline(ids)
     return outbox.relay(ids=ids, now=now)
+
+
+@transaction.atomic
+def delete_subscription(*, subscription: WebhookSubscription, actor: User) -> None:
+    """Remove a receiver with its delivery log; its pending deliveries stop (their task finds nothing)."""
+    sub = WebhookSubscription.objects.select_for_update().get(pk=subscription.pk)
+    sub._change_reason = "Webhook subscription deleted"
+    sub._history_user = actor if getattr(actor, "pk", None) else None
+    sub.delete()
