@@ -298,6 +298,9 @@ def _send(rows: list[OutboxMessage], result: RelayResult) -> list[OutboxMessage]
 def _run_inline(row: OutboxMessage) -> None:
     """The embedded mode: run the task here and now, recorded like a worker's run."""
     task = celery_app.tasks.get(row.name)
+    if task is None:  # written by name from a module that did not import the task: load them all
+        celery_app.loader.import_default_modules()
+        task = celery_app.tasks.get(row.name)
     if task is None:
         with transaction.atomic():
             _record_failure(row.pk, None, f"Unknown task {row.name}")
