@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.http import urlencode
 
 from ..events import EVENT_TYPES, webhooks
 from ..exceptions import DomainError
 from ..models import Event, MemberNotification, WebhookDelivery, WebhookSubscription
 from .base import BigListMixin, ExactSearchMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin, ServiceSaveMixin
+from .panels import MemberPanel, register_member_panel
 
 EVENT_CHOICES = [("*", "Every event type"), *((t, t) for t in sorted(EVENT_TYPES))]
 
@@ -159,3 +162,29 @@ class MemberNotificationAdmin(ReadOnlyAdminMixin, ExactSearchMixin, BigListMixin
     autocomplete_fields = ("member",)
     readonly_fields = [f.name for f in MemberNotification._meta.fields]
     ordering = ("-id",)
+
+
+RECENT_NOTIFICATIONS = 20
+
+
+def _notifications_panel(request, member) -> dict | None:
+    if not request.user.has_perm("loyalty.view_membernotification"):
+        return None
+    rows = list(MemberNotification.objects.filter(member=member).order_by("-id")[: RECENT_NOTIFICATIONS + 1])
+    more = reverse("admin:loyalty_membernotification_changelist") + "?" + urlencode({"member__id__exact": member.pk})
+    return {
+        "rows": rows[:RECENT_NOTIFICATIONS],
+        "more_url": more if len(rows) > RECENT_NOTIFICATIONS else None,
+        "opted_in": member.marketing_opt_in,
+    }
+
+
+register_member_panel(
+    MemberPanel(
+        key="notifications",
+        title="Messages",
+        template="admin/loyalty/member_notifications_panel.html",
+        context=_notifications_panel,
+        order=90,
+    )
+)

@@ -28,7 +28,7 @@ from .base import (
 from .panels import member_panels
 
 RECENT_ENTRIES = 20
-PROFILE_FIELDS = ("email", "name", "phone", "status")
+PROFILE_FIELDS = ("email", "name", "phone", "status", "marketing_opt_in")
 
 
 @admin.register(Metric)
@@ -90,7 +90,7 @@ class MemberAdmin(BigListMixin, ServiceSaveMixin, ServiceManagedHistoryAdmin):
     def get_fieldsets(self, request, obj=None):
         if obj is None:
             return [(None, {"fields": ("external_id", "name", "email", "phone", "tier")})]
-        profile = ["external_id", "name", "email", "phone", "status"]
+        profile = ["external_id", "name", "email", "phone", "status", "marketing_opt_in"]
         if self.has_change_permission(request, obj):
             profile.append("change_reason")
         return [
