@@ -89,7 +89,7 @@ class MemberAdmin(BigListMixin, ServiceSaveMixin, ServiceManagedHistoryAdmin):
     # --- the form -----------------------------------------------------------------------------
     def get_fieldsets(self, request, obj=None):
         if obj is None:
-            return [(None, {"fields": ("external_id", "name", "email", "phone", "tier")})]
+            return [(None, {"fields": ("external_id", "name", "email", "phone", "marketing_opt_in", "tier")})]
         profile = ["external_id", "name", "email", "phone", "status", "marketing_opt_in"]
         if self.has_change_permission(request, obj):
             profile.append("change_reason")
@@ -125,6 +125,7 @@ class MemberAdmin(BigListMixin, ServiceSaveMixin, ServiceManagedHistoryAdmin):
                     name=data.get("name", ""),
                     phone=data.get("phone", ""),
                     tier=data.get("tier"),
+                    marketing_opt_in=data.get("marketing_opt_in", True),
                     actor=request.user,
                     reason=reason or "Enrolled in the admin",
                 )

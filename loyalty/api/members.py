@@ -43,6 +43,7 @@ class MemberCreateIn(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     phone = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
     tier = serializers.SlugRelatedField(slug_field="code", queryset=Tier.objects.all(), required=False)
+    marketing_opt_in = serializers.BooleanField(required=False, default=True)
 
 
 class MemberPatchIn(serializers.Serializer):

@@ -19,7 +19,7 @@ from django.db import connection
 
 from .types import EVENT_TYPES, MARKETING_TEMPLATES
 
-__all__ = ["EVENT_TYPES", "MARKETING_TEMPLATES", "emit", "present", "register_presenter"]
+__all__ = ["EVENT_TYPES", "MARKETING_TEMPLATES", "emit", "emit_each", "present", "register_presenter"]
 
 Presenter = Callable[[Any], dict]
 _presenters: dict[type, Presenter] = {}
@@ -75,3 +75,8 @@ def emit(type_: str, obj: Any, *, member: Any = None, extra: dict | None = None)
     )
     queue_deliveries(event)
     return event
+
+
+def emit_each(type_: str, objs: list[Any]) -> list:
+    """``emit`` for each object (e.g. the expiry entries of one run), in order."""
+    return [emit(type_, obj) for obj in objs]
