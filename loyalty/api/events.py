@@ -106,6 +106,7 @@ class WebhookRotateSecret(generics.GenericAPIView):
     serializer_class = WebhookWithSecretOut
 
     @extend_schema(request=None, responses=WebhookWithSecretOut)
+    @idempotent
     def post(self, request, pk):
         sub, secret = webhooks.rotate_secret(
             subscription=get_object_or_404(WebhookSubscription, pk=pk), actor=request.user
@@ -115,6 +116,8 @@ class WebhookRotateSecret(generics.GenericAPIView):
 
 class DeliveryOut(serializers.ModelSerializer):
     type = serializers.CharField(source="event_type")
+    # Plain strings in the schema: "status" enums of other apps would collide in the naming.
+    status = serializers.CharField(read_only=True, help_text="pending | delivered | failed")
 
     class Meta:
         model = WebhookDelivery
@@ -246,6 +249,10 @@ def _int(raw: str, name: str, errors: dict, *, minimum: int, maximum: int | None
 
 
 class NotificationOut(serializers.ModelSerializer):
+    status = serializers.CharField(read_only=True, help_text="queued | sent | failed | skipped")
+    reason = serializers.CharField(read_only=True, help_text="opted_out | no_email | ... (skipped), else empty")
+    category = serializers.CharField(read_only=True, help_text="transactional | marketing")
+
     class Meta:
         model = MemberNotification
         fields = ["id", "template", "channel", "category", "status", "reason", "created_at", "sent_at"]
