@@ -100,6 +100,18 @@ def _address_allowed(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+def check_url(url: str) -> None:
+    """When a subscription is saved: an http(s) URL, and (in production) not a private address.
+
+    With private addresses allowed (DEBUG, tests) the name is not looked up now: every attempt
+    resolves it anyway."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UnsafeURL("The URL must be http(s)://host/...", errors={"url": ["An http or https URL."]})
+    if not _private_allowed(parts.hostname):
+        resolve(url)
+
+
 def resolve(url: str) -> tuple[str, int, str]:
     """(host, port, the address to connect to), or ``UnsafeURL``: loopback, link-local, private,
     reserved and multicast addresses are refused unless ``WEBHOOK_ALLOW_PRIVATE_ADDRESSES`` (DEBUG,
@@ -194,7 +206,7 @@ def create_subscription(
     *, url: str, events: list[str], actor: User, active: bool = True, description: str = ""
 ) -> tuple[WebhookSubscription, str]:
     """A new receiver and its secret (the only time the secret is shown)."""
-    resolve(url)
+    check_url(url)
     secret = new_secret()
     sub = WebhookSubscription(
         url=url,
@@ -216,7 +228,7 @@ def update_subscription(*, subscription: WebhookSubscription, actor: User, reaso
         raise InvalidInput(f"Cannot change {', '.join(sorted(unknown))}.")
     sub = WebhookSubscription.objects.select_for_update().get(pk=subscription.pk)
     if "url" in fields:
-        resolve(fields["url"])
+        check_url(fields["url"])
     if "events" in fields:
         fields["events"] = _clean_events(fields["events"])
     changed = [name for name, value in fields.items() if getattr(sub, name) != value]
@@ -273,7 +285,6 @@ def attempt(delivery_id: int) -> str:
     if delivery is None or delivery.status == Status.DELIVERED:
         return "skipped"
     sub = delivery.subscription
-    now = timezone.now()
     if not sub.active:
         _move(delivery.pk, Status.FAILED, last_error="The subscription is inactive.", next_attempt_at=None)
         return "inactive"
