@@ -20,6 +20,7 @@ from loyalty.models import Event, MemberNotification, WebhookDelivery, WebhookSu
 from .base import ReadWritePerms, has_perms, idempotent, member_or_404
 
 EVENT_CHOICES = sorted(EVENT_TYPES)
+MAX_ID = 2**63 - 1
 
 
 # --- webhooks ------------------------------------------------------------------------------------
@@ -190,6 +191,12 @@ class EventOut(serializers.ModelSerializer):
         fields = ["id", "type", "created_at", "data"]
 
 
+class EventPageOut(serializers.Serializer):
+    next = serializers.URLField(allow_null=True, help_text="The following page, or null at the end.")
+    cursor = serializers.IntegerField(help_text="The last id in this page (or your after): poll with after=<it>.")
+    results = EventOut(many=True)
+
+
 class EventFeed(APIView):
     """Events oldest first after the cursor ``after`` (an event id; 0 or absent: from the start).
 
@@ -205,11 +212,11 @@ class EventFeed(APIView):
             OpenApiParameter("member", str, description="The member's external_id."),
             OpenApiParameter("page_size", int, description="Up to 500 (default 100)."),
         ],
-        responses=EventOut(many=True),
+        responses=EventPageOut,
     )
     def get(self, request):
         errors = {}
-        after = _int(request.query_params.get("after", "0"), "after", errors, minimum=0)
+        after = _int(request.query_params.get("after", "0"), "after", errors, minimum=0, maximum=MAX_ID)
         size = _int(request.query_params.get("page_size", "100"), "page_size", errors, minimum=1, maximum=500)
         types = request.query_params.getlist("type")
         unknown = sorted(set(types) - EVENT_TYPES)
