@@ -72,7 +72,7 @@ class RetryPolicy:
 RETRY_POLICIES: dict[str, RetryPolicy] = {
     Kind.TASK: RetryPolicy(max_attempts=8, backoff_seconds=10, max_backoff_seconds=600),  # ~35 min in all
     Kind.EMAIL: RetryPolicy(max_attempts=8, backoff_seconds=30, max_backoff_seconds=1800),  # ~2 h
-    Kind.WEBHOOK: RetryPolicy(max_attempts=32, backoff_seconds=30, max_backoff_seconds=3600),  # ~25 h
+    # Kind.WEBHOOK: from the WEBHOOK_* settings (policy_for), by default 32 attempts, 30 s .. 1 h, ~25 h
 }
 DEFAULT_POLICY = RETRY_POLICIES[Kind.TASK]
 

@@ -19,6 +19,7 @@ from loyalty import outbox, roles
 from loyalty.events import emit, webhooks
 from loyalty.models import Event, Member, OutboxMessage, WebhookDelivery, WebhookSubscription
 from tests.conftest import api_client_for, make_user
+from tests.helpers import admin_url, login, messages_of
 from tests.webhook_receiver import Receiver
 
 Status = WebhookDelivery.Status
@@ -298,3 +299,35 @@ def test_a_support_agent_cannot_manage_webhooks(db, receiver):
     support = api_client_for(make_user("sue", roles.SUPPORT_AGENT))
     assert support.get("/api/v1/webhooks/").status_code == 403
     assert support.post("/api/v1/webhooks/", {"url": receiver.url, "events": ["*"]}, format="json").status_code == 403
+
+
+# --- the admin -----------------------------------------------------------------------------------
+
+
+def test_the_admin_shows_the_secret_once_and_replays_from_the_delivery_log(
+    member, receiver, boss, django_capture_on_commit_callbacks
+):
+    client = login(boss)
+    response = client.post(
+        admin_url("loyalty_webhooksubscription_add"),
+        {"url": receiver.url, "events": ["member.enrolled"], "active": "on", "description": "CRM"},
+        follow=True,
+    )
+    sub = WebhookSubscription.objects.get()
+    [message] = [m for m in messages_of(response) if "signing secret" in m]
+    assert sub.secret in message
+    change_page = client.get(admin_url("loyalty_webhooksubscription_change", sub.pk)).content.decode()
+    assert sub.secret not in change_page and sub.secret_prefix in change_page
+
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        emit("member.enrolled", member)
+    delivery = WebhookDelivery.objects.get()
+    listed = client.get(admin_url("loyalty_webhookdelivery_changelist", query="status__exact=delivered"))
+    assert listed.status_code == 200 and [d.pk for d in listed.context["cl"].result_list] == [delivery.pk]
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(
+            admin_url("loyalty_webhookdelivery_changelist"),
+            {"action": "replay", "_selected_action": [delivery.pk], "reason": "Receiver restored a backup"},
+        )
+    assert len(receiver.received) == 2
+    assert delivery.history.filter(history_change_reason="Receiver restored a backup").exists()
