@@ -212,3 +212,13 @@ def test_an_opted_out_member_gets_no_reminder_logged_skipped_once(
     assert mail.outbox == []
     assert log_of(expiring) == [("points_expiring", Status.SKIPPED, Reason.OPTED_OUT)]
     assert Event.objects.filter(type="points.expiring").count() == 1  # integrations still hear of it
+
+
+def test_the_member_page_shows_the_messages(member, opted_out, boss, django_capture_on_commit_callbacks):
+    from tests.helpers import admin_url, login
+
+    with django_capture_on_commit_callbacks(execute=True):
+        distribute_codes(boss, opted_out)
+    page = login(boss).get(admin_url("loyalty_member_change", member.pk)).content.decode()
+    assert 'id="notifications-panel"' in page and "<strong>opted out</strong>" in page
+    assert 'data-template="code_assigned" data-status="skipped"' in page and "Opted out of marketing" in page
