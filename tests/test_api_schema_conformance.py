@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from loyalty import services
-from tests.conftest import make_user
+from tests.helpers import make_user
 
 MAX_EXAMPLES = 3
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]

@@ -36,7 +36,7 @@ from promotions.models import Campaign, Code, CodeBatch, CodeRedemption
 from redemptions import services as redemptions
 from redemptions.models import Rollback
 from retro.models import RetroClaim
-from tests.conftest import api_client_for, make_user
+from tests.helpers import api_client_for, make_user
 
 pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
 

@@ -16,8 +16,7 @@ from rest_framework.test import APIClient
 from loyalty import services
 from loyalty.exceptions import InvalidInput, InvalidTransition, PermissionRequired
 from loyalty.models import ApiKey
-from tests.conftest import api_client_for
-from tests.helpers import BASE, admin_url, assert_error, every_admin_page, login, messages_of
+from tests.helpers import BASE, admin_url, api_client_for, assert_error, every_admin_page, login, messages_of
 
 pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
 

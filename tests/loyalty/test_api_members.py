@@ -6,8 +6,7 @@ from rest_framework.test import APIClient
 
 from loyalty import services
 from loyalty.models import IdempotencyRecord, LedgerEntry, Member, Metric, Reward, Tier
-from tests.conftest import api_client_for
-from tests.helpers import BASE, assert_error
+from tests.helpers import BASE, api_client_for, assert_error
 
 
 @pytest.fixture

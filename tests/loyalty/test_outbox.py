@@ -23,8 +23,7 @@ from loyalty.exceptions import InvalidInput, InvalidTransition, PermissionRequir
 from loyalty.models import OutboxMessage
 from loyalty.notifications import notify_member
 from loyalty.tasks import expire_points
-from tests.conftest import DEAD_BROKER
-from tests.helpers import admin_url, login, messages_of
+from tests.helpers import DEAD_BROKER, admin_url, login, messages_of
 
 CALLS: list[str] = []
 FAILURES: list[Exception] = []
