@@ -10,13 +10,17 @@ except under CI=true, where a missing service is a failure.
 from __future__ import annotations
 
 import datetime as dt
+import io
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from django.contrib.auth.models import Group, User
 from django.contrib.messages import get_messages
-from django.db import connection
+from django.core.management import call_command
+from django.db import connection, transaction
 from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
@@ -121,6 +125,37 @@ def api_client_for(user: User) -> APIClient:
     return client
 
 
+# --- data shared by a group of tests -----------------------------------------------------------------
+
+
+@contextmanager
+def shared_transaction(django_db_blocker) -> Iterator[None]:
+    """An outer transaction around a group of tests (a class- or module-scoped fixture), rolled back
+    after the last one: what is written inside is made once for the group, like Django's
+    ``TestCase.setUpTestData``. Each test still runs in its own savepoint (pytest-django's ``db``),
+    so what a test writes is undone before the next one and the group's data stays as it was.
+
+    Keep such a fixture to a class (or a module of its own): a module-scoped one stays set up for
+    every later test of the module, including those that did not ask for it."""
+    with django_db_blocker.unblock():
+        atomic = transaction.atomic()
+        # As Django's TestCase marks its own outer blocks: durable service transactions may run inside.
+        atomic._from_testcase = True
+        atomic.__enter__()
+        try:
+            yield
+        finally:
+            transaction.set_rollback(True)
+            atomic.__exit__(None, None, None)
+
+
+def seed_demo(members: int) -> str:
+    """``manage.py seed_demo --members N --force`` (no DEBUG needed); its output."""
+    out = io.StringIO()
+    call_command("seed_demo", members=members, force=True, stdout=out)
+    return out.getvalue()
+
+
 BASE = "/api/v1"
 
 # --- rules and dates -------------------------------------------------------------------------------
@@ -183,11 +218,13 @@ def login(user) -> Client:
     return client
 
 
-def every_admin_page(client: Client, user, *, objects_per_model: int = 3) -> list[str]:
+def every_admin_page(client: Client, user, *, objects_per_model: int = 1) -> list[str]:
     """The admin pages ``user`` may see: the index, each app's index, and for every registered
-    model its list and, for its first ``objects_per_model`` objects (every API key), the change
-    page, the history page and each historical version's page."""
+    model its list and, for its first ``objects_per_model`` objects, the change page, the history
+    page and the first historical version's page: every page *kind* once per model. API keys, whose
+    pages must never show a key, are opened all of them, with every version."""
     from django.contrib import admin
+    from django.test import RequestFactory
     from simple_history.admin import SimpleHistoryAdmin
 
     from loyalty.models import ApiKey
@@ -200,14 +237,18 @@ def every_admin_page(client: Client, user, *, objects_per_model: int = 3) -> lis
             continue
         apps.add(opts.app_label)
         name = f"admin:{opts.app_label}_{opts.model_name}"
-        pages.append(reverse(f"{name}_changelist"))
-        queryset = model_admin.get_queryset(client.get(reverse(f"{name}_changelist")).wsgi_request).order_by("pk")
-        objects = list(queryset if model is ApiKey else queryset[:objects_per_model])
-        for obj in objects:
+        changelist = reverse(f"{name}_changelist")
+        pages.append(changelist)
+        request = RequestFactory().get(changelist)
+        request.user = user
+        queryset = model_admin.get_queryset(request).order_by("pk")
+        every = model is ApiKey
+        for obj in queryset if every else queryset[:objects_per_model]:
             pages.append(reverse(f"{name}_change", args=[obj.pk]))
             pages.append(reverse(f"{name}_history", args=[obj.pk]))
             if isinstance(model_admin, SimpleHistoryAdmin) and hasattr(obj, "history"):
-                for version in obj.history.values_list("history_id", flat=True):
+                versions = obj.history.order_by("history_id").values_list("history_id", flat=True)
+                for version in versions if every else versions[:1]:
                     pages.append(reverse(f"{name}_simple_history", args=[obj.pk, version]))
     pages += [reverse("admin:app_list", args=[label]) for label in sorted(apps)]
     return pages
