@@ -79,6 +79,7 @@ def test_an_api_url_no_route_matches_is_a_json_404():
     assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_the_schema_and_docs_need_the_auditor_or_integration_role(
     integration_user, auditor_user, support_user, campaign_manager_user, admin_user

@@ -91,6 +91,7 @@ def run_operation(operation, mode: GenerationMode, api_key: str) -> list[str]:
     return failures
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_every_operation_answers_as_its_schema_says(api_key):
     schema = load_schema(api_key)

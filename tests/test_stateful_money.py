@@ -639,6 +639,7 @@ class MoneyMachine(RuleBasedStateMachine):
         self.prev, self.prev_rollbacks = state, statuses
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_no_sequence_of_operations_mints_or_loses_points():
     if connection.vendor != "sqlite":

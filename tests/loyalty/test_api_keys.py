@@ -138,6 +138,7 @@ def _create_in_admin(client, owner) -> str:
     return page.context["key"]
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_a_key_made_in_the_admin_works_and_no_admin_page_shows_it(admin_user, auditor_user, integration_user, member):
     client = login(admin_user)
@@ -239,6 +240,7 @@ def test_existing_drf_tokens_become_digests_and_the_plaintext_table_is_dropped(i
     assert key_client(old_key).get(f"{BASE}/members/").status_code == 200
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_seed_demo_prints_a_working_integration_key(settings):
     settings.DEBUG = True

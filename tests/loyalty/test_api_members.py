@@ -241,6 +241,7 @@ def test_openapi_schema_documents_the_idempotency_key_on_every_post_that_acts(ap
     assert "requestBody" in posts["/api/v1/members/"] and "201" in posts["/api/v1/members/"]["responses"]
 
 
+@pytest.mark.slow
 def test_openapi_schema_validates(tmp_path):
     from django.core.management import call_command
 

@@ -336,6 +336,7 @@ def test_resending_a_running_message_is_refused(admin_user):
 # --- the admin ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_the_admin_lists_filters_and_resends(admin_user, auditor_user, django_capture_on_commit_callbacks):
     failed = _stalled("failed", attempts=3)

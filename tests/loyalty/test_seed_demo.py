@@ -280,6 +280,7 @@ def test_seed_demo_refuses_without_debug(settings):
     assert not User.objects.filter(username="support").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_seed_demo_runs_with_force(settings):
     settings.DEBUG = False

@@ -56,6 +56,7 @@ def data(rich_member, reward, code_reward, support_user, admin_user):
 # --- screens ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 @pytest.mark.parametrize("who", ["admin_user", "support_user", "approver_user", "auditor_user"])
 def test_screens_render_for_every_role(data, request, who):
