@@ -13,9 +13,8 @@ from loyalty import services as loyalty
 from loyalty.models import LedgerEntry, ProgramSettings
 from redemptions import services
 from redemptions.models import Redemption, RewardCodePool, Rollback
-from tests.conftest import make_user
 from tests.helpers import admin_url as url
-from tests.helpers import balance, login, messages_of
+from tests.helpers import balance, login, make_user, messages_of
 
 pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
 
@@ -57,6 +56,7 @@ def data(rich_member, reward, code_reward, support_user, admin_user):
 # --- screens ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 @pytest.mark.parametrize("who", ["admin_user", "support_user", "approver_user", "auditor_user"])
 def test_screens_render_for_every_role(data, request, who):
