@@ -6,8 +6,9 @@ buttons on the change page, imports), which check permissions, transitions and f
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed
@@ -18,15 +19,22 @@ from django.utils.html import format_html
 from import_export.admin import ExportMixin
 from import_export.formats import base_formats
 
-from loyalty.admin.base import (
+from loyalty.kernel.admin import (
     BigListMixin,
     ChangeListExportMixin,
+    CreatedWithinFilter,
+    FastActionCheckboxMixin,
+    ObjectActionsMixin,
     PageAction,
     ReadOnlyInline,
+    RowButton,
     ServiceManagedHistoryAdmin,
-    admin_link,
+    bulk_action,
+    changelist_url,
+    link,
+    perm_checker,
 )
-from loyalty.models import Reward
+from loyalty.models import ProgramSettings, Reward
 
 from .. import resources, selectors, services
 from ..forms import (
@@ -38,14 +46,6 @@ from ..forms import (
     RollbackForm,
 )
 from ..models import Award, Redemption, Rollback
-from .common import (
-    CreatedWithinFilter,
-    FastActionCheckboxMixin,
-    changelist_url,
-    form_action,
-    perm_checker,
-    simple_action,
-)
 
 APPROVE = "redemptions.approve_redemption"
 PROCESS = "redemptions.change_redemption"
@@ -54,7 +54,19 @@ ROLL_BACK = "redemptions.add_rollback"
 
 # --- actions (each row through one service call) ----------------------------------------------
 
-approve_selected = simple_action(
+
+def response_action(*, verb: str, **kwargs):
+    """A bulk action on redemptions and awards, reported as "Moved 2: #4, #7." and, in one message,
+    "1 could not be moved: #9: <the service's reason>"."""
+    return bulk_action(
+        done=f"{verb.capitalize()} {{n}}: {{ids}}.",
+        grouped=f"{{n}} could not be {verb}: {{items}}",
+        prepare=lambda qs: qs.order_by("pk"),
+        **kwargs,
+    )
+
+
+approve_selected = response_action(
     name="approve_selected",
     description="Approve selected",
     permission="approve",
@@ -62,7 +74,7 @@ approve_selected = simple_action(
     run=lambda obj, user: services.approve_redemption(redemption=obj, actor=user),
 )
 
-reject_selected = form_action(
+reject_selected = response_action(
     name="reject_selected",
     description="Reject selected",
     permission="approve",
@@ -72,7 +84,7 @@ reject_selected = form_action(
     run=lambda obj, user, data: services.reject_redemption(redemption=obj, actor=user, reason=data["reason"]),
 )
 
-return_selected = form_action(
+return_selected = response_action(
     name="return_selected",
     description="Return selected",
     permission="approve",
@@ -82,7 +94,7 @@ return_selected = form_action(
     run=lambda obj, user, data: services.return_redemption(redemption=obj, actor=user, reason=data["reason"]),
 )
 
-change_status_selected = form_action(
+change_status_selected = response_action(
     name="change_status_selected",
     description="Change processing status",
     permission="process",
@@ -95,7 +107,7 @@ change_status_selected = form_action(
     ),
 )
 
-change_fulfillment_selected = form_action(
+change_fulfillment_selected = response_action(
     name="change_fulfillment_selected",
     description="Change fulfillment status",
     permission="fulfil",
@@ -112,7 +124,7 @@ change_fulfillment_selected = form_action(
     ),
 )
 
-change_award_status_selected = form_action(
+change_award_status_selected = response_action(
     name="change_award_status_selected",
     description="Change award status",
     permission="process",
@@ -124,7 +136,7 @@ change_award_status_selected = form_action(
     ),
 )
 
-rollback_selected = form_action(
+rollback_selected = response_action(
     name="rollback_selected",
     description="Roll back",
     permission="rollback",
@@ -139,6 +151,60 @@ rollback_selected = form_action(
 )
 
 
+# --- which of them the change page offers: only where they can succeed --------------------------
+
+
+def _submitted(request, obj) -> bool:
+    return obj.approval_status == Redemption.ApprovalStatus.SUBMITTED and request.user.has_perm(APPROVE)
+
+
+def _status_moves(request, obj) -> bool:
+    return request.user.has_perm(PROCESS) and bool(Redemption.STATUS_TRANSITIONS.get(obj.status))
+
+
+def _award_status_moves(request, obj) -> bool:
+    return (
+        _status_moves(request, obj)
+        and obj.kind == Redemption.Kind.AWARD
+        and bool(Redemption.AWARD_TRANSITIONS.get(obj.award_status))
+    )
+
+
+def _fulfillment_moves(request, obj) -> bool:
+    return (
+        request.user.has_perm(FULFIL) and obj.reward.requires_fulfillment and obj.status != Redemption.Status.CANCELED
+    )
+
+
+def rollback_available(request, obj) -> bool:
+    """Roll back… is offered where the rollback policy can let it through (the service decides, and
+    says why when it refuses): points were spent here, nothing waits for approval, and the status,
+    the fulfillment and the window are ones the program settings allow."""
+    if not request.user.has_perm(ROLL_BACK) or not obj.points_spent or obj.status == Redemption.Status.CANCELED:
+        return False
+    if obj.approval_status == Redemption.ApprovalStatus.SUBMITTED or obj.channel == Redemption.Channel.IMPORT:
+        return False
+    program = ProgramSettings.load()
+    if obj.status not in program.rollback_statuses:
+        return False
+    if (obj.fulfillment_status or "none") not in program.rollback_fulfillment_statuses:
+        return False
+    if timezone.now() - obj.created_at > dt.timedelta(days=program.rollback_window_days):
+        return False
+    return not obj.rollbacks.filter(status=Rollback.Status.PENDING_APPROVAL).exists()
+
+
+ROW_BUTTONS = (
+    RowButton("approve_selected", "Approve", _submitted),
+    RowButton("reject_selected", "Reject…", _submitted),
+    RowButton("return_selected", "Return…", _submitted),
+    RowButton("change_status_selected", "Change status…", _status_moves),
+    RowButton("change_award_status_selected", "Change award status…", _award_status_moves),
+    RowButton("change_fulfillment_selected", "Change fulfillment…", _fulfillment_moves),
+    RowButton("rollback_selected", "Roll back…", rollback_available),
+)
+
+
 class RollbackInline(ReadOnlyInline):
     model = Rollback
     fk_name = "redemption"
@@ -150,7 +216,7 @@ class RollbackInline(ReadOnlyInline):
         return super().get_queryset(request).select_related("requested_by", "approved_by")
 
 
-class ResponseAdminBase(FastActionCheckboxMixin, BigListMixin, ServiceManagedHistoryAdmin):
+class ResponseAdminBase(ObjectActionsMixin, FastActionCheckboxMixin, BigListMixin, ServiceManagedHistoryAdmin):
     """What the Redemptions and Awards screens share. View-only rows; actions call services."""
 
     change_form_template = "admin/redemptions/redemption/change_form.html"
@@ -160,6 +226,7 @@ class ResponseAdminBase(FastActionCheckboxMixin, BigListMixin, ServiceManagedHis
     search_help_text = "Exact customer id, email, issued code, redemption id or legacy reference."
     list_display_links = ("id",)
     inlines = [RollbackInline]
+    row_buttons = ROW_BUTTONS
     readonly_fields = ("member_link", "code_text", "net_points")
     fieldsets = [
         (None, {"fields": ("kind", "member_link", "reward", "quantity", "channel", "created_by", "created_at")}),
@@ -214,7 +281,7 @@ class ResponseAdminBase(FastActionCheckboxMixin, BigListMixin, ServiceManagedHis
     # --- columns -------------------------------------------------------------------------------
     @admin.display(description="Member", ordering="member")
     def member_link(self, obj):
-        return admin_link(obj.member)
+        return link(obj.member)
 
     @admin.display(description="Issued code")
     def code_text(self, obj):
@@ -235,30 +302,10 @@ class ResponseAdminBase(FastActionCheckboxMixin, BigListMixin, ServiceManagedHis
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("member", "reward", "issued_code")
 
-    def response_actions(self, request, obj) -> list[dict]:
-        """The buttons on a change page: the actions that make sense for this row and this user."""
-        user = request.user
-        out = []
-        if obj.approval_status == Redemption.ApprovalStatus.SUBMITTED and user.has_perm(APPROVE):
-            out += [("approve_selected", "Approve"), ("reject_selected", "Reject…"), ("return_selected", "Return…")]
-        if user.has_perm(PROCESS) and Redemption.STATUS_TRANSITIONS.get(obj.status):
-            out.append(("change_status_selected", "Change status…"))
-            if obj.kind == Redemption.Kind.AWARD and Redemption.AWARD_TRANSITIONS.get(obj.award_status):
-                out.append(("change_award_status_selected", "Change award status…"))
-        if user.has_perm(FULFIL) and obj.reward.requires_fulfillment and obj.status != Redemption.Status.CANCELED:
-            out.append(("change_fulfillment_selected", "Change fulfillment…"))
-        if user.has_perm(ROLL_BACK) and obj.status != Redemption.Status.CANCELED and obj.points_spent:
-            out.append(("rollback_selected", "Roll back…"))
-        available = self.get_actions(request)
-        return [{"name": name, "label": label} for name, label in out if name in available]
-
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = extra_context or {}
         obj = self.get_object(request, object_id)
         if obj is not None:
-            extra_context["response_actions"] = self.response_actions(request, obj)
-            extra_context["actions_url"] = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
-            extra_context["action_checkbox_name"] = helpers.ACTION_CHECKBOX_NAME
             extra_context["member_url"] = reverse("admin:loyalty_member_change", args=[obj.member_id])
         return super().change_view(request, object_id, form_url, extra_context)
 
@@ -268,7 +315,7 @@ class RedemptionAdmin(ChangeListExportMixin, ExportMixin, ResponseAdminBase):
     """The Redemptions screen: redemptions plus claimed awards; the approval queue; exports and imports."""
 
     resource_classes = [resources.RedemptionResource]
-    page_actions = (
+    extra_page_actions = (
         PageAction(
             "redemptions_redemption_import",
             "Import fulfillment",
@@ -360,8 +407,8 @@ class RedemptionAdmin(ChangeListExportMixin, ExportMixin, ResponseAdminBase):
     def member_history(self, obj):
         return format_html(
             '<a href="{}">ledger</a> · <a href="{}">responses</a>',
-            changelist_url("admin:loyalty_ledgerentry_changelist", member__id__exact=obj.member_id),
-            changelist_url("admin:redemptions_redemption_changelist", member__id__exact=obj.member_id),
+            changelist_url("loyalty.ledgerentry", member__id__exact=obj.member_id),
+            changelist_url("redemptions.redemption", member__id__exact=obj.member_id),
         )
 
     # --- extra views ---------------------------------------------------------------------------
@@ -525,4 +572,4 @@ class AwardAdmin(ResponseAdminBase):
 
 
 def reward_responses_url(reward: Reward) -> str:
-    return changelist_url("admin:redemptions_redemption_changelist", reward__id__exact=reward.pk)
+    return changelist_url("redemptions.redemption", reward__id__exact=reward.pk)

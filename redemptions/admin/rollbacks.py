@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from loyalty.admin.base import BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin, admin_link
+from loyalty.kernel.admin import (
+    BigListMixin,
+    CreatedWithinFilter,
+    FastActionCheckboxMixin,
+    ObjectActionsMixin,
+    ReadOnlyAdminMixin,
+    RowButton,
+    ServiceManagedHistoryAdmin,
+    changelist_url,
+    link,
+    perm_checker,
+)
 
 from .. import selectors, services
 from ..forms import OptionalReasonForm, ReasonForm
 from ..models import Rollback
-from .common import CreatedWithinFilter, FastActionCheckboxMixin, changelist_url, form_action, link, perm_checker
+from .responses import response_action
 
 APPROVE_ROLLBACK = "redemptions.approve_rollback"
 
-approve_rollbacks = form_action(
+approve_rollbacks = response_action(
     name="approve_rollbacks",
     description="Approve selected rollbacks",
     permission="approve",
@@ -29,7 +39,7 @@ approve_rollbacks = form_action(
     run=lambda obj, user, data: services.approve_rollback(rollback=obj, actor=user, note=data["reason"]),
 )
 
-reject_rollbacks = form_action(
+reject_rollbacks = response_action(
     name="reject_rollbacks",
     description="Reject selected rollbacks",
     permission="approve",
@@ -41,8 +51,14 @@ reject_rollbacks = form_action(
 )
 
 
+def _pending(request, obj) -> bool:
+    return obj.status == Rollback.Status.PENDING_APPROVAL
+
+
 @admin.register(Rollback)
-class RollbackAdmin(FastActionCheckboxMixin, BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin):
+class RollbackAdmin(
+    ObjectActionsMixin, FastActionCheckboxMixin, BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin
+):
     change_list_template = "admin/redemptions/rollback/change_list.html"
     change_form_template = "admin/redemptions/rollback/change_form.html"
     action_row_template = "admin/redemptions/_rollback_rows.html"
@@ -69,6 +85,10 @@ class RollbackAdmin(FastActionCheckboxMixin, BigListMixin, ReadOnlyAdminMixin, S
     search_help_text = "Exact customer id, email, rollback id; or r<id> for a redemption's rollbacks."
     ordering = ("-created_at", "-id")
     actions = [approve_rollbacks, reject_rollbacks]
+    row_buttons = (
+        RowButton("approve_rollbacks", "Approve…", _pending),
+        RowButton("reject_rollbacks", "Reject…", _pending),
+    )
     readonly_fields = ("redemption_link", "member_link")
     fieldsets = [
         (None, {"fields": ("redemption_link", "member_link", "status", "reason", "via", "note", "created_at")}),
@@ -119,11 +139,11 @@ class RollbackAdmin(FastActionCheckboxMixin, BigListMixin, ReadOnlyAdminMixin, S
 
     @admin.display(description="Redemption", ordering="redemption")
     def redemption_link(self, obj):
-        return link("admin:redemptions_redemption_change", obj.redemption_id, f"#{obj.redemption_id}")
+        return link("redemptions.redemption", f"#{obj.redemption_id}", pk=obj.redemption_id)
 
     @admin.display(description="Member", ordering="member")
     def member_link(self, obj):
-        return admin_link(obj.member)
+        return link(obj.member)
 
     @admin.display(description="Reward")
     def reward(self, obj):
@@ -181,17 +201,10 @@ class RollbackAdmin(FastActionCheckboxMixin, BigListMixin, ReadOnlyAdminMixin, S
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = extra_context or {}
         obj = self.get_object(request, object_id)
-        if obj is not None and obj.status == Rollback.Status.PENDING_APPROVAL and self.has_approve_permission(request):
-            extra_context["response_actions"] = [
-                {"name": "approve_rollbacks", "label": "Approve…"},
-                {"name": "reject_rollbacks", "label": "Reject…"},
-            ]
-            extra_context["actions_url"] = reverse("admin:redemptions_rollback_changelist")
-            extra_context["action_checkbox_name"] = helpers.ACTION_CHECKBOX_NAME
         if obj is not None:
             extra_context["member_url"] = reverse("admin:loyalty_member_change", args=[obj.member_id])
         return super().change_view(request, object_id, form_url, extra_context)
 
 
 def member_rollbacks_url(member_id: int) -> str:
-    return changelist_url("admin:redemptions_rollback_changelist", member__id__exact=member_id)
+    return changelist_url("redemptions.rollback", member__id__exact=member_id)
