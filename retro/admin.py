@@ -17,7 +17,7 @@ from django.utils.timesince import timesince
 
 from loyalty.admin.earning import render_breakdown
 from loyalty.admin.panels import MemberPanel, register_member_panel
-from loyalty.exceptions import Conflict
+from loyalty.kernel import Conflict
 from loyalty.kernel.admin import (
     BigListMixin,
     ExactSearchMixin,

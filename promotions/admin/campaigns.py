@@ -11,8 +11,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from loyalty.exceptions import DomainError
-from loyalty.forms import form_errors_text
+from loyalty.kernel import DomainError
 from loyalty.kernel.admin import (
     ObjectAction,
     ObjectActionsMixin,
@@ -24,6 +23,7 @@ from loyalty.kernel.admin import (
     admin_url,
     bulk_action,
     changelist_url,
+    form_errors_text,
     link,
 )
 
@@ -317,6 +317,9 @@ class CampaignAdmin(ObjectActionsMixin, ServiceSaveMixin, ServiceManagedHistoryA
         return HttpResponseRedirect(reverse(f"admin:{self._url_name('change')}", args=[campaign.pk]))
 
     def generate_codes_view(self, request, object_id):
+        """Hand-written, not an ObjectAction: a page of its own (GET shows the form with the batch
+        settings, an invalid POST shows it again with the errors and the campaign's panels) with a
+        double-submit guard in the cache, answering with the queued batch's progress."""
         campaign = self._campaign(request, object_id)
         if not request.user.has_perm(GENERATE_PERM):
             raise PermissionDenied

@@ -472,6 +472,8 @@ class RedemptionAdmin(ChangeListExportMixin, ExportMixin, ResponseAdminBase):
 
     # --- imports: upload → dry run with preview and row errors → confirm (all or nothing) -------
     def import_view(self, request, kind: str):
+        """Hand-written, not an ObjectAction: three steps on one page (upload, dry run with every
+        row's outcome, confirm of the signed rows), for the list rather than one object."""
         spec = resources.IMPORTS.get(kind)
         if spec is None:
             raise PermissionDenied

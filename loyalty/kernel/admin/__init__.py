@@ -13,6 +13,8 @@
 How to add an action: docs/admin-toolkit.md.
 """
 
+from loyalty.forms import form_errors_text
+
 from .actions import (
     MAX_ROWS_PER_ACTION,
     Done,
@@ -70,6 +72,7 @@ __all__ = [
     "changelist_link",
     "changelist_url",
     "confirmed",
+    "form_errors_text",
     "link",
     "perm_checker",
     "render_confirm",
