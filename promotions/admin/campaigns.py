@@ -80,6 +80,18 @@ def _move(campaign: Campaign, user, status: str, reason: str) -> Campaign:
     return services.change_campaign_status(campaign=campaign, status=status, actor=user, reason=reason)
 
 
+def _status_action(verb: str, status: str):
+    """Activate / Pause selected campaigns: no form, the reason says where it happened."""
+    past = f"{verb.capitalize().rstrip('e')}ed"
+    return bulk_action(
+        name=verb,
+        description=f"{verb.capitalize()} selected campaigns",
+        permission="change",
+        run=lambda c, user: _move(c, user, status, f"{past} in the admin"),
+        done=past + " {n} campaign{s}.",
+    )
+
+
 class ChangeCampaignStatus(ObjectAction):
     """The Activate / Pause / End buttons of the campaign page (the target is posted as ``status``)."""
 
@@ -243,20 +255,8 @@ class CampaignAdmin(ObjectActionsMixin, ServiceSaveMixin, ServiceManagedHistoryA
         return self.inlines if obj is not None else []
 
     # --- status actions ------------------------------------------------------------------------------
-    activate = bulk_action(
-        name="activate",
-        description="Activate selected campaigns",
-        permission="change",
-        run=lambda c, user: _move(c, user, Campaign.Status.ACTIVE, "Activated in the admin"),
-        done="Activated {n} campaign{s}.",
-    )
-    pause = bulk_action(
-        name="pause",
-        description="Pause selected campaigns",
-        permission="change",
-        run=lambda c, user: _move(c, user, Campaign.Status.PAUSED, "Paused in the admin"),
-        done="Paused {n} campaign{s}.",
-    )
+    activate = _status_action("activate", Campaign.Status.ACTIVE)
+    pause = _status_action("pause", Campaign.Status.PAUSED)
     end = bulk_action(
         name="end",
         description="End selected campaigns (final)…",

@@ -81,20 +81,33 @@ def _describe(redemption: Redemption) -> str:
 
 
 class GiveReward(ObjectAction):
-    """Redeem a reward (for points) or award one (free) from the member page: one action, two
-    declarations. ``service`` names the function of ``redemptions.services``; ``fields`` the form's
-    values it takes besides the reward."""
+    """Redeem a reward (for points) or award one (free) from the member page: one action for both.
+    ``KINDS``: the permission, the form, the form's values the service takes besides the reward,
+    and the past tense of the message."""
 
+    KINDS = {
+        "redeem": (REDEEM, RedeemForm, ("quantity",), "Redeemed"),
+        "award": (AWARD, AwardForm, ("reason",), "Awarded"),
+    }
     anchor = "panel-rewards"
-    service = ""
-    fields: tuple[str, ...] = ()
-    done = ""
+
+    def __init__(self, kind: str) -> None:
+        perm, form_class, self.fields, self.done = self.KINDS[kind]
+        super().__init__(
+            name=f"{kind}_reward",
+            label=kind.capitalize(),
+            roles_label=f"{kind.capitalize()} a reward (member page)",
+            permissions=(perm,),
+            form_class=form_class,
+            form_prefix=kind,
+            refused=f"Not {self.done.lower()}.",
+        )
 
     def available(self, request, member) -> bool:
         return self.has_permission(request, member) and member.status == member.Status.ACTIVE
 
     def run(self, request, member, data):
-        response = getattr(services, self.service)(
+        response = getattr(services, self.name)(
             member=member,
             reward=data["reward"],
             actor=request.user,
@@ -104,30 +117,8 @@ class GiveReward(ObjectAction):
         return f"{self.done} {_describe(response)}."
 
 
-REDEEM_ACTION = GiveReward(
-    name="redeem_reward",
-    label="Redeem",
-    roles_label="Redeem a reward (member page)",
-    permissions=(REDEEM,),
-    form_class=RedeemForm,
-    form_prefix="redeem",
-    refused="Not redeemed.",
-    service="redeem_reward",
-    fields=("quantity",),
-    done="Redeemed",
-)
-AWARD_ACTION = GiveReward(
-    name="award_reward",
-    label="Award",
-    roles_label="Award a reward (member page)",
-    permissions=(AWARD,),
-    form_class=AwardForm,
-    form_prefix="award",
-    refused="Not awarded.",
-    service="award_reward",
-    fields=("reason",),
-    done="Awarded",
-)
+REDEEM_ACTION = GiveReward("redeem")
+AWARD_ACTION = GiveReward("award")
 
 
 register_member_panel(

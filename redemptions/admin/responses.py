@@ -55,100 +55,69 @@ ROLL_BACK = "redemptions.add_rollback"
 # --- actions (each row through one service call) ----------------------------------------------
 
 
-def response_action(*, verb: str, **kwargs):
-    """A bulk action on redemptions and awards, reported as "Moved 2: #4, #7." and, in one message,
-    "1 could not be moved: #9: <the service's reason>"."""
+INTROS = {
+    "reject_selected": "Points and stock go back; the member cannot redeem this reward again. "
+    "The member is told by email.",
+    "return_selected": "Points and stock go back; the member may redeem the reward again. The member is told by email.",
+    "change_status_selected": "Canceling gives the points and stock back and voids an unused issued code.",
+    "change_fulfillment_selected": "Shipped and delivered are emailed to the member.",
+    "rollback_selected": "Points come back with their original lots, an unused issued code is voided and the member "
+    "is told. Fraud, large amounts and repeated rollbacks wait for a second person.",
+    "approve_rollbacks": "Each rollback is checked again (code use, shipment, amounts) and executed; "
+    "the member is told.",
+    "reject_rollbacks": "Nothing is given back; the member is told.",
+}
+
+
+def response_action(
+    name, description, permission, verb, service, form_class=None, button=None, *, renames=None, target="redemption"
+):
+    """A bulk action that calls ``services.<service>`` for each row (as ``target``), with the
+    form's fields as its keyword arguments (``renames`` maps a field to another argument).
+    Reported as "Moved 2: #4, #7." and, in one message, "1 could not be moved: #9: <the
+    service's reason>". The confirm page's text is ``INTROS[name]``."""
+
+    def run(obj, user, data=None):
+        kwargs = {(renames or {}).get(key, key): value for key, value in (data or {}).items()}
+        return getattr(services, service)(**{target: obj}, actor=user, **kwargs)
+
     return bulk_action(
+        name=name,
+        description=description,
+        permission=permission,
+        form_class=form_class,
+        button=button,
+        intro=INTROS.get(name, ""),
+        run=run,
         done=f"{verb.capitalize()} {{n}}: {{ids}}.",
         grouped=f"{{n}} could not be {verb}: {{items}}",
         prepare=lambda qs: qs.order_by("pk"),
-        **kwargs,
     )
 
 
-approve_selected = response_action(
-    name="approve_selected",
-    description="Approve selected",
-    permission="approve",
-    verb="approved",
-    run=lambda obj, user: services.approve_redemption(redemption=obj, actor=user),
-)
-
+approve_selected = response_action("approve_selected", "Approve selected", "approve", "approved", "approve_redemption")
 reject_selected = response_action(
-    name="reject_selected",
-    description="Reject selected",
-    permission="approve",
-    form_class=ReasonForm,
-    verb="rejected",
-    intro="Points and stock go back; the member cannot redeem this reward again. The member is told by email.",
-    run=lambda obj, user, data: services.reject_redemption(redemption=obj, actor=user, reason=data["reason"]),
+    "reject_selected", "Reject selected", "approve", "rejected", "reject_redemption", ReasonForm
 )
-
 return_selected = response_action(
-    name="return_selected",
-    description="Return selected",
-    permission="approve",
-    form_class=ReasonForm,
-    verb="returned",
-    intro="Points and stock go back; the member may redeem the reward again. The member is told by email.",
-    run=lambda obj, user, data: services.return_redemption(redemption=obj, actor=user, reason=data["reason"]),
+    "return_selected", "Return selected", "approve", "returned", "return_redemption", ReasonForm
 )
-
 change_status_selected = response_action(
-    name="change_status_selected",
-    description="Change processing status",
-    permission="process",
-    form_class=ChangeStatusForm,
-    verb="moved",
-    intro="Canceling gives the points and stock back and voids an unused issued code.",
-    button="Change status",
-    run=lambda obj, user, data: services.change_status(
-        redemption=obj, status=data["status"], actor=user, reason=data["reason"]
-    ),
-)
-
+    "change_status_selected", "Change processing status", "process", "moved", "change_status", ChangeStatusForm,
+    "Change status",
+)  # fmt: skip
 change_fulfillment_selected = response_action(
-    name="change_fulfillment_selected",
-    description="Change fulfillment status",
-    permission="fulfil",
-    form_class=ChangeFulfillmentForm,
-    verb="moved",
-    intro="Shipped and delivered are emailed to the member.",
-    button="Change fulfillment",
-    run=lambda obj, user, data: services.change_fulfillment(
-        redemption=obj,
-        fulfillment_status=data["fulfillment_status"],
-        tracking_ref=data["tracking_ref"],
-        actor=user,
-        reason=data["reason"],
-    ),
-)
-
+    "change_fulfillment_selected", "Change fulfillment status", "fulfil", "moved", "change_fulfillment",
+    ChangeFulfillmentForm, "Change fulfillment",
+)  # fmt: skip
 change_award_status_selected = response_action(
-    name="change_award_status_selected",
-    description="Change award status",
-    permission="process",
-    form_class=ChangeAwardStatusForm,
-    verb="moved",
-    button="Change award status",
-    run=lambda obj, user, data: services.change_award_status(
-        redemption=obj, award_status=data["award_status"], actor=user, reason=data["reason"]
-    ),
-)
-
+    "change_award_status_selected", "Change award status", "process", "moved", "change_award_status",
+    ChangeAwardStatusForm, "Change award status",
+)  # fmt: skip
 rollback_selected = response_action(
-    name="rollback_selected",
-    description="Roll back",
-    permission="rollback",
-    form_class=RollbackForm,
-    verb="rolled back (or sent for approval)",
-    intro="Points come back with their original lots, an unused issued code is voided and the member is told. "
-    "Fraud, large amounts and repeated rollbacks wait for a second person.",
-    button="Roll back",
-    run=lambda obj, user, data: services.rollback_redemption(
-        redemption=obj, reason=data["reason"], points=data["points"], note=data["note"], actor=user
-    ),
-)
+    "rollback_selected", "Roll back", "rollback", "rolled back (or sent for approval)", "rollback_redemption",
+    RollbackForm, "Roll back",
+)  # fmt: skip
 
 
 # --- which of them the change page offers: only where they can succeed --------------------------

@@ -21,7 +21,7 @@ from loyalty.kernel.admin import (
     perm_checker,
 )
 
-from .. import selectors, services
+from .. import selectors
 from ..forms import OptionalReasonForm, ReasonForm
 from ..models import Rollback
 from .responses import response_action
@@ -29,26 +29,13 @@ from .responses import response_action
 APPROVE_ROLLBACK = "redemptions.approve_rollback"
 
 approve_rollbacks = response_action(
-    name="approve_rollbacks",
-    description="Approve selected rollbacks",
-    permission="approve",
-    form_class=OptionalReasonForm,
-    verb="approved",
-    intro="Each rollback is checked again (code use, shipment, amounts) and executed; the member is told.",
-    button="Approve",
-    run=lambda obj, user, data: services.approve_rollback(rollback=obj, actor=user, note=data["reason"]),
-)
-
+    "approve_rollbacks", "Approve selected rollbacks", "approve", "approved", "approve_rollback", OptionalReasonForm,
+    "Approve", renames={"reason": "note"}, target="rollback",
+)  # fmt: skip
 reject_rollbacks = response_action(
-    name="reject_rollbacks",
-    description="Reject selected rollbacks",
-    permission="approve",
-    form_class=ReasonForm,
-    verb="rejected",
-    intro="Nothing is given back; the member is told.",
-    button="Reject",
-    run=lambda obj, user, data: services.reject_rollback(rollback=obj, actor=user, reason=data["reason"]),
-)
+    "reject_rollbacks", "Reject selected rollbacks", "approve", "rejected", "reject_rollback", ReasonForm, "Reject",
+    target="rollback",
+)  # fmt: skip
 
 
 def _pending(request, obj) -> bool:
