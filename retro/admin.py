@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from django.contrib import admin
 from django.http import QueryDict
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince
@@ -23,6 +23,7 @@ from loyalty.kernel.admin import (
     ExactSearchMixin,
     ObjectAction,
     ObjectActionsMixin,
+    QueueMixin,
     ReadOnlyAdminMixin,
     ServiceManagedHistoryAdmin,
     bulk_action,
@@ -108,7 +109,7 @@ class RejectClaim(_Decision):
 
 @admin.register(RetroClaim)
 class RetroClaimAdmin(
-    ObjectActionsMixin, ExactSearchMixin, BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin
+    QueueMixin, ObjectActionsMixin, ExactSearchMixin, BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin
 ):
     object_actions = (ApproveClaim(), RejectClaim())
     change_form_template = "admin/retro/retroclaim/change_form.html"
@@ -226,46 +227,15 @@ class RetroClaimAdmin(
         return link("loyalty.ledgerentry", f"#{obj.ledger_entry_id}", pk=obj.ledger_entry_id)
 
     # --- the approval queue: this changelist, submitted claims only, oldest first ---------------
-    def _is_queue(self, request) -> bool:
-        return getattr(request, "_retro_queue", False)
+    queue_title = "Retro claims waiting for approval"
+    queue_list_filter = ()
+    queue_actions = ("approve_selected", "reject_selected")
 
-    def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        if self._is_queue(request):
-            qs = qs.filter(status=RetroClaim.Status.SUBMITTED)
-        return qs
+    def queue_queryset(self, request, queryset):
+        return queryset.filter(status=RetroClaim.Status.SUBMITTED)
 
-    def get_ordering(self, request):
-        return ("created_at", "id") if self._is_queue(request) else super().get_ordering(request)
-
-    def get_list_display(self, request):
-        return self.queue_list_display if self._is_queue(request) else super().get_list_display(request)
-
-    def get_list_filter(self, request):
-        return () if self._is_queue(request) else super().get_list_filter(request)
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        if self._is_queue(request):
-            actions.pop("retry_selected", None)
-        return actions
-
-    def queue_view(self, request):
-        request._retro_queue = True
-        return self.changelist_view(
-            request,
-            extra_context={
-                "title": "Retro claims waiting for approval",
-                "subtitle": None,
-                "retro_queue": True,
-                "can_approve": request.user.has_perm(APPROVE_PERM),
-            },
-        )
-
-    def changelist_view(self, request, extra_context=None):
-        extra = {"queue_url": reverse(f"admin:{self._url_name('queue')}")}
-        extra.update(extra_context or {})
-        return super().changelist_view(request, extra_context=extra)
+    def queue_context(self, request):
+        return {"retro_queue": True, "can_approve": request.user.has_perm(APPROVE_PERM)}
 
     # --- bulk actions ----------------------------------------------------------------------------
     def has_approve_permission(self, request) -> bool:
@@ -300,13 +270,6 @@ class RetroClaimAdmin(
     )
 
     # --- buttons on the claim page ---------------------------------------------------------------
-    def _url_name(self, suffix: str) -> str:
-        return f"{self.opts.app_label}_{self.opts.model_name}_{suffix}"
-
-    def get_urls(self):
-        queue = path("queue/", self.admin_site.admin_view(self.queue_view), name=self._url_name("queue"))
-        return [queue, *super().get_urls()]
-
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and obj.pk:
             context.update({"claim_panel": True, "own_claim": obj.requested_by_id == request.user.pk})

@@ -26,6 +26,7 @@ from loyalty.kernel.admin import (
     FastActionCheckboxMixin,
     ObjectActionsMixin,
     PageAction,
+    QueueMixin,
     ReadOnlyInline,
     RowButton,
     ServiceManagedHistoryAdmin,
@@ -280,7 +281,7 @@ class ResponseAdminBase(ObjectActionsMixin, FastActionCheckboxMixin, BigListMixi
 
 
 @admin.register(Redemption)
-class RedemptionAdmin(ChangeListExportMixin, ExportMixin, ResponseAdminBase):
+class RedemptionAdmin(QueueMixin, ChangeListExportMixin, ExportMixin, ResponseAdminBase):
     """The Redemptions screen: redemptions plus claimed awards; the approval queue; exports and imports."""
 
     resource_classes = [resources.RedemptionResource]
@@ -328,7 +329,7 @@ class RedemptionAdmin(ChangeListExportMixin, ExportMixin, ResponseAdminBase):
         "reward",
     )
 
-    QUEUE_DISPLAY = (
+    queue_list_display = (
         "id",
         "created_at",
         "kind",
@@ -341,28 +342,17 @@ class RedemptionAdmin(ChangeListExportMixin, ExportMixin, ResponseAdminBase):
         "member_history",
     )
 
-    def _in_queue(self, request) -> bool:
-        return getattr(request, "redemptions_queue", False)
+    # --- the approval queue (QueueMixin) ------------------------------------------------------
+    queue_list_filter = (CreatedWithinFilter, "kind", "reward")
+    queue_actions = ("approve_selected", "reject_selected", "return_selected")
+
+    def queue_queryset(self, request, queryset):
+        """Submitted redemptions and awards, oldest first, with the member's balance."""
+        return selectors.approval_queue()
 
     def get_queryset(self, request):
-        if self._in_queue(request):
-            return selectors.approval_queue()
-        return super().get_queryset(request).filter(selectors.REDEMPTIONS_SCREEN)
-
-    def get_ordering(self, request):
-        return ("created_at", "id") if self._in_queue(request) else self.ordering
-
-    def get_list_display(self, request):
-        return self.QUEUE_DISPLAY if self._in_queue(request) else self.list_display
-
-    def get_list_filter(self, request):
-        return (CreatedWithinFilter, "kind", "reward") if self._in_queue(request) else self.list_filter
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        if self._in_queue(request):
-            return {k: v for k, v in actions.items() if k in ("approve_selected", "reject_selected", "return_selected")}
-        return actions
+        queryset = super().get_queryset(request)
+        return queryset if self.in_queue(request) else queryset.filter(selectors.REDEMPTIONS_SCREEN)
 
     @admin.display(description="Balance")
     def member_balance(self, obj):
@@ -385,30 +375,12 @@ class RedemptionAdmin(ChangeListExportMixin, ExportMixin, ResponseAdminBase):
         info = f"{self.opts.app_label}_{self.opts.model_name}"
         view = self.admin_site.admin_view
         return [
-            path("queue/", view(self.queue_view), name=f"{info}_queue"),
             path("export.csv", view(self.stream_csv_view), name=f"{info}_export_csv"),
             path("import/<str:kind>/", view(self.import_view), name=f"{info}_import"),
         ] + super().get_urls()
 
-    def queue_view(self, request):
-        """Approvers' queue: submitted redemptions and awards, oldest first, with the member's balance.
-        The normal change list (filters, actions, intermediate pages) in queue mode."""
-        if not self.has_view_or_change_permission(request):
-            raise PermissionDenied
-        request.redemptions_queue = True
-        return self.changelist_view(
-            request,
-            extra_context={
-                "title": "Approval queue",
-                "queue": True,
-                "changelist_url": reverse("admin:redemptions_redemption_changelist"),
-            },
-        )
-
     def changelist_view(self, request, extra_context=None):
         extra_context = extra_context or {}
-        opts = self.opts
-        extra_context.setdefault("queue_url", reverse(f"admin:{opts.app_label}_{opts.model_name}_queue"))
         extra_context["waiting"] = (
             Redemption.objects.filter(approval_status=Redemption.ApprovalStatus.SUBMITTED).order_by()[:1000].count()
         )

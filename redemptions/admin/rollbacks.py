@@ -13,6 +13,7 @@ from loyalty.kernel.admin import (
     CreatedWithinFilter,
     FastActionCheckboxMixin,
     ObjectActionsMixin,
+    QueueMixin,
     ReadOnlyAdminMixin,
     RowButton,
     ServiceManagedHistoryAdmin,
@@ -44,7 +45,12 @@ def _pending(request, obj) -> bool:
 
 @admin.register(Rollback)
 class RollbackAdmin(
-    ObjectActionsMixin, FastActionCheckboxMixin, BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin
+    QueueMixin,
+    ObjectActionsMixin,
+    FastActionCheckboxMixin,
+    BigListMixin,
+    ReadOnlyAdminMixin,
+    ServiceManagedHistoryAdmin,
 ):
     change_list_template = "admin/redemptions/rollback/change_list.html"
     change_form_template = "admin/redemptions/rollback/change_form.html"
@@ -98,19 +104,12 @@ class RollbackAdmin(
 
     has_approve_permission = perm_checker(APPROVE_ROLLBACK)
 
-    def _in_queue(self, request) -> bool:
-        return getattr(request, "rollbacks_queue", False)
+    # --- the approval queue (QueueMixin): rollbacks waiting for a second person ------------------
+    queue_title = "Rollback approval queue"
+    queue_list_filter = ("reason", CreatedWithinFilter)
 
-    def get_queryset(self, request):
-        if self._in_queue(request):
-            return selectors.rollback_queue()
-        return super().get_queryset(request)
-
-    def get_ordering(self, request):
-        return ("created_at", "id") if self._in_queue(request) else self.ordering
-
-    def get_list_filter(self, request):
-        return ("reason", CreatedWithinFilter) if self._in_queue(request) else self.list_filter
+    def queue_queryset(self, request, queryset):
+        return selectors.rollback_queue()
 
     def get_search_results(self, request, queryset, search_term):
         term = (search_term or "").strip()
@@ -144,31 +143,16 @@ class RollbackAdmin(
         info = f"{self.opts.app_label}_{self.opts.model_name}"
         view = self.admin_site.admin_view
         return [
-            path("queue/", view(self.queue_view), name=f"{info}_queue"),
             path("trends/", view(self.trends_view), name=f"{info}_trends"),
         ] + super().get_urls()
 
     def changelist_view(self, request, extra_context=None):
         extra_context = extra_context or {}
-        extra_context.setdefault("queue_url", reverse("admin:redemptions_rollback_queue"))
         extra_context["trends_url"] = reverse("admin:redemptions_rollback_trends")
         extra_context["waiting"] = (
             Rollback.objects.filter(status=Rollback.Status.PENDING_APPROVAL).order_by()[:1000].count()
         )
         return super().changelist_view(request, extra_context)
-
-    def queue_view(self, request):
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        request.rollbacks_queue = True
-        return self.changelist_view(
-            request,
-            extra_context={
-                "title": "Rollback approval queue",
-                "queue": True,
-                "changelist_url": reverse("admin:redemptions_rollback_changelist"),
-            },
-        )
 
     def trends_view(self, request):
         if not self.has_view_permission(request):

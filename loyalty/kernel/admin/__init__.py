@@ -8,6 +8,7 @@
 - actions: ``ObjectAction`` + ``ObjectActionsMixin`` (buttons on an object's page), ``RowButton``,
   ``bulk_action``/``run_each`` (list actions), ``render_confirm`` (the one confirm page),
   ``PageAction`` (the declaration of a hand-written page);
+- queues: ``QueueMixin`` (an approval queue: the change list in queue mode);
 - links: ``link``, ``changelist_link``, ``admin_url``, ``changelist_url``.
 
 How to add an action: docs/admin-toolkit.md.
@@ -44,6 +45,7 @@ from .lists import (
     ReadOnlyAdminMixin,
     ReadOnlyInline,
 )
+from .queues import QueueMixin
 
 __all__ = [
     "MAX_ROWS_PER_ACTION",
@@ -60,6 +62,7 @@ __all__ = [
     "InputFilter",
     "ObjectAction",
     "ObjectActionsMixin",
+    "QueueMixin",
     "PageAction",
     "ReadOnlyAdminMixin",
     "ReadOnlyInline",
