@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from loyalty.kernel.admin import (
+    NoDeleteMixin,
     ObjectAction,
     ObjectActionsMixin,
     ServiceManagedHistoryAdmin,
@@ -75,7 +76,7 @@ class RevokeKey(ObjectAction):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(ObjectActionsMixin, ServiceSaveMixin, ServiceManagedHistoryAdmin):
+class ApiKeyAdmin(NoDeleteMixin, ObjectActionsMixin, ServiceSaveMixin, ServiceManagedHistoryAdmin):
     add_form = ApiKeyCreateForm
     list_display = ("name", "prefix_shown", "owner", "created_at", "last_used_at", "expires_at", "status_shown")
     list_display_links = ("name",)
@@ -116,16 +117,8 @@ class ApiKeyAdmin(ObjectActionsMixin, ServiceSaveMixin, ServiceManagedHistoryAdm
     def has_change_permission(self, request, obj=None):
         return False
 
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     def has_revoke_permission(self, request, obj=None):
         return request.user.has_perm("loyalty.revoke_apikey")
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     # --- the add page: the key is shown on the answer to the form, once ------------------------
     def get_form(self, request, obj=None, change=False, **kwargs):

@@ -27,6 +27,7 @@ from loyalty.kernel.admin import (
     DurableSaveMixin,
     ExactSearchMixin,
     InputFilter,
+    NoDeleteMixin,
     ObjectAction,
     ObjectActionsMixin,
     ReadOnlyAdminMixin,
@@ -365,7 +366,7 @@ class NewRuleSetVersion(_RuleSetAction):
 
 
 @admin.register(RuleSet)
-class RuleSetAdmin(ObjectActionsMixin, ServiceSaveMixin, ServiceManagedHistoryAdmin):
+class RuleSetAdmin(NoDeleteMixin, ObjectActionsMixin, ServiceSaveMixin, ServiceManagedHistoryAdmin):
     """Drafts are edited (through ``services.create_rule_set`` / ``update_rule_set``); published and
     retired versions are read-only everywhere. Publish, retire and "new version" are buttons."""
 
@@ -409,14 +410,6 @@ class RuleSetAdmin(ObjectActionsMixin, ServiceSaveMixin, ServiceManagedHistoryAd
         if obj is not None and obj.status != RuleSet.Status.DRAFT:
             return False
         return super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # versions are history; a draft is simply never published
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     # --- saving a draft through the services ----------------------------------------------------
     def save_model(self, request, obj, form, change):

@@ -13,6 +13,7 @@ from django.utils.html import format_html
 
 from loyalty.kernel import DomainError
 from loyalty.kernel.admin import (
+    NoDeleteMixin,
     ObjectAction,
     ObjectActionsMixin,
     PageAction,
@@ -110,7 +111,7 @@ class ChangeCampaignStatus(ObjectAction):
 
 
 @admin.register(Campaign)
-class CampaignAdmin(ObjectActionsMixin, ServiceSaveMixin, ServiceManagedHistoryAdmin):
+class CampaignAdmin(NoDeleteMixin, ObjectActionsMixin, ServiceSaveMixin, ServiceManagedHistoryAdmin):
     """Campaign managers' main screen. Saves go through ``create_campaign`` / ``update_campaign``;
     statuses move through the actions and the buttons on the page; batches through the
     "Generate codes" form (a custom view below)."""
@@ -204,14 +205,6 @@ class CampaignAdmin(ObjectActionsMixin, ServiceSaveMixin, ServiceManagedHistoryA
         if obj is not None and obj.status == Campaign.Status.ENDED:
             return False  # an ended campaign is final
         return super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # codes and redemptions refer to campaigns
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     # --- saving through the services -------------------------------------------------------------------
     def save_model(self, request, obj, form, change):

@@ -24,6 +24,7 @@ from loyalty.kernel.admin import (
     ChangeListExportMixin,
     CreatedWithinFilter,
     FastActionCheckboxMixin,
+    NoDeleteMixin,
     ObjectActionsMixin,
     PageAction,
     QueueMixin,
@@ -186,7 +187,9 @@ class RollbackInline(ReadOnlyInline):
         return super().get_queryset(request).select_related("requested_by", "approved_by")
 
 
-class ResponseAdminBase(ObjectActionsMixin, FastActionCheckboxMixin, BigListMixin, ServiceManagedHistoryAdmin):
+class ResponseAdminBase(
+    NoDeleteMixin, ObjectActionsMixin, FastActionCheckboxMixin, BigListMixin, ServiceManagedHistoryAdmin
+):
     """What the Redemptions and Awards screens share. View-only rows; actions call services."""
 
     change_form_template = "admin/redemptions/redemption/change_form.html"
@@ -239,14 +242,6 @@ class ResponseAdminBase(ObjectActionsMixin, FastActionCheckboxMixin, BigListMixi
     def has_change_permission(self, request, obj=None):
         # The change page is view-only; list-level (obj=None) stays for the actions' sake.
         return False if obj is not None else super().has_change_permission(request)
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     # --- columns -------------------------------------------------------------------------------
     @admin.display(description="Member", ordering="member")

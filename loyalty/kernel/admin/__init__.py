@@ -1,7 +1,8 @@
 """The admin toolkit every app's admin modules import (by these names only).
 
 - lists: ``BigListMixin``, ``ExactSearchMixin``, ``ChangeListGuardMixin``, ``ChangeListExportMixin``,
-  ``ReadOnlyAdminMixin``, ``ReadOnlyInline``, ``FastActionCheckboxMixin``, ``FastCountPaginator``,
+  ``ReadOnlyAdminMixin``, ``ReadOnlyInline``, ``ViewOnlyMixin``, ``NoDeleteMixin``,
+  ``FastActionCheckboxMixin``, ``FastCountPaginator``,
   and the filters ``InputFilter`` (typed values and ranges) and ``CreatedWithinFilter``;
 - history and saving: ``HistoryAdmin``, ``ServiceManagedHistoryAdmin``, ``ServiceSaveMixin``,
   ``DurableSaveMixin``;
@@ -42,8 +43,10 @@ from .lists import (
     FastActionCheckboxMixin,
     FastCountPaginator,
     InputFilter,
+    NoDeleteMixin,
     ReadOnlyAdminMixin,
     ReadOnlyInline,
+    ViewOnlyMixin,
 )
 from .queues import QueueMixin
 
@@ -60,6 +63,7 @@ __all__ = [
     "FastCountPaginator",
     "HistoryAdmin",
     "InputFilter",
+    "NoDeleteMixin",
     "ObjectAction",
     "ObjectActionsMixin",
     "QueueMixin",
@@ -69,6 +73,7 @@ __all__ = [
     "RowButton",
     "ServiceManagedHistoryAdmin",
     "ServiceSaveMixin",
+    "ViewOnlyMixin",
     "admin_url",
     "bounded",
     "bulk_action",

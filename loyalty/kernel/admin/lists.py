@@ -135,14 +135,8 @@ class ExactSearchMixin:
         return queryset.filter(q), False
 
 
-class ReadOnlyAdminMixin(ChangeListGuardMixin):
-    """View only: rows are written by services (append-only or derived), never in the admin."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
+class NoDeleteMixin:
+    """Rows are never deleted in the admin: the ledger, history and other rows refer to them."""
 
     def has_delete_permission(self, request, obj=None):
         return False
@@ -153,10 +147,8 @@ class ReadOnlyAdminMixin(ChangeListGuardMixin):
         return actions
 
 
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-    show_change_link = True
+class ViewOnlyMixin(NoDeleteMixin):
+    """No adding, changing or deleting here: the rows are written by services."""
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -164,8 +156,15 @@ class ReadOnlyInline(admin.TabularInline):
     def has_change_permission(self, request, obj=None):
         return False
 
-    def has_delete_permission(self, request, obj=None):
-        return False
+
+class ReadOnlyAdminMixin(ViewOnlyMixin, ChangeListGuardMixin):
+    """View only: rows are written by services (append-only or derived), never in the admin."""
+
+
+class ReadOnlyInline(ViewOnlyMixin, admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = True
 
 
 class InputFilter(admin.ListFilter):
