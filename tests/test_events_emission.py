@@ -15,8 +15,7 @@ from loyalty.models import Event, ProgramSettings, Reward, Segment, WebhookDeliv
 from promotions import services as promotions
 from redemptions import services as redemptions
 from retro import services as retro
-from tests.conftest import api_client_for, make_user
-from tests.helpers import FIXED
+from tests.helpers import FIXED, api_client_for, make_user
 
 pytestmark = pytest.mark.django_db
 

@@ -9,10 +9,17 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.http import urlencode
 
+from loyalty.kernel.admin import (
+    BigListMixin,
+    ExactSearchMixin,
+    ReadOnlyAdminMixin,
+    ServiceManagedHistoryAdmin,
+    ServiceSaveMixin,
+)
+
 from ..events import EVENT_TYPES, webhooks
 from ..exceptions import DomainError
 from ..models import Event, MemberNotification, WebhookDelivery, WebhookSubscription
-from .base import BigListMixin, ExactSearchMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin, ServiceSaveMixin
 from .panels import MemberPanel, register_member_panel
 
 EVENT_CHOICES = [("*", "Every event type"), *((t, t) for t in sorted(EVENT_TYPES))]

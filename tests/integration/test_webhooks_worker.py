@@ -17,8 +17,8 @@ import pytest
 from loyalty import services as loyalty
 from loyalty.events import webhooks
 from loyalty.models import Event, WebhookDelivery
-from tests.conftest import make_user
-from tests.integration.conftest import publish_to, run_beat, run_worker, wait_for
+from tests.helpers import make_user
+from tests.integration.helpers import publish_to, run_beat, run_worker, wait_for
 from tests.webhook_receiver import Receiver
 
 pytestmark = [pytest.mark.redis, pytest.mark.real_worker, pytest.mark.postgres]

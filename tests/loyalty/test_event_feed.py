@@ -12,7 +12,7 @@ from loyalty import roles
 from loyalty import services as loyalty
 from loyalty.events import emit
 from loyalty.models import Event
-from tests.conftest import api_client_for, make_user
+from tests.helpers import api_client_for, make_user
 
 
 @pytest.fixture

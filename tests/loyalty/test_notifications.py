@@ -16,7 +16,7 @@ from loyalty.models import Event, MemberNotification, OutboxMessage, ProgramSett
 from loyalty.reminders import send_expiry_reminders
 from promotions import services as promotions
 from redemptions import services as redemptions
-from tests.conftest import make_user
+from tests.helpers import make_user
 
 T0 = dt.datetime(2026, 3, 1, 10, tzinfo=dt.UTC)
 Status, Reason = MemberNotification.Status, MemberNotification.Reason

@@ -18,8 +18,7 @@ from django.db import transaction
 from loyalty import outbox, roles
 from loyalty.events import emit, webhooks
 from loyalty.models import Event, Member, OutboxMessage, WebhookDelivery, WebhookSubscription
-from tests.conftest import api_client_for, make_user
-from tests.helpers import admin_url, login, messages_of
+from tests.helpers import admin_url, api_client_for, login, make_user, messages_of
 from tests.webhook_receiver import Receiver
 
 Status = WebhookDelivery.Status
