@@ -38,6 +38,7 @@ ROWS = {
     "admin": ("bench.admin_lists", []),
     "export": ("bench.export", []),
     "member": ("bench.member", []),
+    "webhooks": ("bench.webhooks", []),
 }
 ORDER = list(ROWS)
 RESULTS = common.ROOT / "bench" / "results"

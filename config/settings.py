@@ -42,6 +42,16 @@ env = environ.Env(
     TRUSTED_PROXIES=(list, []),
     AXES_FAILURE_LIMIT=(int, 5),
     AXES_COOLOFF_MINUTES=(int, 15),
+    BRAND_NAME=(str, "Loyalty"),
+    WEBHOOK_QUEUE=(str, "webhooks"),
+    WEBHOOK_TIMEOUT_SECONDS=(int, 10),
+    WEBHOOK_BACKOFF_SECONDS=(int, 30),
+    WEBHOOK_MAX_BACKOFF_SECONDS=(int, 3600),
+    WEBHOOK_MAX_ATTEMPTS=(int, 32),
+    WEBHOOK_BEAT_SECONDS=(int, 5),
+    WEBHOOK_ALLOWED_HOSTS=(list, []),
+    WEBHOOK_ALLOWED_NETWORKS=(list, []),
+    EVENTS_FEED_SETTLE_SECONDS=(int, 2),
 )
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
@@ -177,6 +187,8 @@ vars().update(env.email("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="loyalty@example.com")
 # A mail server that hangs must not hold a worker past its outbox lease (Django's default: forever).
 EMAIL_TIMEOUT = env("EMAIL_TIMEOUT")
+# The name member emails are signed with (templates/emails/layout.*).
+BRAND_NAME = env("BRAND_NAME")
 
 # --- Security (production values unless DEBUG) -----------------------------------------------
 if not DEBUG:
@@ -295,6 +307,24 @@ OUTBOX_PUBLISH_LEASE_SECONDS = env("OUTBOX_PUBLISH_LEASE_SECONDS")
 OUTBOX_RUN_LEASE_SECONDS = env("OUTBOX_RUN_LEASE_SECONDS")
 OUTBOX_RETENTION_DAYS = env("OUTBOX_RETENTION_DAYS")
 OUTBOX_FAILED_RETENTION_DAYS = env("OUTBOX_FAILED_RETENTION_DAYS")
+# --- Events and webhooks (loyalty/events/; docs/operations.md "Webhooks") -----------------------
+WEBHOOK_QUEUE = env("WEBHOOK_QUEUE")  # run a worker with -Q <this>; empty: the default queue
+WEBHOOK_TIMEOUT_SECONDS = env("WEBHOOK_TIMEOUT_SECONDS")
+# Retries: WEBHOOK_BACKOFF_SECONDS doubling up to WEBHOOK_MAX_BACKOFF_SECONDS, WEBHOOK_MAX_ATTEMPTS
+# attempts in all (the defaults: 30 s ... 1 h, 32 attempts, about 25 hours), then failed.
+WEBHOOK_BACKOFF_SECONDS = env("WEBHOOK_BACKOFF_SECONDS")
+WEBHOOK_MAX_BACKOFF_SECONDS = env("WEBHOOK_MAX_BACKOFF_SECONDS")
+WEBHOOK_MAX_ATTEMPTS = env("WEBHOOK_MAX_ATTEMPTS")
+WEBHOOK_BEAT_SECONDS = env("WEBHOOK_BEAT_SECONDS")
+# SSRF guard: receivers on loopback, link-local, private or reserved addresses are refused, except
+# with DEBUG (and in the tests) or for the hosts and networks (CIDR) listed here.
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOK_ALLOW_PRIVATE_ADDRESSES", default=DEBUG)
+WEBHOOK_ALLOWED_HOSTS = env("WEBHOOK_ALLOWED_HOSTS")
+WEBHOOK_ALLOWED_NETWORKS = env("WEBHOOK_ALLOWED_NETWORKS")
+# The feed (GET /events/) shows events this many seconds old at least, so that an event whose
+# transaction committed after a later-numbered one is never skipped by a poller's cursor.
+EVENTS_FEED_SETTLE_SECONDS = env("EVENTS_FEED_SETTLE_SECONDS")
+
 CELERY_BEAT_SCHEDULE = {
     "expire-points": {"task": "loyalty.tasks.expire_points", "schedule": crontab(hour=2, minute=5)},
     "activate-pending-points": {"task": "loyalty.tasks.activate_pending_points", "schedule": 60 * 15},
@@ -312,6 +342,13 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": OUTBOX_SWEEP_SECONDS * 2},
     },
     "purge-outbox": {"task": "loyalty.tasks.purge_outbox", "schedule": crontab(hour=4, minute=35)},
+    # Webhook deliveries due now (new ones, and retries whose backoff ended) onto their queue.
+    "deliver-webhooks": {
+        "task": "loyalty.tasks.deliver_webhooks",
+        "schedule": WEBHOOK_BEAT_SECONDS,
+        "options": {"expires": WEBHOOK_BEAT_SECONDS * 2},
+    },
+    "send-expiry-reminders": {"task": "loyalty.tasks.send_expiry_reminders", "schedule": crontab(hour=9, minute=5)},
     "expire-awards": {"task": "redemptions.tasks.expire_awards", "schedule": crontab(minute=25)},
     "purge-idempotency-records": {
         "task": "loyalty.tasks.purge_idempotency_records",

@@ -17,3 +17,6 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 SECURE_SSL_REDIRECT = False
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = False
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}  # noqa: F405
+# The tests' webhook receivers listen on 127.0.0.1 (production refuses loopback, see settings.py).
+WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
+EVENTS_FEED_SETTLE_SECONDS = 0

@@ -9,6 +9,9 @@ class LoyaltyConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the deploy checks)
+        from .events.presenters import register as register_presenters
         from .roles import sync_role_permissions
+
+        register_presenters()
 
         post_migrate.connect(sync_role_permissions, dispatch_uid="loyalty.sync_role_permissions")

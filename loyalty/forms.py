@@ -28,7 +28,7 @@ class MemberAdminForm(forms.ModelForm):
 
     class Meta:
         model = Member
-        fields = ["external_id", "name", "email", "phone", "status", "tier"]
+        fields = ["external_id", "name", "email", "phone", "status", "marketing_opt_in", "tier"]
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

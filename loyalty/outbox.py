@@ -72,13 +72,24 @@ class RetryPolicy:
 RETRY_POLICIES: dict[str, RetryPolicy] = {
     Kind.TASK: RetryPolicy(max_attempts=8, backoff_seconds=10, max_backoff_seconds=600),  # ~35 min in all
     Kind.EMAIL: RetryPolicy(max_attempts=8, backoff_seconds=30, max_backoff_seconds=1800),  # ~2 h
-    Kind.WEBHOOK: RetryPolicy(max_attempts=32, backoff_seconds=30, max_backoff_seconds=3600),  # ~25 h
+    # Kind.WEBHOOK: from the WEBHOOK_* settings (policy_for), by default 32 attempts, 30 s .. 1 h, ~25 h
 }
 DEFAULT_POLICY = RETRY_POLICIES[Kind.TASK]
 
 
 def policy_for(kind: str) -> RetryPolicy:
+    if kind == Kind.WEBHOOK:  # from the settings, so an installation (or a test) can shorten it
+        return RetryPolicy(
+            max_attempts=settings.WEBHOOK_MAX_ATTEMPTS,
+            backoff_seconds=settings.WEBHOOK_BACKOFF_SECONDS,
+            max_backoff_seconds=settings.WEBHOOK_MAX_BACKOFF_SECONDS,
+        )
     return RETRY_POLICIES.get(kind, DEFAULT_POLICY)
+
+
+def queue_for(kind: str) -> str | None:
+    """Webhook deliveries have their own queue: a slow receiver never holds up other work."""
+    return (settings.WEBHOOK_QUEUE or None) if kind == Kind.WEBHOOK else None
 
 
 # --- write -------------------------------------------------------------------------------------
@@ -262,8 +273,15 @@ def _send(rows: list[OutboxMessage], result: RelayResult) -> list[OutboxMessage]
         # pooled one whose broker went away and came back reconnects on its next publish.
         with app.producer_or_acquire() as producer:
             for row in rows:
+                options = {"queue": queue} if (queue := queue_for(row.kind)) else {}
                 app.send_task(
-                    row.name, args=row.args, kwargs=row.kwargs, headers={HEADER: row.pk}, producer=producer, retry=False
+                    row.name,
+                    args=row.args,
+                    kwargs=row.kwargs,
+                    headers={HEADER: row.pk},
+                    producer=producer,
+                    retry=False,
+                    **options,
                 )
                 sent.append(row)
     except Exception as exc:
@@ -280,11 +298,25 @@ def _send(rows: list[OutboxMessage], result: RelayResult) -> list[OutboxMessage]
 def _run_inline(row: OutboxMessage) -> None:
     """The embedded mode: run the task here and now, recorded like a worker's run."""
     task = celery_app.tasks.get(row.name)
+    if task is None:  # written by name from a module that did not import the task: load them all
+        celery_app.loader.import_default_modules()
+        task = celery_app.tasks.get(row.name)
     if task is None:
         with transaction.atomic():
             _record_failure(row.pk, None, f"Unknown task {row.name}")
         return
     task.apply(args=row.args, kwargs=row.kwargs, headers={HEADER: row.pk}, throw=False)
+
+
+def run_inline(ids: list[int]) -> RelayResult:
+    """Run these pending rows in this process now (``manage.py deliver_webhooks --inline``).
+
+    Each run claims its row first, so a row a worker is already running is not run twice."""
+    result = RelayResult()
+    for row in OutboxMessage.objects.filter(pk__in=ids, status=Status.PENDING).order_by("pk"):
+        _run_inline(row)
+        result.ran_inline += 1
+    return result
 
 
 def _fail_exhausted(now: dt.datetime) -> int:
@@ -370,6 +402,12 @@ def _record_failure(outbox_id: int, attempt: int | None, error: str) -> None:
     else:
         update = {"status": Status.PENDING, "available_at": now + policy_for(row.kind).delay(row.attempts)}
     OutboxMessage.objects.filter(pk=row.pk).update(lease_until=None, last_error=error[:2000], **update)
+
+
+def current_message() -> OutboxMessage | None:
+    """The outbox row this thread is running (its attempts so far, its max_attempts), or None."""
+    current = _current.get()
+    return OutboxMessage.objects.filter(pk=current[0]).first() if current else None
 
 
 def heartbeat() -> bool:

@@ -30,6 +30,18 @@ _LOYALTY_READ = [
     "loyalty.view_rule",
     "loyalty.view_membertracker",
     "loyalty.view_programsettings",
+    "loyalty.view_membernotification",
+    "loyalty.view_event",
+]
+# Integrations manage their own webhook receivers (API.md "Events out").
+_WEBHOOKS = [
+    "loyalty.view_webhooksubscription",
+    "loyalty.add_webhooksubscription",
+    "loyalty.change_webhooksubscription",
+    "loyalty.delete_webhooksubscription",
+    "loyalty.rotate_webhooksubscription",
+    "loyalty.view_webhookdelivery",
+    "loyalty.replay_webhookdelivery",
 ]
 
 _PROMOTIONS_READ = [
@@ -129,6 +141,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "promotions.change_coderedemption",
         *_REDEMPTIONS_READ,
         *_REDEMPTIONS_WORK,
+        *_WEBHOOKS,
     ],
 }
 

@@ -35,6 +35,14 @@ def requalify_tiers() -> int:
 # Sent through the outbox (loyalty.notifications): a mail-server error is retried with the
 # outbox's backoff for emails; EMAIL_TIMEOUT keeps a hung server from holding the worker.
 @shared_task(acks_late=True)
+def send_notification(notification_id: int) -> int:
+    from .notifications import send
+
+    return send(notification_id)
+
+
+# Messages written before the notification log (still in an outbox at the upgrade): sent the same.
+@shared_task(acks_late=True)
 def send_member_email(member_id: int, template: str, context: dict) -> int:
     from .models import Member
     from .notifications import render_and_send
@@ -55,3 +63,31 @@ def sweep_outbox() -> dict:
 @shared_task(acks_late=True)
 def purge_outbox() -> int:
     return outbox.purge()
+
+
+# A delivery attempt is bounded by WEBHOOK_TIMEOUT_SECONDS itself; the time limits are a backstop.
+@shared_task(
+    acks_late=True,
+    soft_time_limit=settings.WEBHOOK_TIMEOUT_SECONDS + 10,
+    time_limit=settings.WEBHOOK_TIMEOUT_SECONDS + 20,
+)
+def deliver_webhook(delivery_id: int) -> str:
+    from .events.webhooks import attempt
+
+    return attempt(delivery_id)
+
+
+@shared_task(acks_late=True)
+def deliver_webhooks() -> dict:
+    """Beat, every WEBHOOK_BEAT_SECONDS: webhook deliveries due now onto the webhook queue."""
+    from .events.webhooks import deliver_due
+
+    result = deliver_due()
+    return {"published": result.published, "ran_inline": result.ran_inline}
+
+
+@shared_task(acks_late=True)
+def send_expiry_reminders() -> int:
+    from .reminders import send_expiry_reminders as run
+
+    return run()

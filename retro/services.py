@@ -8,6 +8,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from loyalty import events
 from loyalty.exceptions import BusinessRuleViolation, Conflict, FourEyesRequired, InvalidInput, MemberInactive
 from loyalty.models import LedgerEntry, Member, ProgramSettings, Transaction
 from loyalty.notifications import notify_member
@@ -97,6 +98,7 @@ def submit_retro_claim(
     if threshold is not None and preview["points"] < threshold:
         claim.auto_approved = True
         _approve(claim, actor=None, reason=f"Auto-approved: preview {preview['points']} < {threshold} points")
+    events.emit("retro_claim.submitted", claim)
     return claim
 
 
@@ -203,6 +205,7 @@ def process_retro_claim(*, claim_id: int) -> dict[str, Any]:
                     "occurred_on": txn.occurred_at.date().isoformat(),
                 },
             )
+            events.emit("retro_claim.processed", claim)
             return {"claim": claim_id, "points": breakdown["points"]}
     except (BusinessRuleViolation, Conflict) as exc:
         _mark_failed(claim_id, exc.detail)

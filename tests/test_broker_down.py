@@ -53,13 +53,13 @@ def test_partial_rollback_three_times_with_one_key_rolls_back_once(api, member, 
     assert answers[0].json() == answers[1].json() == answers[2].json()
     assert Rollback.objects.count() == 1 and answers[0].json()["points_returned"] == 30
     assert PointBalance.objects.get(member=member).balance == 930
-    assert pending("loyalty.tasks.send_member_email") == [("pending", 0)]  # the email waits for the broker
+    assert pending("loyalty.tasks.send_notification") == [("pending", 0)]  # the email waits for the broker
     assert "Publish failed" in OutboxMessage.objects.get().last_error
     assert mail.outbox == []
     broker.inline()  # the broker is back: the sweep sends the email, once
     outbox.sweep()
     outbox.sweep()
-    assert len(mail.outbox) == 1 and pending("loyalty.tasks.send_member_email") == [("done", 1)]
+    assert len(mail.outbox) == 1 and pending("loyalty.tasks.send_notification") == [("done", 1)]
 
 
 @pytest.mark.django_db

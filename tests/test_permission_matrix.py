@@ -29,7 +29,8 @@ from rest_framework.test import APIClient
 
 from loyalty import permission_map, roles
 from loyalty import services as loyalty
-from loyalty.models import Member, Reward, RuleSet, Transaction
+from loyalty.events import emit, webhooks
+from loyalty.models import Member, Reward, RuleSet, Transaction, WebhookDelivery
 from promotions.models import Campaign, Code, CodeBatch, CodeRedemption
 from redemptions import services as redemptions
 from redemptions.models import Rollback
@@ -139,7 +140,13 @@ def world(demo, admin_user):
             actor=root,
         )
     assert all(x is not None for x in (code.first(), use, claim, published, non_loyalty, rollback))
+    hook, _ = webhooks.create_subscription(url="http://127.0.0.1:9/matrix", events=["*"], actor=root)
+    with transaction.atomic():
+        emit("member.enrolled", member)  # a delivery to list and replay
+    delivery = WebhookDelivery.objects.get(subscription=hook)
     return {
+        "webhook": hook,
+        "delivery": delivery,
         "member": member,
         "metric": metric,
         "badge": badge,
@@ -187,6 +194,10 @@ def request_for(method: str, path: str, w: dict) -> tuple[str, dict | None]:
         "/api/v1/rule-sets/{pk}/publish": w["draft"].pk,
         "/api/v1/rule-sets/{pk}/new-version": w["published"].pk,
         "/api/v1/rule-sets/{pk}/retire": w["published"].pk,
+        "/api/v1/webhooks/{pk}/": w["webhook"].pk,
+        "/api/v1/webhooks/{pk}/rotate-secret": w["webhook"].pk,
+        "/api/v1/webhooks/{pk}/deliveries/": w["webhook"].pk,
+        "/api/v1/webhook-deliveries/{pk}/replay": w["delivery"].pk,
     }.get(path)
     url = path.replace("{pk}", str(pk)).replace("{code}", w["code"].code)
     if path.startswith("/api/v1/rewards/{external_id}"):
@@ -254,6 +265,11 @@ def request_for(method: str, path: str, w: dict) -> tuple[str, dict | None]:
             "store": "Matrix",
         },
         ("POST", "/api/v1/transactions/{external_id}/return"): {"reason": "Matrix"},
+        ("POST", "/api/v1/webhooks/"): {"url": "http://127.0.0.1:9/new", "events": ["*"]},
+        ("PATCH", "/api/v1/webhooks/{pk}/"): {"description": "Matrix"},
+        ("DELETE", "/api/v1/webhooks/{pk}/"): {},
+        ("POST", "/api/v1/webhooks/{pk}/rotate-secret"): {},
+        ("POST", "/api/v1/webhook-deliveries/{pk}/replay"): {},
     }
     if method == "GET":
         return url, None

@@ -27,7 +27,7 @@ from ..models import LedgerEntry, Member, Metric, Segment, Tier, TierMembership
 from .panels import member_panels
 
 RECENT_ENTRIES = 20
-PROFILE_FIELDS = ("email", "name", "phone", "status")
+PROFILE_FIELDS = ("email", "name", "phone", "status", "marketing_opt_in")
 
 
 @admin.register(Metric)
@@ -117,8 +117,8 @@ class MemberAdmin(ObjectActionsMixin, BigListMixin, ServiceSaveMixin, ServiceMan
     # --- the form -----------------------------------------------------------------------------
     def get_fieldsets(self, request, obj=None):
         if obj is None:
-            return [(None, {"fields": ("external_id", "name", "email", "phone", "tier")})]
-        profile = ["external_id", "name", "email", "phone", "status"]
+            return [(None, {"fields": ("external_id", "name", "email", "phone", "marketing_opt_in", "tier")})]
+        profile = ["external_id", "name", "email", "phone", "status", "marketing_opt_in"]
         if self.has_change_permission(request, obj):
             profile.append("change_reason")
         return [
@@ -153,6 +153,7 @@ class MemberAdmin(ObjectActionsMixin, BigListMixin, ServiceSaveMixin, ServiceMan
                     name=data.get("name", ""),
                     phone=data.get("phone", ""),
                     tier=data.get("tier"),
+                    marketing_opt_in=data.get("marketing_opt_in", True),
                     actor=request.user,
                     reason=reason or "Enrolled in the admin",
                 )

@@ -101,6 +101,7 @@ class ProgramSettingsSerializer(serializers.ModelSerializer):
             "rollback_expired_lot_grace_days",
             "rollback_statuses",
             "rollback_fulfillment_statuses",
+            "expiry_reminder_days",
             "updated_at",
         ]
         read_only_fields = ["currency", "updated_at"]

@@ -24,7 +24,17 @@ class MemberOut(serializers.ModelSerializer):
 
     class Meta:
         model = Member
-        fields = ["external_id", "email", "name", "phone", "status", "tier", "enrolled_at", "segments"]
+        fields = [
+            "external_id",
+            "email",
+            "name",
+            "phone",
+            "status",
+            "tier",
+            "enrolled_at",
+            "segments",
+            "marketing_opt_in",
+        ]
 
 
 class MemberCreateIn(serializers.Serializer):
@@ -33,6 +43,7 @@ class MemberCreateIn(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     phone = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
     tier = serializers.SlugRelatedField(slug_field="code", queryset=Tier.objects.all(), required=False)
+    marketing_opt_in = serializers.BooleanField(required=False, default=True)
 
 
 class MemberPatchIn(serializers.Serializer):
@@ -40,6 +51,9 @@ class MemberPatchIn(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False, allow_blank=True)
     phone = serializers.CharField(max_length=32, required=False, allow_blank=True)
     status = serializers.ChoiceField(choices=Member.Status.choices, required=False)
+    marketing_opt_in = serializers.BooleanField(
+        required=False, help_text="false: no code distributions or expiry reminders (logged as skipped)."
+    )
     reason = serializers.CharField(max_length=255, required=False, default="Changed via the API")
 
 

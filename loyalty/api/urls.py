@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import catalog, members
+from . import catalog, events, members
 
 urlpatterns = [
     path("members/", members.MemberList.as_view(), name="api-members"),
@@ -12,6 +12,17 @@ urlpatterns = [
     path(
         "members/<str:external_id>/tier-history/", members.MemberTierHistory.as_view(), name="api-member-tier-history"
     ),
+    path(
+        "members/<str:external_id>/notifications/",
+        events.MemberNotifications.as_view(),
+        name="api-member-notifications",
+    ),
+    path("webhooks/", events.WebhookList.as_view(), name="api-webhooks"),
+    path("webhooks/<int:pk>/", events.WebhookDetail.as_view(), name="api-webhook"),
+    path("webhooks/<int:pk>/rotate-secret", events.WebhookRotateSecret.as_view(), name="api-webhook-rotate"),
+    path("webhooks/<int:pk>/deliveries/", events.WebhookDeliveries.as_view(), name="api-webhook-deliveries"),
+    path("webhook-deliveries/<int:pk>/replay", events.DeliveryReplay.as_view(), name="api-webhook-delivery-replay"),
+    path("events/", events.EventFeed.as_view(), name="api-events"),
     path("metrics/", catalog.MetricList.as_view(), name="api-metrics"),
     path("tiers/", catalog.TierList.as_view(), name="api-tiers"),
 ]

@@ -9,6 +9,7 @@ from .earning import (
     Transaction,
     TransactionReturn,
 )
+from .events import Event, MemberNotification, WebhookDelivery, WebhookSubscription
 from .idempotency import IdempotencyRecord
 from .ledger import LedgerEntry, LedgerImmutableError, LotConsumption, PointBalance, PointLot
 from .members import Member, Metric, Segment, Tier, TierMembership
@@ -16,7 +17,11 @@ from .outbox import OutboxMessage
 
 __all__ = [
     "ApiKey",
+    "Event",
     "IdempotencyRecord",
+    "MemberNotification",
+    "WebhookDelivery",
+    "WebhookSubscription",
     "LedgerEntry",
     "LedgerImmutableError",
     "LotConsumption",

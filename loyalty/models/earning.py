@@ -75,6 +75,12 @@ class ProgramSettings(models.Model):
         blank=True,
         help_text='Fulfillment statuses that may be rolled back ("none" = not fulfilled yet).',
     )
+    expiry_reminder_days = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        default=14,
+        help_text="Days before points expire that the member is reminded (once per lot); empty: no reminders.",
+    )
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
 

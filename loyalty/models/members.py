@@ -74,6 +74,11 @@ class Member(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE, db_index=True)
     enrolled_at = models.DateTimeField(default=timezone.now, db_index=True)
     tier = models.ForeignKey(Tier, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    marketing_opt_in = models.BooleanField(
+        default=True,
+        help_text="Off: no code distributions or expiry reminders (messages about the member's own "
+        "redemptions, rollbacks and claims still go).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()

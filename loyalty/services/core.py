@@ -14,6 +14,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from .. import events
 from ..exceptions import (
     Conflict,
     InsufficientPoints,
@@ -168,6 +169,7 @@ def credit_points(
     net = amount - repaid
     figure = "pending" if pending else "balance"
     PointBalance.objects.filter(pk=balance.pk).update(**{figure: F(figure) + net, "debt": F("debt") - repaid})
+    events.emit("points.credited", entry, member=member)
     return entry
 
 
@@ -242,6 +244,7 @@ def _expire_due_lots(balance: PointBalance, now: dt.datetime) -> list[LedgerEntr
         PointBalance.objects.filter(pk=balance.pk).update(balance=F("balance") - lot.remaining)
         PointLot.objects.filter(pk=lot.pk).update(remaining=0)
         entries.append(entry)
+    events.emit_each("points.debited", entries)
     return entries
 
 
@@ -309,6 +312,7 @@ def debit_points(
             "Ledger inconsistency: lots do not cover the balance. Run verify_ledger.", code="ledger_inconsistent"
         )
     PointBalance.objects.filter(pk=balance.pk).update(balance=F("balance") - amount)
+    events.emit("points.debited", entry, member=member)
     return entry
 
 

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from .. import events
 from ..exceptions import (
     AlreadyExists,
     Conflict,
@@ -29,6 +30,7 @@ def enroll_member(
     phone: str = "",
     tier: Tier | None = None,
     enrolled_at: dt.datetime | None = None,
+    marketing_opt_in: bool = True,
     actor: User = None,
     reason: str = "Enrolment",
 ) -> Member:
@@ -43,7 +45,13 @@ def enroll_member(
     now = timezone.now()
     tier = tier or Tier.objects.order_by("rank").first()
     member = Member(
-        external_id=external_id, email=email, name=name, phone=phone, tier=tier, enrolled_at=enrolled_at or now
+        external_id=external_id,
+        email=email,
+        name=name,
+        phone=phone,
+        tier=tier,
+        enrolled_at=enrolled_at or now,
+        marketing_opt_in=marketing_opt_in,
     )
     try:
         with transaction.atomic():
@@ -62,13 +70,14 @@ def enroll_member(
             changed_by=_user_or_none(actor),
         )
         save_with_history(membership, actor=actor, reason=reason)
+    events.emit("member.enrolled", member)
     return member
 
 
 @transaction.atomic
 def update_member(*, member: Member, actor: User, reason: str = "Profile update", **fields: Any) -> Member:
     """Change profile fields and, through the transition table, the status."""
-    allowed = {"email", "name", "phone", "status"}
+    allowed = {"email", "name", "phone", "status", "marketing_opt_in"}
     unknown = set(fields) - allowed
     if unknown:
         raise InvalidInput(f"Cannot change {', '.join(sorted(unknown))}.")
@@ -118,8 +127,10 @@ def change_tier(
         member=member, tier=tier, valid_from=now, cause=cause, reason=reason, changed_by=_user_or_none(actor)
     )
     save_with_history(membership, actor=actor, reason=reason)
+    previous = member.tier
     member.tier = tier
     save_with_history(member, actor=actor, reason=f"Tier → {tier.code}: {reason}", update_fields=["tier"])
+    events.emit("member.tier_changed", member, extra={"previous_tier": getattr(previous, "code", None), "cause": cause})
     return membership
 
 
@@ -158,7 +169,12 @@ def record_tier_interval(
         changed_by=_user_or_none(actor),
     )
     save_with_history(membership, actor=actor, reason=reason)
+    previous = member.tier
     if valid_to is None:
         member.tier = tier
         save_with_history(member, actor=actor, reason=reason, update_fields=["tier"])
+    if member.tier != previous:
+        events.emit(
+            "member.tier_changed", member, extra={"previous_tier": getattr(previous, "code", None), "cause": "import"}
+        )
     return membership

@@ -8,6 +8,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from .. import events
 from ..exceptions import (
     InvalidInput,
 )
@@ -86,6 +87,7 @@ def reverse_earning(
     PointBalance.objects.filter(pk=balance.pk).update(
         pending=F("pending") - from_pending, balance=F("balance") - from_balance, debt=F("debt") + left
     )
+    events.emit("points.debited", reversal)
     return reversal, left
 
 

@@ -9,7 +9,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from loyalty import outbox
+from loyalty import events, outbox
 from loyalty.exceptions import AlreadyExists, Conflict, InvalidInput
 from loyalty.models import Member
 from loyalty.notifications import notify_member
@@ -145,6 +145,7 @@ def generate_code_batch(*, batch_id: int, chunk_size: int = GENERATION_CHUNK) ->
                             "valid_until": code.valid_until.isoformat() if code.valid_until else None,
                         },
                     )
+            events.emit("code_batch.completed", batch)
     except Exception as exc:
         with transaction.atomic():
             CodeBatch.objects.filter(pk=batch_id).update(status=CodeBatch.Status.FAILED, error=str(exc)[:2000])
@@ -220,6 +221,7 @@ def void_code(*, code: Code, actor: User, reason: str) -> Code:
         client=getattr(actor, "username", "") or "",
         detail={"reason": reason},
     )
+    events.emit("code.voided", locked, member=locked.assigned_member)
     return locked
 
 
@@ -240,6 +242,7 @@ def void_code_for_system(*, code: Code, actor: User, reason: str) -> bool:
         client=getattr(actor, "username", "") or "",
         detail={"reason": reason},
     )
+    events.emit("code.voided", locked, member=locked.assigned_member)
     return True
 
 

@@ -10,6 +10,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from loyalty import events
 from loyalty.exceptions import InvalidInput
 from loyalty.models import LedgerEntry, Member
 from loyalty.services import credit_points, debit_points, lock_balances
@@ -213,6 +214,7 @@ def redeem_codes(req: CodeRequest, *, actor: User) -> list[CodeRedemption]:
                     },
                 )
                 created.append(redemption)
+            events.emit_each("code.redeemed", created)
     except CodesRejected:
         if evaluation is not None:
             _record_attempts(req, evaluation, actor, redeem=True)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
+from loyalty import events
 from loyalty.exceptions import (
     BusinessRuleViolation,
     Conflict,
@@ -248,6 +249,7 @@ def give_back(
         if why:
             _flag_repeated(redemption, rollback, why)
             notify_rollback(rollback, "rollback_requested")
+            events.emit("rollback.requested", rollback)
             return rollback
     return _execute(
         redemption,
@@ -380,6 +382,8 @@ def _execute(
             redemption.award_status = Redemption.AwardStatus.CANCELED
             update.append("award_status")
     save_with_history(redemption, actor=actor, reason=history_reason, update_fields=list(dict.fromkeys(update)))
+    if full:
+        events.emit("redemption.status_changed", redemption)
     if rollback is None:
         return None
     rollback.status = Rollback.Status.EXECUTED
@@ -391,6 +395,7 @@ def _execute(
     save_with_history(rollback, actor=actor, reason="Executed")
     rollback.ledger_entries.set(entries)
     notify_rollback(rollback, "rollback_executed")
+    events.emit("rollback.executed", rollback)
     return rollback
 
 

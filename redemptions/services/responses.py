@@ -13,6 +13,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from loyalty import events
 from loyalty.exceptions import (
     BusinessRuleViolation,
     Conflict,
@@ -147,6 +148,7 @@ def redeem_reward(
     if reward.type == Reward.Type.DISCOUNT_CODE and not needs_approval:
         redemption.issued_code = _issue_code(redemption, actor)
     redemption.save(update_fields=["ledger_entry", "issued_code"])
+    events.emit("redemption.created", redemption)
     return redemption
 
 
@@ -185,6 +187,7 @@ def award_reward(
     if reward.type == Reward.Type.DISCOUNT_CODE and not needs_approval:
         redemption.issued_code = _issue_code(redemption, actor)
         redemption.save(update_fields=["issued_code"])
+    events.emit("redemption.created", redemption)
     return redemption
 
 
@@ -214,6 +217,7 @@ def _decide(redemption: Redemption, target: str, *, actor: User, reason: str) ->
         path = Path.REJECT if target == Redemption.ApprovalStatus.REJECTED else Path.RETURN
         give_back(locked, path=path, actor=actor, history_reason=history, fields=fields)
     notify_member(member=locked.member, template=f"redemption_{target}", context=email_context(locked, reason))
+    events.emit("redemption.approval_changed", locked)
     return locked
 
 
@@ -252,6 +256,7 @@ def change_status(*, redemption: Redemption, status: str, actor: User, reason: s
     check_may_move(locked)
     locked.status = status
     save_with_history(locked, actor=actor, reason=reason or f"Status → {status}", update_fields=["status"])
+    events.emit("redemption.status_changed", locked)
     return locked
 
 
@@ -269,6 +274,7 @@ def change_award_status(*, redemption: Redemption, award_status: str, actor: Use
     check_may_move(locked, field="award_status")
     locked.award_status = award_status
     save_with_history(locked, actor=actor, reason=reason or f"Award → {award_status}", update_fields=["award_status"])
+    events.emit("redemption.status_changed", locked)
     return locked
 
 
@@ -296,6 +302,7 @@ def change_fulfillment(
         notify_member(
             member=locked.member, template=f"redemption_{fulfillment_status}", context=email_context(locked, reason)
         )
+    events.emit("redemption.fulfillment_changed", locked)
     return locked
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from loyalty import events
 from loyalty.exceptions import FourEyesRequired, InvalidInput
 from loyalty.services.core import User, _require_perm
 from loyalty.workflow import check_transition, save_with_history
@@ -82,4 +83,5 @@ def reject_rollback(*, rollback: Rollback, actor: User, reason: str) -> Rollback
         locked, actor=actor, reason=f"Rejected: {reason}", update_fields=["status", "rejected_by", "decision_note"]
     )
     notify_rollback(locked, "rollback_rejected")
+    events.emit("rollback.rejected", locked)
     return locked

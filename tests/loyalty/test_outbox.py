@@ -107,7 +107,7 @@ def test_member_emails_go_through_the_outbox_as_kind_email(member, commit):
             member=member, template="retro_processed", context={"points": 5, "bill": "B-1", "occurred_on": "2024-01-02"}
         )
     message = OutboxMessage.objects.get()
-    assert (message.kind, message.name, message.status) == ("email", "loyalty.tasks.send_member_email", "done")
+    assert (message.kind, message.name, message.status) == ("email", "loyalty.tasks.send_notification", "done")
     assert len(mail.outbox) == 1 and mail.outbox[0].to == [member.email]
 
 
