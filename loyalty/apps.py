@@ -9,6 +9,8 @@ class LoyaltyConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the deploy checks)
+        from .insight import contributions
         from .roles import sync_role_permissions
 
         post_migrate.connect(sync_role_permissions, dispatch_uid="loyalty.sync_role_permissions")
+        contributions.register()
