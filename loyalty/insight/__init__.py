@@ -10,12 +10,15 @@ per-day series. This package assembles them per user (queues by permission) and 
 from .registry import (
     DailySeries,
     Figures,
+    Lookup,
     Period,
     Queue,
     QueueStats,
+    lookups_for,
     queues_for,
     register_daily,
     register_figures,
+    register_lookup,
     register_queue,
     registered_queues,
 )
@@ -23,12 +26,15 @@ from .registry import (
 __all__ = [
     "DailySeries",
     "Figures",
+    "Lookup",
     "Period",
     "Queue",
     "QueueStats",
+    "lookups_for",
     "queues_for",
     "register_daily",
     "register_figures",
+    "register_lookup",
     "register_queue",
     "registered_queues",
 ]

@@ -7,7 +7,7 @@ Failed webhook deliveries are another app's queue: it calls ``register_queue`` f
 from __future__ import annotations
 
 from . import selectors
-from .registry import Figures, Period, Queue, register_figures, register_queue
+from .registry import Figures, Lookup, Period, Queue, register_figures, register_lookup, register_queue
 
 
 def _points_figures(period: Period) -> dict:
@@ -34,3 +34,15 @@ def register() -> None:
         )
     )
     register_figures(Figures(key="points", compute=_points_figures, order=10))
+    register_lookup(
+        Lookup(
+            key="members",
+            title="Find a member",
+            url_name="admin:loyalty_member_changelist",
+            param="q",
+            perms=("loyalty.view_member",),
+            placeholder="Name, email, phone or customer id",
+            help_text="Part of a name or email, the phone's digits, or the customer id in any case.",
+            order=10,
+        )
+    )

@@ -93,9 +93,39 @@ class DailySeries:
     order: int = 100
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """A search box on the operations home: a GET form to ``url_name`` with the text as ``param``."""
+
+    key: str
+    title: str
+    url_name: str
+    param: str
+    perms: tuple[str, ...]
+    placeholder: str = ""
+    help_text: str = ""
+    order: int = 100
+
+    def url(self) -> str:
+        try:
+            return reverse(self.url_name)
+        except NoReverseMatch:
+            return ""
+
+
+_LOOKUPS: dict[str, Lookup] = {}
 _QUEUES: dict[str, Queue] = {}
 _FIGURES: dict[str, Figures] = {}
 _DAILY: dict[str, DailySeries] = {}
+
+
+def register_lookup(lookup: Lookup) -> None:
+    _LOOKUPS[lookup.key] = lookup
+
+
+def lookups_for(user) -> list[Lookup]:
+    ordered = sorted(_LOOKUPS.values(), key=lambda lk: (lk.order, lk.key))
+    return [lk for lk in ordered if user.has_perms(lk.perms) and lk.url()]
 
 
 def register_queue(queue: Queue) -> None:
