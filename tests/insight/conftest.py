@@ -1,4 +1,5 @@
-"""Shared fixture of the insight tests: a small, hand-countable history."""
+"""Shared fixture of the insight tests: a small, hand-countable history (also used by
+tests/browser/test_insight.py through ``make_history``)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from tests.helpers import d
 
 @pytest.fixture
 def figures(member, metric, support_user, tiers):
+    return make_history(member, metric, support_user)
+
+
+def make_history(member, metric, support_user) -> dict:
     """Ann (points 1000, miles 300 expiring in 20 days) and Bob (points 500); three redemptions of
     100 points, one award, one executed rollback (customer request) and one waiting for approval
     (fraud needs a second person), a redemption on March 12th outside the range."""

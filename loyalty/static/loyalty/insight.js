@@ -15,7 +15,7 @@
         data: ds.data,
         borderColor: color,
         backgroundColor: spec.type === "bar" ? color : color + "33",
-        tension: 0.2,
+        tension: 0,
         pointRadius: spec.labels.length > 60 ? 0 : 2,
         fill: false
       };
