@@ -55,3 +55,11 @@ def percent(value) -> str:
 @register.filter
 def get_item(mapping, key):
     return (mapping or {}).get(key)
+
+
+@register.simple_tag
+def program_currency() -> str:
+    """The program's currency code (every purchase amount and discount is in it)."""
+    from loyalty.models import ProgramSettings
+
+    return ProgramSettings.load().currency

@@ -73,3 +73,21 @@ def test_a_bad_range_on_the_dashboard_says_so_and_shows_the_default(approver_use
 
 def test_view_site_is_gone(approver_user):
     assert "View site" not in client_for(approver_user).get("/admin/").content.decode()
+
+
+def test_money_is_shown_with_two_decimals_and_its_currency():
+    from decimal import Decimal
+
+    from loyalty.templatetags.insight import money
+
+    assert money(Decimal("307.770000000000"), "EUR") == "307.77 EUR"
+    assert money("1234.5", "GBP") == "1,234.50 GBP"
+    assert money(None, "EUR") == ""
+
+
+def test_the_campaign_page_shows_the_discount_with_its_currency(admin_user):
+    from promotions import services as promotions
+
+    campaign = promotions.create_campaign(actor=admin_user, name="Spring", kind="fixed_discount", value=5)
+    html = client_for(admin_user).get(f"/admin/promotions/campaign/{campaign.pk}/change/").content.decode()
+    assert "0.00 EUR" in html
