@@ -97,3 +97,11 @@ class TooManyAttempts(DomainError):
 class ExceedsSpent(Conflict):
     code = "exceeds_spent"
     default_detail = "That is more than was spent."
+
+
+class ApiKeyRejected(DomainError):
+    """The key is unknown, revoked or expired, or its owner is inactive (401)."""
+
+    code = "authentication_failed"
+    status = 401
+    default_detail = "Invalid API key."

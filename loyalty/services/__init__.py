@@ -1,7 +1,7 @@
 """Every state change of the loyalty core. Admin, API, tasks and commands all call these."""
 
+from ..exceptions import ApiKeyRejected
 from .access import (
-    ApiKeyRejected,
     NewApiKey,
     authenticate_api_key,
     create_api_key,
@@ -12,35 +12,25 @@ from .core import (
     MAX_POINTS_PER_ENTRY,
     activate_pending_points,
     adjust_points,
-    change_tier,
     credit_points,
     debit_points,
-    enroll_member,
     expire_points,
     lock_balance,
     lock_balances,
-    record_tier_interval,
-    restore_debit,
-    reverse_earning,
-    update_member,
 )
 from .earning import (
-    create_rule_set,
     earn_for_transaction,
     kept_amount,
-    new_rule_set_version,
-    period_bounds,
     preview_earning,
-    publish_rule_set,
     record_transaction,
-    requalify_tiers,
-    retire_rule_set,
     return_transaction,
-    track_purchase,
-    update_program_settings,
-    update_rule_set,
 )
+from .members import change_tier, enroll_member, record_tier_interval, update_member
 from .outbox import resend_outbox_messages
+from .program import update_program_settings
+from .qualification import period_bounds, requalify_tiers, track_purchase
+from .reversals import restore_debit, reverse_earning
+from .rule_sets import create_rule_set, new_rule_set_version, publish_rule_set, retire_rule_set, update_rule_set
 
 __all__ = [
     "ApiKeyRejected",

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from ..exceptions import DomainError, InvalidInput, InvalidTransition
+from ..exceptions import ApiKeyRejected, InvalidInput, InvalidTransition
 from ..models.access import KEY_PREFIX, PREFIX_LENGTH, ApiKey, key_digest
 from ..workflow import save_with_history
 from .core import User, _require_perm
@@ -26,14 +26,6 @@ logger = logging.getLogger("loyalty.signin")
 MAX_EXPIRY_DAYS = 3650
 # last_used_at is written at most this often per key: one cheap UPDATE, not one per request.
 LAST_USED_RESOLUTION = dt.timedelta(minutes=1)
-
-
-class ApiKeyRejected(DomainError):
-    """The key is unknown, revoked or expired, or its owner is inactive (401)."""
-
-    code = "authentication_failed"
-    status = 401
-    default_detail = "Invalid API key."
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Every state change of the loyalty core. Admin, API, tasks and commands all call these.
+"""The ledger: every movement of points, with its lots and balances.
 
 Locking order (always): the member's PointBalance rows, by metric id, then lots, then anything else.
 """
@@ -10,20 +10,18 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from ..exceptions import (
-    AlreadyExists,
     Conflict,
     InsufficientPoints,
     InvalidInput,
     MemberInactive,
     PermissionRequired,
 )
-from ..models import LedgerEntry, LotConsumption, Member, Metric, PointBalance, PointLot, Tier, TierMembership
-from ..workflow import check_transition, save_with_history
+from ..models import LedgerEntry, LotConsumption, Member, Metric, PointBalance, PointLot
 
 User = AbstractBaseUser | AnonymousUser | None
 
@@ -65,156 +63,6 @@ def _check_points(amount: int, *, field: str = "amount") -> None:
         raise InvalidInput(
             "That amount is not plausible.", errors={field: [f"Must be at most {MAX_POINTS_PER_ENTRY}."]}
         )
-
-
-# --- members and tiers ---------------------------------------------------------------------
-
-
-@transaction.atomic
-def enroll_member(
-    *,
-    external_id: str,
-    email: str = "",
-    name: str = "",
-    phone: str = "",
-    tier: Tier | None = None,
-    enrolled_at: dt.datetime | None = None,
-    actor: User = None,
-    reason: str = "Enrolment",
-) -> Member:
-    """Create a member in the given tier (or the lowest one) with an opening tier interval."""
-    external_id = (external_id or "").strip()
-    if not external_id:
-        raise InvalidInput("external_id is required.", errors={"external_id": ["This field is required."]})
-    if Member.objects.filter(external_id=external_id).exists():
-        raise AlreadyExists(
-            f"A member with external_id {external_id!r} already exists.", errors={"external_id": ["Already in use."]}
-        )
-    now = timezone.now()
-    tier = tier or Tier.objects.order_by("rank").first()
-    member = Member(
-        external_id=external_id, email=email, name=name, phone=phone, tier=tier, enrolled_at=enrolled_at or now
-    )
-    try:
-        with transaction.atomic():
-            save_with_history(member, actor=actor, reason=reason)
-    except IntegrityError as exc:  # a concurrent enrolment won the race
-        raise AlreadyExists(
-            f"A member with external_id {external_id!r} already exists.", errors={"external_id": ["Already in use."]}
-        ) from exc
-    if tier is not None:
-        membership = TierMembership(
-            member=member,
-            tier=tier,
-            valid_from=member.enrolled_at,
-            cause=TierMembership.Cause.ENROLMENT,
-            reason=reason,
-            changed_by=_user_or_none(actor),
-        )
-        save_with_history(membership, actor=actor, reason=reason)
-    return member
-
-
-@transaction.atomic
-def update_member(*, member: Member, actor: User, reason: str = "Profile update", **fields: Any) -> Member:
-    """Change profile fields and, through the transition table, the status."""
-    allowed = {"email", "name", "phone", "status"}
-    unknown = set(fields) - allowed
-    if unknown:
-        raise InvalidInput(f"Cannot change {', '.join(sorted(unknown))}.")
-    member = Member.objects.select_for_update().get(pk=member.pk)
-    if "status" in fields and fields["status"] != member.status:
-        check_transition(Member.STATUS_TRANSITIONS, member.status, fields["status"], field="status")
-    changed = [name for name, value in fields.items() if getattr(member, name) != value]
-    for name in changed:
-        setattr(member, name, fields[name])
-    if changed:
-        save_with_history(member, actor=actor, reason=reason, update_fields=changed)
-    return member
-
-
-@transaction.atomic
-def change_tier(
-    *,
-    member: Member,
-    tier: Tier,
-    actor: User,
-    reason: str,
-    cause: str = TierMembership.Cause.MANUAL,
-    check_permission: bool = True,
-) -> TierMembership:
-    """Move a member to ``tier`` from now on: close the open interval, open a new one.
-
-    Never backdated, so no earning already computed can change.
-    """
-    if cause == TierMembership.Cause.MANUAL and check_permission:
-        _require_perm(actor, "loyalty.change_member_tier")
-    if not (reason or "").strip():
-        raise InvalidInput("A reason is required.", errors={"reason": ["This field is required."]})
-    member = Member.objects.select_for_update().get(pk=member.pk)
-    if member.status == Member.Status.CLOSED:
-        raise MemberInactive("A closed member's tier cannot change.")
-    now = timezone.now()
-    current = TierMembership.objects.filter(member=member, valid_to__isnull=True).first()
-    if current is not None:
-        if current.tier_id == tier.pk:
-            raise Conflict(f"The member is already {tier}.", code="already_in_tier")
-        if current.valid_from > now:
-            raise Conflict("The current tier interval starts in the future.", code="tier_history_conflict")
-        current.valid_to = now
-        save_with_history(current, actor=actor, reason=reason, update_fields=["valid_to"])
-    _check_no_overlap(member, now, None)
-    membership = TierMembership(
-        member=member, tier=tier, valid_from=now, cause=cause, reason=reason, changed_by=_user_or_none(actor)
-    )
-    save_with_history(membership, actor=actor, reason=reason)
-    member.tier = tier
-    save_with_history(member, actor=actor, reason=f"Tier → {tier.code}: {reason}", update_fields=["tier"])
-    return membership
-
-
-def _check_no_overlap(
-    member: Member, start: dt.datetime, end: dt.datetime | None, exclude_pk: int | None = None
-) -> None:
-    """The portable half of the no-overlap rule (PostgreSQL also has an exclusion constraint)."""
-    qs = TierMembership.objects.filter(member=member).filter(Q(valid_to__isnull=True) | Q(valid_to__gt=start))
-    if end is not None:
-        qs = qs.filter(valid_from__lt=end)
-    if exclude_pk:
-        qs = qs.exclude(pk=exclude_pk)
-    # Zero-length intervals [t, t) hold no time and overlap nothing.
-    qs = qs.exclude(valid_to=F("valid_from"))
-    if qs.exists():
-        raise Conflict("Tier history intervals may not overlap.", code="tier_history_overlap")
-
-
-@transaction.atomic
-def record_tier_interval(
-    *, member: Member, tier: Tier, valid_from: dt.datetime, valid_to: dt.datetime | None, actor: User, reason: str
-) -> TierMembership:
-    """Import one historical interval (e.g. from a legacy platform); refuses overlaps."""
-    _require_perm(actor, "loyalty.change_member_tier")
-    if valid_to is not None and valid_to < valid_from:
-        raise InvalidInput("valid_to must not be before valid_from.")
-    member = Member.objects.select_for_update().get(pk=member.pk)
-    _check_no_overlap(member, valid_from, valid_to)
-    membership = TierMembership(
-        member=member,
-        tier=tier,
-        valid_from=valid_from,
-        valid_to=valid_to,
-        cause=TierMembership.Cause.IMPORT,
-        reason=reason,
-        changed_by=_user_or_none(actor),
-    )
-    save_with_history(membership, actor=actor, reason=reason)
-    if valid_to is None:
-        member.tier = tier
-        save_with_history(member, actor=actor, reason=reason, update_fields=["tier"])
-    return membership
-
-
-# --- ledger --------------------------------------------------------------------------------
 
 
 def lock_balance(member: Member | int, metric: Metric | int) -> PointBalance:
@@ -538,161 +386,3 @@ def activate_pending_points(*, now: dt.datetime | None = None, batch_size: int =
                     pending=F("pending") - moving, balance=F("balance") + moving
                 )
                 activated += len(lots)
-
-
-@transaction.atomic
-def reverse_earning(
-    *,
-    entry: LedgerEntry,
-    amount: int,
-    actor: User,
-    reason: str,
-    source_type: str,
-    source_id: str,
-    idempotency_key: str | None = None,
-) -> tuple[LedgerEntry, int]:
-    """Take back ``amount`` of what ``entry`` earned (a purchase return).
-
-    Taken from the entry's own lot first (pending points are cancelled before anything else), then
-    from the member's other spendable lots, soonest-expiring first; what is left becomes debt,
-    so the balance never goes negative. Returns the return entry and the debt it created.
-    """
-    _check_points(amount)
-    existing = _existing_entry(idempotency_key)
-    if existing is not None:
-        return existing, 0
-    balance = lock_balance(entry.member_id, entry.metric_id)
-    now = timezone.now()
-    _expire_due_lots(balance, now)
-    reversal = _insert_entry(
-        member_id=entry.member_id,
-        metric_id=entry.metric_id,
-        kind=LedgerEntry.Kind.RETURN,
-        amount=-amount,
-        created_at=now,
-        effective_at=now,
-        reverses=entry,
-        source_type=source_type,
-        source_id=str(source_id),
-        actor=_user_or_none(actor),
-        reason=reason,
-        idempotency_key=idempotency_key,
-        breakdown={"reverses_entry": entry.pk},
-    )
-    own = PointLot.objects.select_for_update().filter(entry=entry).first()
-    from_pending = from_balance = 0
-    left = amount
-    if own is not None and own.remaining:
-        before = left
-        left = _consume(reversal, [own], left)
-        if own.pending:
-            from_pending = before - left
-        else:
-            from_balance = before - left
-    if left:
-        others = (
-            PointLot.objects.select_for_update()
-            .filter(member_id=entry.member_id, metric_id=entry.metric_id, remaining__gt=0, pending=False)
-            .order_by(F("expires_at").asc(nulls_last=True), "id")
-        )
-        before = left
-        left = _consume(reversal, others, left)
-        from_balance += before - left
-    PointBalance.objects.filter(pk=balance.pk).update(
-        pending=F("pending") - from_pending, balance=F("balance") - from_balance, debt=F("debt") + left
-    )
-    return reversal, left
-
-
-@transaction.atomic
-def restore_debit(
-    *,
-    debit: LedgerEntry,
-    amount: int | None = None,
-    actor: User,
-    reason: str,
-    source_type: str,
-    source_id: str,
-    grace_days: int = 0,
-    idempotency_key: str | None = None,
-) -> list[LedgerEntry]:
-    """Give back (all or ``amount`` of) what a debit took, lot by lot, each with its original expiry.
-
-    A lot that expired meanwhile comes back already expired (nobody escapes expiry by spending and
-    rolling back) unless ``grace_days`` grants a new expiry, which the entry states. A partial
-    restore gives back the latest-expiring points first, so the soonest-expiring part comes back
-    last. Never returns more than the debit took, across all restores (409 ``exceeds_spent``).
-    """
-    from django.db.models import Sum
-
-    from ..exceptions import ExceedsSpent
-
-    if debit.amount >= 0:
-        raise InvalidInput("Only a debit can be restored.")
-    balance = lock_balance(debit.member_id, debit.metric_id)
-    consumptions = list(LotConsumption.objects.filter(debit=debit).select_related("lot"))
-    restored = {
-        row["restored_from"]: row["total"]
-        for row in PointLot.objects.filter(entry__reverses=debit, restored_from__isnull=False)
-        .values("restored_from")
-        .annotate(total=Sum("amount"))
-        .order_by()
-    }
-    open_amounts = [(c, c.amount - restored.get(c.lot_id, 0)) for c in consumptions]
-    restorable = sum(left for _, left in open_amounts)
-    if amount is None:
-        amount = restorable
-        if amount == 0:
-            raise ExceedsSpent("Everything this debit took has already been given back.")
-    _check_points(amount)
-    if amount > restorable:
-        raise ExceedsSpent(
-            f"Only {restorable} of the {-debit.amount} points spent can still be given back.",
-            errors={"points": [f"At most {restorable}."]},
-        )
-    now = timezone.now()
-
-    def latest_expiring_first(item):
-        expires = item[0].lot.expires_at
-        return (0, 0.0, -item[0].lot_id) if expires is None else (1, -expires.timestamp(), -item[0].lot_id)
-
-    entries = []
-    left = amount
-    for consumption, open_amount in sorted(open_amounts, key=latest_expiring_first):
-        if left == 0:
-            break
-        take = min(left, open_amount)
-        if take <= 0:
-            continue
-        original = consumption.lot.expires_at
-        expires_at, note = original, {}
-        if original is not None and original <= now:
-            if grace_days:
-                expires_at = now + dt.timedelta(days=grace_days)
-                note = {"grace_days": grace_days, "note": f"expired lot restored with a {grace_days}-day grace period"}
-            else:
-                note = {"note": "the original lot had expired; restored points expire at once"}
-        entry = credit_points(
-            member=debit.member,
-            metric=debit.metric,
-            amount=take,
-            kind=LedgerEntry.Kind.ROLLBACK,
-            actor=actor,
-            reason=reason,
-            expires_at=expires_at,
-            never_expires=original is None,
-            source_type=source_type,
-            source_id=source_id,
-            reverses=debit,
-            breakdown={
-                "restored_from_lot": consumption.lot_id,
-                "original_expires_at": original.isoformat() if original else None,
-                **note,
-            },
-            idempotency_key=f"{idempotency_key}:{consumption.lot_id}" if idempotency_key else None,
-        )
-        PointLot.objects.filter(entry=entry).update(restored_from=consumption.lot_id)
-        entries.append(entry)
-        left -= take
-    _expire_due_lots(balance, now)
-    return entries

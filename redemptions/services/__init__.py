@@ -6,15 +6,13 @@
 - ``imports``: legacy redemptions, recorded without moving points.
 """
 
-from .common import MAX_QUANTITY, OutOfStock, lock_redemption
+from ..exceptions import OutOfStock, RollbackApprovalRequired, RollbackPending, RollbackWindowClosed
+from .common import MAX_QUANTITY, lock_redemption
 from .imports import import_legacy_redemption
 from .refunds import (
     PATH_RULES,
     Check,
     Path,
-    RollbackApprovalRequired,
-    RollbackPending,
-    RollbackWindowClosed,
     check_may_move,
     give_back,
 )

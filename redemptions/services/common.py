@@ -6,19 +6,15 @@ from typing import Any
 
 from django.db.models import F
 
-from loyalty.exceptions import Conflict, InvalidInput
+from loyalty.exceptions import InvalidInput
 from loyalty.models import Member, Reward
 from loyalty.services import lock_balance
 from loyalty.services.core import User
 
+from ..exceptions import OutOfStock
 from ..models import Redemption
 
 MAX_QUANTITY = 100
-
-
-class OutOfStock(Conflict):
-    code = "out_of_stock"
-    default_detail = "The reward is out of stock."
 
 
 def lock_redemption(redemption: Redemption) -> Redemption:

@@ -34,6 +34,7 @@ from loyalty.services.core import User, _user_or_none
 from loyalty.workflow import check_transition, save_with_history
 from promotions.models import Code
 
+from ..exceptions import RollbackApprovalRequired, RollbackPending, RollbackWindowClosed
 from ..models import Redemption, Rollback
 from .common import give_stock_back, void_issued_code
 
@@ -136,21 +137,6 @@ DECIDING_PATHS = frozenset({Path.REJECT, Path.RETURN})
 STOCK_BACK_FULFILLMENT = frozenset(
     {None, Redemption.Fulfillment.CONFIRMED_PAID, Redemption.Fulfillment.RETURNED_TO_SENDER}
 )
-
-
-class RollbackWindowClosed(BusinessRuleViolation):
-    code = "rollback_window_closed"
-    default_detail = "The rollback window for this redemption has closed."
-
-
-class RollbackPending(Conflict):
-    code = "rollback_pending"
-    default_detail = "A rollback of this redemption is waiting for approval; decide it first."
-
-
-class RollbackApprovalRequired(BusinessRuleViolation):
-    code = "rollback_approval_required"
-    default_detail = "Giving this back needs a second person: request a rollback so that an approver decides."
 
 
 def pending_rollbacks(redemption: Redemption, *, exclude: Rollback | None = None) -> QuerySet[Rollback]:

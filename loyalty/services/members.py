@@ -1,0 +1,164 @@
+"""Members and their tier history."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from ..exceptions import (
+    AlreadyExists,
+    Conflict,
+    InvalidInput,
+    MemberInactive,
+)
+from ..models import Member, Tier, TierMembership
+from ..workflow import check_transition, save_with_history
+from .core import User, _require_perm, _user_or_none
+
+
+@transaction.atomic
+def enroll_member(
+    *,
+    external_id: str,
+    email: str = "",
+    name: str = "",
+    phone: str = "",
+    tier: Tier | None = None,
+    enrolled_at: dt.datetime | None = None,
+    actor: User = None,
+    reason: str = "Enrolment",
+) -> Member:
+    """Create a member in the given tier (or the lowest one) with an opening tier interval."""
+    external_id = (external_id or "").strip()
+    if not external_id:
+        raise InvalidInput("external_id is required.", errors={"external_id": ["This field is required."]})
+    if Member.objects.filter(external_id=external_id).exists():
+        raise AlreadyExists(
+            f"A member with external_id {external_id!r} already exists.", errors={"external_id": ["Already in use."]}
+        )
+    now = timezone.now()
+    tier = tier or Tier.objects.order_by("rank").first()
+    member = Member(
+        external_id=external_id, email=email, name=name, phone=phone, tier=tier, enrolled_at=enrolled_at or now
+    )
+    try:
+        with transaction.atomic():
+            save_with_history(member, actor=actor, reason=reason)
+    except IntegrityError as exc:  # a concurrent enrolment won the race
+        raise AlreadyExists(
+            f"A member with external_id {external_id!r} already exists.", errors={"external_id": ["Already in use."]}
+        ) from exc
+    if tier is not None:
+        membership = TierMembership(
+            member=member,
+            tier=tier,
+            valid_from=member.enrolled_at,
+            cause=TierMembership.Cause.ENROLMENT,
+            reason=reason,
+            changed_by=_user_or_none(actor),
+        )
+        save_with_history(membership, actor=actor, reason=reason)
+    return member
+
+
+@transaction.atomic
+def update_member(*, member: Member, actor: User, reason: str = "Profile update", **fields: Any) -> Member:
+    """Change profile fields and, through the transition table, the status."""
+    allowed = {"email", "name", "phone", "status"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise InvalidInput(f"Cannot change {', '.join(sorted(unknown))}.")
+    member = Member.objects.select_for_update().get(pk=member.pk)
+    if "status" in fields and fields["status"] != member.status:
+        check_transition(Member.STATUS_TRANSITIONS, member.status, fields["status"], field="status")
+    changed = [name for name, value in fields.items() if getattr(member, name) != value]
+    for name in changed:
+        setattr(member, name, fields[name])
+    if changed:
+        save_with_history(member, actor=actor, reason=reason, update_fields=changed)
+    return member
+
+
+@transaction.atomic
+def change_tier(
+    *,
+    member: Member,
+    tier: Tier,
+    actor: User,
+    reason: str,
+    cause: str = TierMembership.Cause.MANUAL,
+    check_permission: bool = True,
+) -> TierMembership:
+    """Move a member to ``tier`` from now on: close the open interval, open a new one.
+
+    Never backdated, so no earning already computed can change.
+    """
+    if cause == TierMembership.Cause.MANUAL and check_permission:
+        _require_perm(actor, "loyalty.change_member_tier")
+    if not (reason or "").strip():
+        raise InvalidInput("A reason is required.", errors={"reason": ["This field is required."]})
+    member = Member.objects.select_for_update().get(pk=member.pk)
+    if member.status == Member.Status.CLOSED:
+        raise MemberInactive("A closed member's tier cannot change.")
+    now = timezone.now()
+    current = TierMembership.objects.filter(member=member, valid_to__isnull=True).first()
+    if current is not None:
+        if current.tier_id == tier.pk:
+            raise Conflict(f"The member is already {tier}.", code="already_in_tier")
+        if current.valid_from > now:
+            raise Conflict("The current tier interval starts in the future.", code="tier_history_conflict")
+        current.valid_to = now
+        save_with_history(current, actor=actor, reason=reason, update_fields=["valid_to"])
+    _check_no_overlap(member, now, None)
+    membership = TierMembership(
+        member=member, tier=tier, valid_from=now, cause=cause, reason=reason, changed_by=_user_or_none(actor)
+    )
+    save_with_history(membership, actor=actor, reason=reason)
+    member.tier = tier
+    save_with_history(member, actor=actor, reason=f"Tier → {tier.code}: {reason}", update_fields=["tier"])
+    return membership
+
+
+def _check_no_overlap(
+    member: Member, start: dt.datetime, end: dt.datetime | None, exclude_pk: int | None = None
+) -> None:
+    """The portable half of the no-overlap rule (PostgreSQL also has an exclusion constraint)."""
+    qs = TierMembership.objects.filter(member=member).filter(Q(valid_to__isnull=True) | Q(valid_to__gt=start))
+    if end is not None:
+        qs = qs.filter(valid_from__lt=end)
+    if exclude_pk:
+        qs = qs.exclude(pk=exclude_pk)
+    # Zero-length intervals [t, t) hold no time and overlap nothing.
+    qs = qs.exclude(valid_to=F("valid_from"))
+    if qs.exists():
+        raise Conflict("Tier history intervals may not overlap.", code="tier_history_overlap")
+
+
+@transaction.atomic
+def record_tier_interval(
+    *, member: Member, tier: Tier, valid_from: dt.datetime, valid_to: dt.datetime | None, actor: User, reason: str
+) -> TierMembership:
+    """Import one historical interval (e.g. from a legacy platform); refuses overlaps."""
+    _require_perm(actor, "loyalty.change_member_tier")
+    if valid_to is not None and valid_to < valid_from:
+        raise InvalidInput("valid_to must not be before valid_from.")
+    member = Member.objects.select_for_update().get(pk=member.pk)
+    _check_no_overlap(member, valid_from, valid_to)
+    membership = TierMembership(
+        member=member,
+        tier=tier,
+        valid_from=valid_from,
+        valid_to=valid_to,
+        cause=TierMembership.Cause.IMPORT,
+        reason=reason,
+        changed_by=_user_or_none(actor),
+    )
+    save_with_history(membership, actor=actor, reason=reason)
+    if valid_to is None:
+        member.tier = tier
+        save_with_history(member, actor=actor, reason=reason, update_fields=["tier"])
+    return membership

@@ -1,0 +1,256 @@
+"""Code batches and single codes: creating, generating, voiding."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from loyalty import outbox
+from loyalty.exceptions import AlreadyExists, Conflict, InvalidInput
+from loyalty.models import Member
+from loyalty.notifications import notify_member
+from loyalty.services.core import User, _require_perm, _user_or_none
+from loyalty.workflow import check_transition, save_with_history
+from promotions import codegen
+from promotions.models import Campaign, Code, CodeBatch, CodeEvent
+
+from .campaigns import change_campaign_status
+from .copy_codes import insert_codes
+
+GENERATION_CHUNK = 20_000
+
+
+@transaction.atomic
+def create_code_batch(
+    *,
+    campaign: Campaign,
+    actor: User,
+    count: int | None = None,
+    pattern: str = "",
+    prefix: str = "",
+    suffix: str = "",
+    length: int | None = None,
+    charset: str = "",
+    max_uses: int = 1,
+    release_at: dt.datetime | None = None,
+    valid_until: dt.datetime | None = None,
+    segment=None,
+    email_members: bool = False,
+) -> CodeBatch:
+    """Queue the generation of ``count`` codes (or one per member of ``segment``) as chunked Celery work."""
+    _require_perm(actor, "promotions.generate_codes")
+    if campaign.status == Campaign.Status.ENDED:
+        raise Conflict("The campaign has ended.", code="campaign_inactive")
+    if segment is not None:
+        count = segment.members.count()
+        if count == 0:
+            raise InvalidInput("The segment has no members.", errors={"segment": ["Empty segment."]})
+    limit = settings.CODE_BATCH_MAX_COUNT
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= limit:
+        raise InvalidInput(f"count must be between 1 and {limit}.", errors={"count": [f"Between 1 and {limit}."]})
+    if isinstance(max_uses, bool) or not isinstance(max_uses, int) or not 1 <= max_uses <= 1_000_000:
+        raise InvalidInput("max_uses must be at least 1.", errors={"max_uses": ["At least 1."]})
+    if release_at and valid_until and valid_until <= release_at:
+        raise InvalidInput("valid_until must be after release_at.", errors={"valid_until": ["After release_at."]})
+    if not (pattern or length):
+        pattern = campaign.code_pattern or ""
+        length = None if pattern else 10
+    try:
+        built = codegen.Pattern.build(pattern=pattern, prefix=prefix, suffix=suffix, length=length, charset=charset)
+        existing = sum(
+            CodeBatch.objects.filter(pattern=built.text, charset=built.charset).values_list("count", flat=True)
+        )
+        built.check_capacity(count, existing)
+    except codegen.PatternError as exc:
+        raise InvalidInput(str(exc), errors={"pattern": [str(exc)]}) from None
+    batch = CodeBatch(
+        campaign=campaign,
+        count=count,
+        pattern=built.text,
+        charset=built.charset,
+        max_uses=max_uses,
+        release_at=release_at,
+        valid_until=valid_until,
+        segment=segment,
+        email_members=email_members,
+        created_by=_user_or_none(actor),
+    )
+    save_with_history(batch, actor=actor, reason="Generation requested")
+    from promotions.tasks import generate_code_batch
+
+    outbox.enqueue_on_commit(generate_code_batch, batch.pk)
+    return batch
+
+
+def generate_code_batch(*, batch_id: int, chunk_size: int = GENERATION_CHUNK) -> CodeBatch:
+    """Generate a batch chunk by chunk; each chunk commits with its progress, so a crash resumes."""
+    with transaction.atomic():
+        batch = CodeBatch.objects.select_for_update().get(pk=batch_id)
+        if batch.status == CodeBatch.Status.COMPLETED:
+            return batch
+        if batch.status != CodeBatch.Status.RUNNING:
+            check_transition(CodeBatch.STATUS_TRANSITIONS, batch.status, CodeBatch.Status.RUNNING, field="status")
+            batch.status = CodeBatch.Status.RUNNING
+            batch.error = ""
+            save_with_history(batch, actor=None, reason="Generation started", update_fields=["status", "error"])
+    pattern = codegen.Pattern(text=batch.pattern, charset=batch.charset or codegen.DEFAULT_CHARSET)
+    stalls = 0
+    try:
+        while True:
+            with transaction.atomic():
+                batch = CodeBatch.objects.select_for_update().get(pk=batch_id)
+                need = batch.count - batch.generated
+                if need <= 0:
+                    break
+                n = min(chunk_size, need)
+                members: list[int | None] = [None] * n
+                if batch.segment_id:
+                    members = list(
+                        batch.segment.members.exclude(assigned_codes__batch=batch)
+                        .order_by("pk")
+                        .values_list("pk", flat=True)[:n]
+                    )
+                    n = len(members)
+                    if n == 0:
+                        batch.count = batch.generated  # members left the segment meanwhile
+                        batch.save(update_fields=["count"])
+                        break
+                codes = codegen.generate(pattern, n)
+                inserted = insert_codes(
+                    batch, [(c, codegen.normalize(c), m) for c, m in zip(codes, members, strict=True)]
+                )
+                CodeBatch.objects.filter(pk=batch.pk).update(generated=F("generated") + inserted)
+                stalls = stalls + 1 if inserted == 0 else 0
+                if stalls >= 5:
+                    raise RuntimeError("Could not find free codes in the pattern's space; use a longer pattern.")
+            outbox.heartbeat()  # still alive: the sweep must not hand this batch to another worker
+        with transaction.atomic():
+            batch = CodeBatch.objects.select_for_update().get(pk=batch_id)
+            batch.status = CodeBatch.Status.COMPLETED
+            batch.finished_at = timezone.now()
+            save_with_history(batch, actor=None, reason="Generation completed", update_fields=["status", "finished_at"])
+            if batch.segment_id and batch.email_members:
+                for code in Code.objects.filter(batch=batch).select_related("assigned_member", "campaign"):
+                    notify_member(
+                        member=code.assigned_member,
+                        template="code_assigned",
+                        context={
+                            "code": code.code,
+                            "campaign": code.campaign.name,
+                            "valid_from": code.valid_from.isoformat() if code.valid_from else None,
+                            "valid_until": code.valid_until.isoformat() if code.valid_until else None,
+                        },
+                    )
+    except Exception as exc:
+        with transaction.atomic():
+            CodeBatch.objects.filter(pk=batch_id).update(status=CodeBatch.Status.FAILED, error=str(exc)[:2000])
+        raise
+    return batch
+
+
+@transaction.atomic
+def create_named_code(
+    *,
+    campaign: Campaign,
+    code: str,
+    actor: User,
+    max_uses: int = 1,
+    assigned_member: Member | None = None,
+    valid_from: dt.datetime | None = None,
+    valid_until: dt.datetime | None = None,
+) -> Code:
+    """One public code such as WELCOME10 (often multi-use)."""
+    _require_perm(actor, "promotions.generate_codes")
+    text = (code or "").strip().upper()
+    normalized = codegen.normalize(text)
+    if not normalized or len(text) > codegen.MAX_CODE_LENGTH or not normalized.isalnum():
+        raise InvalidInput(
+            "A code is letters and digits (separators allowed), at most 64 characters.",
+            errors={"code": ["Invalid code."]},
+        )
+    if isinstance(max_uses, bool) or not isinstance(max_uses, int) or not 1 <= max_uses <= 100_000_000:
+        raise InvalidInput("max_uses must be at least 1.", errors={"max_uses": ["At least 1."]})
+    if valid_from and valid_until and valid_until <= valid_from:
+        raise InvalidInput("valid_until must be after valid_from.", errors={"valid_until": ["After valid_from."]})
+    if campaign.status == Campaign.Status.ENDED:
+        raise Conflict("The campaign has ended.", code="campaign_inactive")
+    obj = Code(
+        campaign=campaign,
+        code=text,
+        normalized=normalized,
+        max_uses=max_uses,
+        assigned_member=assigned_member,
+        valid_from=valid_from,
+        valid_until=valid_until,
+    )
+    try:
+        with transaction.atomic():
+            obj.save()
+    except IntegrityError as exc:
+        raise AlreadyExists(f"The code {text} already exists.", errors={"code": ["Already exists."]}) from exc
+    CodeEvent.objects.create(
+        code=obj,
+        code_text=normalized,
+        kind=CodeEvent.Kind.CREATED,
+        actor=_user_or_none(actor),
+        client=getattr(actor, "username", "") or "",
+        member=assigned_member,
+    )
+    return obj
+
+
+@transaction.atomic
+def void_code(*, code: Code, actor: User, reason: str) -> Code:
+    _require_perm(actor, "promotions.void_code")
+    if not (reason or "").strip():
+        raise InvalidInput("A reason is required.", errors={"reason": ["This field is required."]})
+    locked = Code.objects.select_for_update().get(pk=code.pk)
+    check_transition(Code.STATUS_TRANSITIONS, locked.status, Code.Status.VOID, field="status")
+    locked.status = Code.Status.VOID
+    locked.save(update_fields=["status", "updated_at"])
+    CodeEvent.objects.create(
+        code=locked,
+        code_text=locked.normalized,
+        kind=CodeEvent.Kind.VOIDED,
+        actor=_user_or_none(actor),
+        client=getattr(actor, "username", "") or "",
+        detail={"reason": reason},
+    )
+    return locked
+
+
+def void_code_for_system(*, code: Code, actor: User, reason: str) -> bool:
+    """Void an unused code as part of another operation (a reward rollback). False if it was used."""
+    locked = Code.objects.select_for_update().get(pk=code.pk)
+    if locked.status == Code.Status.VOID:
+        return True
+    if locked.uses > 0:
+        return False
+    locked.status = Code.Status.VOID
+    locked.save(update_fields=["status", "updated_at"])
+    CodeEvent.objects.create(
+        code=locked,
+        code_text=locked.normalized,
+        kind=CodeEvent.Kind.VOIDED,
+        actor=_user_or_none(actor),
+        client=getattr(actor, "username", "") or "",
+        detail={"reason": reason},
+    )
+    return True
+
+
+def expire_codes(*, now: dt.datetime | None = None) -> int:
+    """Mark codes past their validity as expired (their timeline shows it from valid_until)."""
+    now = now or timezone.now()
+    expired = Code.objects.filter(status=Code.Status.ACTIVE, valid_until__lte=now).update(
+        status=Code.Status.EXPIRED, updated_at=now
+    )
+    ended = Campaign.objects.filter(status__in=[Campaign.Status.ACTIVE, Campaign.Status.PAUSED], ends_at__lte=now)
+    for campaign in ended:
+        with transaction.atomic():
+            change_campaign_status(campaign=campaign, status=Campaign.Status.ENDED, actor=None, reason="Window ended")
+    return expired

@@ -1,0 +1,286 @@
+"""Validating and redeeming codes, and rolling a redemption back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from loyalty.exceptions import InvalidInput
+from loyalty.models import LedgerEntry, Member
+from loyalty.services import credit_points, debit_points, lock_balances
+from loyalty.services.core import User, _require_perm, _user_or_none
+from loyalty.workflow import check_transition, save_with_history
+from promotions import abuse, codegen
+from promotions.engine import Evaluation, OrderView, evaluate
+from promotions.exceptions import CodesRejected
+from promotions.models import Campaign, CampaignMemberUsage, Code, CodeEvent, CodeRedemption
+from promotions.selectors import code_views, member_view
+
+from .campaigns import MAX_ORDER_AMOUNT
+
+MAX_CODES_PER_REQUEST = 20
+
+
+@dataclass
+class CodeRequest:
+    """A cleaned /codes/validate or /codes/redeem request."""
+
+    codes: list[str]
+    member: Member | None
+    order: OrderView
+    client: str = ""
+    ip: str | None = None
+
+
+def clean_request(
+    *, codes: Any, member: Member | None, order: dict[str, Any] | None, client: str = "", ip: str | None = None
+) -> CodeRequest:
+    if not isinstance(codes, list) or not codes:
+        raise InvalidInput("Give a list of codes.", errors={"codes": ["A non-empty list of strings."]})
+    if len(codes) > MAX_CODES_PER_REQUEST:
+        raise InvalidInput(
+            f"At most {MAX_CODES_PER_REQUEST} codes per order.", errors={"codes": [f"At most {MAX_CODES_PER_REQUEST}."]}
+        )
+    if not all(isinstance(c, str) and 0 < len(c) <= codegen.MAX_CODE_LENGTH for c in codes):
+        raise InvalidInput("Codes are strings of 1 to 64 characters.", errors={"codes": ["Strings only."]})
+    order = order or {}
+    if not isinstance(order, dict):
+        raise InvalidInput("order must be an object.", errors={"order": ["An object."]})
+    try:
+        amount = Decimal(str(order.get("amount", "0")))
+    except (InvalidOperation, ValueError):
+        raise InvalidInput("order.amount must be a number.", errors={"order": ["amount must be a number."]}) from None
+    if isinstance(order.get("amount"), bool) or not amount.is_finite() or amount < 0 or amount > MAX_ORDER_AMOUNT:
+        raise InvalidInput("order.amount is out of range.", errors={"order": ["amount must be 0 or more."]})
+    channel = order.get("channel") or ""
+    order_id = order.get("id") or ""
+    if not isinstance(channel, str) or not isinstance(order_id, str | int) or len(str(order_id)) > 64:
+        raise InvalidInput("order.channel and order.id are strings.", errors={"order": ["Invalid fields."]})
+    return CodeRequest(
+        codes=[codegen.normalize(c) for c in codes],
+        member=member,
+        order=OrderView(amount=amount.quantize(Decimal("0.01")), channel=channel, id=str(order_id)),
+        client=client,
+        ip=ip,
+    )
+
+
+def _record_attempts(req: CodeRequest, evaluation: Evaluation, actor: User, *, redeem: bool) -> None:
+    codes = {c.normalized: c for c in Code.objects.filter(normalized__in=req.codes)}
+    CodeEvent.objects.bulk_create(
+        [
+            CodeEvent(
+                code=codes.get(r.code),
+                code_text=r.code,
+                kind=CodeEvent.Kind.VALIDATED,
+                result=r.reason or "valid",
+                member=req.member,
+                actor=_user_or_none(actor),
+                client=req.client,
+                ip=req.ip,
+                order_id=req.order.id,
+                detail={"redeem": redeem} if redeem else {},
+            )
+            for r in evaluation.results
+        ]
+    )
+    failed = [
+        r.code
+        for r in evaluation.results
+        if r.reason in ("code_unknown", "code_void", "code_expired", "code_already_used")
+    ]
+    abuse.record_failures(
+        client=req.client, ip=req.ip, member_id=req.member.pk if req.member else None, failed=len(failed), codes=failed
+    )
+
+
+def _evaluate(req: CodeRequest, codes: list[Code]) -> Evaluation:
+    views = code_views(codes)
+    member = member_view(req.member, [c.campaign_id for c in codes])
+    return evaluate(req.codes, views, member, req.order, timezone.now())
+
+
+def validate_codes(req: CodeRequest, *, actor: User) -> Evaluation:
+    """Answer which codes apply, changing nothing but the timeline and the abuse counters."""
+    _require_perm(actor, "promotions.view_code")
+    abuse.check_not_locked(client=req.client, ip=req.ip)
+    codes = list(Code.objects.filter(normalized__in=req.codes).select_related("campaign"))
+    evaluation = _evaluate(req, codes)
+    _record_attempts(req, evaluation, actor, redeem=False)
+    return evaluation
+
+
+def redeem_codes(req: CodeRequest, *, actor: User) -> list[CodeRedemption]:
+    """Apply the whole stack atomically, or nothing.
+
+    Locks, in order: the member's balance rows (bonus points), the codes by id, the campaigns by id,
+    the member's usage rows; then evaluates on the locked rows and writes with F() updates.
+    """
+    _require_perm(actor, "promotions.add_coderedemption")
+    member_id = req.member.pk if req.member else None
+    abuse.check_not_locked(client=req.client, ip=req.ip)
+    evaluation: Evaluation | None = None
+    try:
+        with transaction.atomic():
+            preview = list(Code.objects.filter(normalized__in=req.codes).select_related("campaign__metric"))
+            bonus_metrics = {
+                c.campaign.metric
+                for c in preview
+                if c.campaign.kind == Campaign.Kind.BONUS_POINTS and c.campaign.metric_id
+            }
+            if req.member is not None and bonus_metrics:
+                lock_balances(req.member, bonus_metrics)
+            codes = list(Code.objects.select_for_update().filter(pk__in=[c.pk for c in preview]).order_by("pk"))
+            campaign_ids = sorted({c.campaign_id for c in codes})
+            campaigns = {
+                c.pk: c for c in Campaign.objects.select_for_update().filter(pk__in=campaign_ids).order_by("pk")
+            }
+            if req.member is not None:
+                for cid in campaign_ids:
+                    CampaignMemberUsage.objects.get_or_create(campaign_id=cid, member=req.member)
+                list(
+                    CampaignMemberUsage.objects.select_for_update()
+                    .filter(campaign_id__in=campaign_ids, member=req.member)
+                    .order_by("campaign_id")
+                )
+            for code in codes:
+                code.campaign = campaigns[code.campaign_id]
+            evaluation = _evaluate(req, codes)
+            if not evaluation.all_valid:
+                raise CodesRejected(
+                    errors={
+                        "codes": [{"code": r.code, "valid": r.valid, "reason": r.reason} for r in evaluation.results]
+                    }
+                )
+            by_norm = {c.normalized: c for c in codes}
+            created = []
+            for result in evaluation.results:
+                code = by_norm[result.code]
+                campaign = campaigns[code.campaign_id]
+                Code.objects.filter(pk=code.pk).update(uses=F("uses") + 1, updated_at=timezone.now())
+                if code.uses + 1 >= code.max_uses:
+                    Code.objects.filter(pk=code.pk).update(status=Code.Status.REDEEMED)
+                Campaign.objects.filter(pk=campaign.pk).update(
+                    redemptions_count=F("redemptions_count") + 1,
+                    discount_total=F("discount_total") + result.discount,
+                    bonus_points_total=F("bonus_points_total") + result.bonus_points,
+                )
+                if req.member is not None:
+                    CampaignMemberUsage.objects.filter(campaign=campaign, member=req.member).update(uses=F("uses") + 1)
+                redemption = CodeRedemption(
+                    code=code,
+                    campaign=campaign,
+                    member=req.member,
+                    order_id=req.order.id,
+                    order_amount=req.order.amount,
+                    channel=req.order.channel,
+                    discount=result.discount,
+                    bonus_points=result.bonus_points,
+                    redeemed_by=_user_or_none(actor),
+                )
+                save_with_history(redemption, actor=actor, reason="Redeemed")
+                if result.bonus_points and req.member is not None:
+                    redemption.ledger_entry = credit_points(
+                        member=req.member,
+                        metric=campaign.metric,
+                        amount=result.bonus_points,
+                        actor=actor,
+                        reason=f"Bonus code {code.code}",
+                        source_type="code_redemption",
+                        source_id=str(redemption.pk),
+                        idempotency_key=f"code_redemption:{redemption.pk}",
+                    )
+                    redemption.save(update_fields=["ledger_entry"])
+                CodeEvent.objects.create(
+                    code=code,
+                    code_text=code.normalized,
+                    kind=CodeEvent.Kind.REDEEMED,
+                    result="valid",
+                    member=req.member,
+                    actor=_user_or_none(actor),
+                    client=req.client,
+                    ip=req.ip,
+                    order_id=req.order.id,
+                    detail={
+                        "discount": str(result.discount),
+                        "bonus_points": result.bonus_points,
+                        "redemption": redemption.pk,
+                    },
+                )
+                created.append(redemption)
+    except CodesRejected:
+        if evaluation is not None:
+            _record_attempts(req, evaluation, actor, redeem=True)
+        raise
+    abuse.record_redemption(member_id=member_id, codes=req.codes)
+    return created
+
+
+@transaction.atomic
+def rollback_code_redemption(*, redemption: CodeRedemption, actor: User, reason: str) -> CodeRedemption:
+    """Reverse one code use: counters go back, bonus points are taken back, and the code is usable
+    again where its limits allow (not if it was voided or has expired)."""
+    _require_perm(actor, "promotions.change_coderedemption")
+    if not (reason or "").strip():
+        raise InvalidInput("A reason is required.", errors={"reason": ["This field is required."]})
+    current = CodeRedemption.objects.select_related("campaign__metric", "member").get(pk=redemption.pk)
+    if current.bonus_points and current.member_id:
+        lock_balances(current.member, [current.campaign.metric])
+    use = CodeRedemption.objects.select_for_update().get(pk=redemption.pk)
+    check_transition(CodeRedemption.STATUS_TRANSITIONS, use.status, CodeRedemption.Status.ROLLED_BACK, field="status")
+    code = Code.objects.select_for_update().get(pk=use.code_id)
+    Campaign.objects.select_for_update().filter(pk=use.campaign_id).first()
+    if use.bonus_points and use.ledger_entry_id:
+        debit_points(
+            member=current.member,
+            metric=current.campaign.metric,
+            amount=use.bonus_points,
+            kind=LedgerEntry.Kind.ROLLBACK,
+            actor=actor,
+            reason=f"Code use rolled back: {reason}",
+            source_type="code_redemption",
+            source_id=str(use.pk),
+            reverses=use.ledger_entry,
+            idempotency_key=f"code_redemption_rollback:{use.pk}",
+        )
+    Code.objects.filter(pk=code.pk).update(uses=F("uses") - 1, updated_at=timezone.now())
+    if code.status == Code.Status.REDEEMED:
+        Code.objects.filter(pk=code.pk).update(status=Code.Status.ACTIVE)
+    Campaign.objects.filter(pk=use.campaign_id).update(
+        redemptions_count=F("redemptions_count") - 1,
+        discount_total=F("discount_total") - use.discount,
+        bonus_points_total=F("bonus_points_total") - use.bonus_points,
+    )
+    if use.member_id:
+        CampaignMemberUsage.objects.filter(campaign_id=use.campaign_id, member_id=use.member_id).update(
+            uses=F("uses") - 1
+        )
+    use.status = CodeRedemption.Status.ROLLED_BACK
+    use.rolled_back_at = timezone.now()
+    use.rolled_back_by = _user_or_none(actor)
+    use.rollback_reason = reason.strip()[:255]
+    save_with_history(
+        use,
+        actor=actor,
+        reason=f"Rolled back: {reason}",
+        update_fields=["status", "rolled_back_at", "rolled_back_by", "rollback_reason"],
+    )
+    CodeEvent.objects.create(
+        code=code,
+        code_text=code.normalized,
+        kind=CodeEvent.Kind.ROLLED_BACK,
+        member=use.member,
+        actor=_user_or_none(actor),
+        client=getattr(actor, "username", "") or "",
+        order_id=use.order_id,
+        detail={"reason": reason, "redemption": use.pk},
+    )
+    return use
+
+
+# --- housekeeping ------------------------------------------------------------------------------
