@@ -33,6 +33,7 @@ from loyalty.admin.panels import MemberPanel, register_member_panel
 from loyalty.exceptions import Conflict, DomainError
 from loyalty.forms import form_errors_text
 from loyalty.models import ProgramSettings
+from loyalty.templatetags.insight import points_by_metric
 
 from . import services
 from .forms import FileClaimForm, RejectClaimsForm, RetroSearchForm
@@ -148,7 +149,7 @@ class RetroClaimAdmin(ExactSearchMixin, BigListMixin, ReadOnlyAdminMixin, Servic
 
     @admin.display(description="Points", ordering="preview_points")
     def points_preview(self, obj):
-        return obj.preview_points
+        return points_by_metric(obj.preview)  # per metric: points and status credits never summed
 
     @admin.display(description="Filed by", ordering="requested_by")
     def filed_by(self, obj):

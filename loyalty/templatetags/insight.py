@@ -63,3 +63,12 @@ def program_currency() -> str:
     from loyalty.models import ProgramSettings
 
     return ProgramSettings.load().currency
+
+
+@register.filter
+def points_by_metric(breakdown) -> str:
+    """An earning breakdown's points per metric, e.g. "45 points · 3 status_credits" (never one sum)."""
+    totals = (breakdown or {}).get("points_by_metric") or {}
+    if not totals:
+        return f"{(breakdown or {}).get('points', 0)} points"
+    return " · ".join(f"{n} {metric}" for metric, n in sorted(totals.items()))

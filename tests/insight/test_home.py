@@ -91,3 +91,11 @@ def test_the_campaign_page_shows_the_discount_with_its_currency(admin_user):
     campaign = promotions.create_campaign(actor=admin_user, name="Spring", kind="fixed_discount", value=5)
     html = client_for(admin_user).get(f"/admin/promotions/campaign/{campaign.pk}/change/").content.decode()
     assert "0.00 EUR" in html
+
+
+def test_a_preview_shows_points_per_metric_never_one_sum():
+    from loyalty.templatetags.insight import points_by_metric
+
+    preview = {"points": 48, "points_by_metric": {"points": 45, "status_credits": 3}}
+    assert points_by_metric(preview) == "45 points · 3 status_credits"
+    assert points_by_metric({}) == "0 points"
