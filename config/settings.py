@@ -320,6 +320,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "loyalty.tasks.purge_idempotency_records",
         "schedule": 60 * 60 * 6,
     },
+    # The home page's and the dashboard's default 30 days, recomputed before the cache expires.
+    "refresh-insight-report": {
+        "task": "loyalty.tasks.refresh_insight_report",
+        "schedule": max(INSIGHT_CACHE_SECONDS - 60, 30),
+        "options": {"expires": max(INSIGHT_CACHE_SECONDS - 60, 30)},
+    },
 }
 
 LOGGING = {

@@ -55,3 +55,14 @@ def sweep_outbox() -> dict:
 @shared_task(acks_late=True)
 def purge_outbox() -> int:
     return outbox.purge()
+
+
+@shared_task(acks_late=True)
+def refresh_insight_report() -> str:
+    """Recompute the last 30 days' report into the cache before it expires, so that the operations
+    home and the dashboard's default range never compute it inside a request."""
+    from .insight import Period, report
+
+    period = Period.last_days(report.DEFAULT_DAYS)
+    report.summary(period, fresh=True)
+    return f"{period.start}..{period.end}"

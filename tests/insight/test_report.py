@@ -126,3 +126,15 @@ def test_without_dates_the_report_covers_the_last_30_days():
     period = report.parse_period(None, None, today=dt.date(2026, 3, 31))
     assert (period.start, period.end) == (dt.date(2026, 3, 2), dt.date(2026, 3, 31))
     assert len(period.days()) == 30
+
+
+def test_the_beat_task_refreshes_the_default_range_in_the_cache(figures, metric):
+    from loyalty.tasks import refresh_insight_report
+
+    with time_machine.travel(d(2026, 3, 10, 12), tick=False):
+        period = Period.last_days(30)
+        before = report.summary(period)
+        loyalty.credit_points(member=figures["bob"], metric=metric, amount=50, reason="later")
+        assert report.summary(period)["liability"] == before["liability"]  # cached
+        refresh_insight_report()
+        assert report.summary(period)["liability"]["points"]["balance"] == 1250
