@@ -57,7 +57,8 @@ class RollbackAdmin(FastActionCheckboxMixin, BigListMixin, ReadOnlyAdminMixin, S
         "reason",
         "status",
         "requested_by",
-    )  # full/via/decider/why-approval: filters and the rollback's page (the list fits 1366 px)
+        "approval_required_because",
+    )  # full/via/decider: filters and the rollback's page (the list fits 1366 px)
     list_display_links = ("id",)
     list_filter = ("status", "reason", "via", "full", CreatedWithinFilter)
     list_select_related = ("member", "redemption__reward", "requested_by", "approved_by", "rejected_by")
