@@ -2,8 +2,8 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from loyalty.api.base import has_perms
 from loyalty.insight.views import dashboard_view
+from loyalty.kernel.api import has_perms
 
 # A URL no route matches is a 404 in the API's error shape under /api/ (an HTML page elsewhere).
 handler404 = "loyalty.api.errors.not_found_view"

@@ -6,32 +6,29 @@ reported with the service's reason, the others go ahead.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from urllib.parse import urlencode
 
-from django.contrib import admin, messages
-from django.contrib.admin import helpers
-from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect, QueryDict
-from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.contrib import admin
+from django.http import QueryDict
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 
-from loyalty.admin.base import (
-    BigListMixin,
-    ExactSearchMixin,
-    PageAction,
-    ReadOnlyAdminMixin,
-    ServiceManagedHistoryAdmin,
-    admin_link,
-)
 from loyalty.admin.earning import render_breakdown
 from loyalty.admin.panels import MemberPanel, register_member_panel
-from loyalty.exceptions import Conflict, DomainError
-from loyalty.forms import form_errors_text
+from loyalty.kernel import Conflict
+from loyalty.kernel.admin import (
+    BigListMixin,
+    ExactSearchMixin,
+    ObjectAction,
+    ObjectActionsMixin,
+    QueueMixin,
+    ReadOnlyAdminMixin,
+    ServiceManagedHistoryAdmin,
+    bulk_action,
+    link,
+)
 from loyalty.models import ProgramSettings
 from loyalty.templatetags.insight import points_by_metric
 
@@ -59,12 +56,63 @@ def _status_badge(claim: RetroClaim):
     return format_html('<span class="status-badge status-{}">{}</span>', claim.status, claim.get_status_display())
 
 
-@admin.register(RetroClaim)
-class RetroClaimAdmin(ExactSearchMixin, BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin):
-    page_actions = (
-        PageAction("retro_retroclaim_approve", "Approve (claim page)", ("retro.view_retroclaim", APPROVE_PERM)),
-        PageAction("retro_retroclaim_reject", "Reject (claim page)", ("retro.view_retroclaim", APPROVE_PERM)),
+def claim_action(*, verb: str, **kwargs):
+    """A bulk action on claims: oldest first, every refusal with the claim, its bill and the code."""
+    tail = " Points are credited in the background." if verb in ("Approved", "Retried") else ""
+    return bulk_action(
+        permission="approve",
+        done=f"{verb} {{n}} claim(s): {{ids}}.{tail}",
+        failed=f"{{label}} not {verb.lower()}: {{detail}} [{{code}}]",
+        label=lambda c: f"Claim #{c.pk} (bill {c.transaction.external_id})",
+        empty="No claims selected.",
+        prepare=lambda qs: qs.select_related("member", "transaction").order_by("created_at", "id"),
+        **kwargs,
     )
+
+
+def _retry(claim: RetroClaim, user) -> None:
+    if claim.status != RetroClaim.Status.FAILED:
+        raise Conflict(f"Only failed claims can be retried; this one is {claim.status}.")
+    services.approve_retro_claim(claim=claim, actor=user)
+
+
+class _Decision(ObjectAction):
+    permissions = (APPROVE_PERM,)
+
+    def available(self, request, claim) -> bool:
+        decidable = claim.status in (RetroClaim.Status.SUBMITTED, RetroClaim.Status.FAILED)
+        return decidable and self.has_permission(request, claim)
+
+
+class ApproveClaim(_Decision):
+    name = "approve"
+    label = "Approve"
+    roles_label = "Approve (claim page)"
+    refused = "Not approved."
+
+    def run(self, request, claim, data):
+        verb = "Retried" if claim.status == RetroClaim.Status.FAILED else "Approved"
+        services.approve_retro_claim(claim=claim, actor=request.user)
+        return f"{verb} claim #{claim.pk}; the points are credited in the background."
+
+
+class RejectClaim(_Decision):
+    name = "reject"
+    label = "Reject"
+    roles_label = "Reject (claim page)"
+    form_class = RejectClaimsForm
+    refused = "Not rejected."
+
+    def run(self, request, claim, data):
+        services.reject_retro_claim(claim=claim, actor=request.user, reason=data["reason"])
+        return f"Rejected claim #{claim.pk}."
+
+
+@admin.register(RetroClaim)
+class RetroClaimAdmin(
+    QueueMixin, ObjectActionsMixin, ExactSearchMixin, BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin
+):
+    object_actions = (ApproveClaim(), RejectClaim())
     change_form_template = "admin/retro/retroclaim/change_form.html"
     change_list_template = "admin/retro/retroclaim/change_list.html"
     list_display = (
@@ -75,7 +123,7 @@ class RetroClaimAdmin(ExactSearchMixin, BigListMixin, ReadOnlyAdminMixin, Servic
         "bill_link",
         "purchase_date",
         "purchase_amount",
-        "preview_points",
+        "points_preview",
         "points_awarded",
         "requested_by",
     )  # channel and approver: in the filters and on the claim (the list fits 1366 px)
@@ -129,11 +177,11 @@ class RetroClaimAdmin(ExactSearchMixin, BigListMixin, ReadOnlyAdminMixin, Servic
 
     @admin.display(description="Member", ordering="member")
     def member_link(self, obj):
-        return admin_link(obj.member)
+        return link(obj.member)
 
     @admin.display(description="Bill", ordering="transaction__external_id")
     def bill_link(self, obj):
-        return admin_link(obj.transaction, obj.transaction.external_id)
+        return link(obj.transaction, obj.transaction.external_id)
 
     @admin.display(description="Purchase date", ordering="transaction__occurred_at")
     def purchase_date(self, obj):
@@ -175,191 +223,56 @@ class RetroClaimAdmin(ExactSearchMixin, BigListMixin, ReadOnlyAdminMixin, Servic
     def ledger_entry_link(self, obj):
         if not obj.ledger_entry_id:
             return "-"
-        return admin_link(None, f"#{obj.ledger_entry_id}", model_name="ledgerentry", pk=obj.ledger_entry_id)
+        return link("loyalty.ledgerentry", f"#{obj.ledger_entry_id}", pk=obj.ledger_entry_id)
 
     # --- the approval queue: this changelist, submitted claims only, oldest first ---------------
-    def _is_queue(self, request) -> bool:
-        return getattr(request, "_retro_queue", False)
+    queue_title = "Retro claims waiting for approval"
+    queue_list_filter = ()
+    queue_actions = ("approve_selected", "reject_selected")
 
-    def get_queryset(self, request):
-        qs = super().get_queryset(request)
-        if self._is_queue(request):
-            qs = qs.filter(status=RetroClaim.Status.SUBMITTED)
-        return qs
+    def queue_queryset(self, request, queryset):
+        return queryset.filter(status=RetroClaim.Status.SUBMITTED)
 
-    def get_ordering(self, request):
-        return ("created_at", "id") if self._is_queue(request) else super().get_ordering(request)
-
-    def get_list_display(self, request):
-        return self.queue_list_display if self._is_queue(request) else super().get_list_display(request)
-
-    def get_list_filter(self, request):
-        return () if self._is_queue(request) else super().get_list_filter(request)
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        if self._is_queue(request):
-            actions.pop("retry_selected", None)
-        return actions
-
-    def queue_view(self, request):
-        request._retro_queue = True
-        return self.changelist_view(
-            request,
-            extra_context={
-                "title": "Retro claims waiting for approval",
-                "subtitle": None,
-                "retro_queue": True,
-                "can_approve": request.user.has_perm(APPROVE_PERM),
-            },
-        )
-
-    def changelist_view(self, request, extra_context=None):
-        extra = {"queue_url": reverse(f"admin:{self._url_name('queue')}")}
-        extra.update(extra_context or {})
-        return super().changelist_view(request, extra_context=extra)
+    def queue_context(self, request):
+        return {"retro_queue": True, "can_approve": request.user.has_perm(APPROVE_PERM)}
 
     # --- bulk actions ----------------------------------------------------------------------------
     def has_approve_permission(self, request) -> bool:
         return request.user.has_perm(APPROVE_PERM)
 
-    def _each(self, request, queryset, verb: str, call: Callable[[RetroClaim], object]) -> None:
-        """Run a service per claim; report the successes together and each failure with its reason."""
-        done, failed = [], 0
-        for claim in queryset.select_related("transaction").order_by("created_at", "id"):
-            try:
-                call(claim)
-            except DomainError as exc:
-                failed += 1
-                self.message_user(
-                    request,
-                    f"Claim #{claim.pk} (bill {claim.transaction.external_id}) not {verb.lower()}: "
-                    f"{exc.detail} [{exc.code}]",
-                    messages.ERROR,
-                )
-            else:
-                done.append(f"#{claim.pk}")
-        if done:
-            tail = " Points are credited in the background." if verb in ("Approved", "Retried") else ""
-            self.message_user(request, f"{verb} {len(done)} claim(s): {', '.join(done)}.{tail}", messages.SUCCESS)
-        elif not failed:
-            self.message_user(request, "No claims selected.", messages.WARNING)
-
-    @admin.action(description="Approve selected claims", permissions=["approve"])
-    def approve_selected(self, request, queryset):
-        self._each(request, queryset, "Approved", lambda c: services.approve_retro_claim(claim=c, actor=request.user))
-
-    @admin.action(description="Retry selected failed claims", permissions=["approve"])
-    def retry_selected(self, request, queryset):
-        def retry(claim: RetroClaim) -> None:
-            if claim.status != RetroClaim.Status.FAILED:
-                raise Conflict(f"Only failed claims can be retried; this one is {claim.status}.")
-            services.approve_retro_claim(claim=claim, actor=request.user)
-
-        self._each(request, queryset, "Retried", retry)
-
-    @admin.action(description="Reject selected claims…", permissions=["approve"])
-    def reject_selected(self, request, queryset):
-        form = RejectClaimsForm(request.POST if request.POST.get("confirm") == "yes" else None)
-        if form.is_bound and form.is_valid():
-            reason = form.cleaned_data["reason"]
-            self._each(
-                request,
-                queryset,
-                "Rejected",
-                lambda c: services.reject_retro_claim(claim=c, actor=request.user, reason=reason),
-            )
-            return None  # back to the list
-        claims = list(queryset.select_related("member", "transaction").order_by("created_at", "id"))
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": "Reject retro claims",
-            "claims": claims,
-            "form": form,
-            "action": "reject_selected",
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            "select_across": request.POST.get("select_across", "0"),
-            "back_url": request.get_full_path(),
-        }
-        return TemplateResponse(request, "admin/retro/retroclaim/reject_confirmation.html", context)
+    approve_selected = claim_action(
+        name="approve_selected",
+        description="Approve selected claims",
+        verb="Approved",
+        run=lambda claim, user: services.approve_retro_claim(claim=claim, actor=user),
+    )
+    retry_selected = claim_action(
+        name="retry_selected",
+        description="Retry selected failed claims",
+        verb="Retried",
+        run=lambda claim, user: _retry(claim, user),
+    )
+    reject_selected = claim_action(
+        name="reject_selected",
+        description="Reject selected claims…",
+        verb="Rejected",
+        form_class=RejectClaimsForm,
+        title="Reject retro claims",
+        intro="The member gets no points for these claims; the reason is recorded on each claim.",
+        button="Reject",
+        form_id="reject-confirm-form",
+        describe=lambda c: (
+            f"#{c.pk} {c.get_status_display()}: {c.member}, bill {c.transaction.external_id}, "
+            f"{c.transaction.amount} {c.transaction.currency}, preview {points_by_metric(c.preview)}"
+        ),
+        run=lambda claim, user, data: services.reject_retro_claim(claim=claim, actor=user, reason=data["reason"]),
+    )
 
     # --- buttons on the claim page ---------------------------------------------------------------
-    def _url_name(self, suffix: str) -> str:
-        return f"{self.opts.app_label}_{self.opts.model_name}_{suffix}"
-
-    def get_urls(self):
-        return [
-            path("queue/", self.admin_site.admin_view(self.queue_view), name=self._url_name("queue")),
-            path(
-                "<path:object_id>/approve/",
-                self.admin_site.admin_view(self.approve_view),
-                name=self._url_name("approve"),
-            ),
-            path(
-                "<path:object_id>/reject/",
-                self.admin_site.admin_view(self.reject_view),
-                name=self._url_name("reject"),
-            ),
-        ] + super().get_urls()
-
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and obj.pk:
-            decidable = obj.status in (RetroClaim.Status.SUBMITTED, RetroClaim.Status.FAILED)
-            context.update(
-                {
-                    "claim_panel": True,
-                    "can_decide": decidable and request.user.has_perm(APPROVE_PERM),
-                    "own_claim": obj.requested_by_id == request.user.pk,
-                    "approve_url": reverse(f"admin:{self._url_name('approve')}", args=[obj.pk]),
-                    "reject_url": reverse(f"admin:{self._url_name('reject')}", args=[obj.pk]),
-                    "reject_form": RejectClaimsForm(),
-                }
-            )
+            context.update({"claim_panel": True, "own_claim": obj.requested_by_id == request.user.pk})
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
-
-    def _claim_for_action(self, request, object_id) -> RetroClaim:
-        claim = self.get_object(request, unquote(object_id))
-        if claim is None:
-            raise Http404("No such claim.")
-        if not (self.has_view_permission(request, claim) and request.user.has_perm(APPROVE_PERM)):
-            raise PermissionDenied
-        return claim
-
-    def _back(self, claim: RetroClaim) -> HttpResponseRedirect:
-        return HttpResponseRedirect(reverse(f"admin:{self._url_name('change')}", args=[claim.pk]))
-
-    def approve_view(self, request, object_id):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        claim = self._claim_for_action(request, object_id)
-        retry = claim.status == RetroClaim.Status.FAILED
-        try:
-            services.approve_retro_claim(claim=claim, actor=request.user)
-        except DomainError as exc:
-            self.message_user(request, f"Not approved. {exc.detail}", messages.ERROR)
-        else:
-            verb = "Retried" if retry else "Approved"
-            self.message_user(
-                request, f"{verb} claim #{claim.pk}; the points are credited in the background.", messages.SUCCESS
-            )
-        return self._back(claim)
-
-    def reject_view(self, request, object_id):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        claim = self._claim_for_action(request, object_id)
-        form = RejectClaimsForm(request.POST)
-        if not form.is_valid():
-            self.message_user(request, f"Not rejected. {form_errors_text(form)}", messages.ERROR)
-            return self._back(claim)
-        try:
-            services.reject_retro_claim(claim=claim, actor=request.user, reason=form.cleaned_data["reason"])
-        except DomainError as exc:
-            self.message_user(request, f"Not rejected. {exc.detail}", messages.ERROR)
-        else:
-            self.message_user(request, f"Rejected claim #{claim.pk}.", messages.SUCCESS)
-        return self._back(claim)
 
 
 # --- "File a retro claim" on the member page ---------------------------------------------------
@@ -402,58 +315,41 @@ def _panel_context(request, member) -> dict | None:
     }
 
 
-def _panel_urls(member_admin) -> list:
-    def file_claim_view(request, object_id):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        member = member_admin.get_object(request, unquote(object_id))
-        if member is None:
-            raise Http404("No such member.")
-        if not (member_admin.has_view_or_change_permission(request, member) and request.user.has_perm(FILE_PERM)):
-            raise PermissionDenied
-        form = FileClaimForm(request.POST)
+class FileClaim(ObjectAction):
+    """ "File a retro claim" in the member page's panel; back to the panel with the search kept."""
+
+    name = "retro_claim"
+    label = "File a claim"
+    roles_label = "File a retro claim (member page)"
+    permissions = (FILE_PERM,)
+    form_class = FileClaimForm
+
+    def invalid_message(self, request, member, form) -> str:
+        return "No claim filed: that purchase no longer exists or already belongs to a member."
+
+    def refused_message(self, request, member, data, exc) -> str:
+        return f"No claim filed for bill {data['transaction'].external_id}. {exc.detail}"
+
+    def back_url(self, model_admin, request, member) -> str:
         query = QueryDict(request.POST.get("next", ""))
         keep = {k: v for k, v in query.items() if k.startswith(f"{RetroSearchForm.prefix}-")}
         back = reverse("admin:loyalty_member_change", args=[member.pk])
-        back += ("?" + urlencode(keep) if keep else "") + "#panel-retro"
-        if not form.is_valid():
-            member_admin.message_user(
-                request,
-                "No claim filed: that purchase no longer exists or already belongs to a member.",
-                messages.ERROR,
-            )
-            return HttpResponseRedirect(back)
-        txn = form.cleaned_data["transaction"]
-        try:
-            claim = services.submit_retro_claim(
-                transaction_=txn,
-                member=member,
-                actor=request.user,
-                channel=RetroClaim.Channel.ADMIN,
-                note=form.cleaned_data["note"].strip(),
-            )
-        except DomainError as exc:
-            member_admin.message_user(
-                request, f"No claim filed for bill {txn.external_id}. {exc.detail}", messages.ERROR
-            )
-            return HttpResponseRedirect(back)
-        what = _summary(claim.preview)
-        then = "It was approved automatically." if claim.auto_approved else "An approver must approve it."
-        member_admin.message_user(
-            request,
-            f"Retro claim #{claim.pk} filed for bill {txn.external_id}: preview {claim.preview_points} points "
-            f"({what}). {then}",
-            messages.SUCCESS,
-        )
-        return HttpResponseRedirect(back)
+        return back + ("?" + urlencode(keep) if keep else "") + "#panel-retro"
 
-    return [
-        path(
-            "<path:object_id>/retro-claim/",
-            member_admin.admin_site.admin_view(file_claim_view),
-            name="loyalty_member_retro_claim",
+    def run(self, request, member, data):
+        txn = data["transaction"]
+        claim = services.submit_retro_claim(
+            transaction_=txn,
+            member=member,
+            actor=request.user,
+            channel=RetroClaim.Channel.ADMIN,
+            note=data["note"].strip(),
         )
-    ]
+        then = "It was approved automatically." if claim.auto_approved else "An approver must approve it."
+        return (
+            f"Retro claim #{claim.pk} filed for bill {txn.external_id}: preview {points_by_metric(claim.preview)} "
+            f"({_summary(claim.preview)}). {then}"
+        )
 
 
 register_member_panel(
@@ -463,11 +359,6 @@ register_member_panel(
         template="admin/retro/member_panel.html",
         context=_panel_context,
         order=50,
-        urls=_panel_urls,
-        actions=(
-            PageAction(
-                "loyalty_member_retro_claim", "File a retro claim (member page)", ("loyalty.view_member", FILE_PERM)
-            ),
-        ),
+        object_actions=(FileClaim(),),
     )
 )

@@ -1,57 +1,16 @@
-"""Shared fixtures and the rules for tests that need real services.
-
-A test that needs PostgreSQL, Redis or Chromium skips with a reason when the service is not
-there, except under CI=true, where a missing service is a failure.
-"""
+"""Shared fixtures, and only fixtures: helper functions live in ``tests/helpers.py``, factories in
+``tests/factories.py`` (see tests/README.md)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-
 import pytest
-from django.contrib.auth.models import Group, User
-from django.db import connection
+from django.contrib.auth.models import User
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
 from loyalty import roles, services
 from loyalty.models import Metric, Tier
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def missing_service(reason: str) -> None:
-    """Skip locally; fail in CI, where every service must be present."""
-    if IN_CI:
-        pytest.fail(f"CI=true but {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-def require_postgres() -> None:
-    if connection.vendor != "postgresql":
-        if os.environ.get("REQUIRE_POSTGRES", "").lower() == "true":
-            pytest.fail("REQUIRE_POSTGRES=true but DATABASE_URL is not PostgreSQL", pytrace=False)
-        pytest.skip("runs in the PostgreSQL pass (set DATABASE_URL=postgres://...)")
-
-
-def redis_url() -> str:
-    url = os.environ.get("CELERY_BROKER_URL") or os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-    import redis
-
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
-    except Exception as exc:
-        missing_service(f"Redis is not reachable at {url}: {exc}")
-    return url
-
-
-def chromium_paths() -> tuple[str, str]:
-    browser = shutil.which("chromium") or "/usr/bin/chromium"
-    driver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-    if not (os.path.exists(browser) and os.path.exists(driver)):
-        missing_service("Chromium is not installed (apt-get install chromium chromium-driver)")
-    return browser, driver
+from tests.helpers import BrokerSwitch, api_client_for, make_user, require_postgres
 
 
 @pytest.fixture
@@ -79,40 +38,6 @@ def _outbox_breaker_closed():
     outbox.breaker.close()
     yield
     outbox.breaker.close()
-
-
-DEAD_BROKER = "redis://127.0.0.1:6390/0"  # nothing listens there: "the broker is down"
-
-
-class BrokerSwitch:
-    """``broker(url)`` points this process at another broker, publishing instead of running inline;
-    ``broker.inline()`` runs tasks here again (the broker "is back", as far as a test without a
-    worker can tell); ``broker.restore()`` puts everything back. Celery prefers the
-    CELERY_BROKER_URL environment variable to its configuration, so both are switched."""
-
-    def __init__(self):
-        self.saved = celery_app.conf.broker_url, celery_app.conf.task_always_eager
-        self.saved_env = os.environ.get("CELERY_BROKER_URL")
-
-    def __call__(self, url: str) -> None:
-        os.environ["CELERY_BROKER_URL"] = url
-        celery_app.conf.broker_url = url
-        celery_app.conf.task_always_eager = False
-        celery_app.amqp._producer_pool = None  # the pool of publishing connections is per broker URL
-
-    def inline(self) -> None:
-        from loyalty import outbox
-
-        celery_app.conf.task_always_eager = True
-        outbox.breaker.close()
-
-    def restore(self) -> None:
-        if self.saved_env is None:
-            os.environ.pop("CELERY_BROKER_URL", None)
-        else:
-            os.environ["CELERY_BROKER_URL"] = self.saved_env
-        celery_app.conf.broker_url, celery_app.conf.task_always_eager = self.saved
-        celery_app.amqp._producer_pool = None
 
 
 @pytest.fixture
@@ -154,16 +79,6 @@ def member(db, tiers):
     return services.enroll_member(external_id="M-1", email="ann@example.com", name="Ann Example")
 
 
-def make_user(username: str, *role_names: str, superuser: bool = False) -> User:
-    user = User.objects.create_user(username=username, password="pw-" + username, email=f"{username}@example.com")
-    user.is_staff = bool(set(role_names) & set(roles.STAFF_ROLES)) or superuser
-    user.is_superuser = superuser
-    user.save()
-    for name in role_names:
-        user.groups.add(Group.objects.get(name=name))
-    return user
-
-
 @pytest.fixture
 def support_user(db) -> User:
     return make_user("sally", roles.SUPPORT_AGENT)
@@ -194,15 +109,6 @@ def admin_user(db) -> User:
     return make_user("root", superuser=True)
 
 
-def api_client_for(user: User) -> APIClient:
-    """An API client sending a new API key of ``user`` (``Authorization: Token <key>``)."""
-    client = APIClient()
-    key = services.create_api_key(owner=user, name=f"test key of {user.username}", actor=None).key
-    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
-    client.api_key = key
-    return client
-
-
 @pytest.fixture
 def api(integration_user) -> APIClient:
     """An API client authenticated as an Integration user (token auth)."""
@@ -213,6 +119,12 @@ def api(integration_user) -> APIClient:
 def support(support_user) -> APIClient:
     """An API client authenticated as the Support agent."""
     return api_client_for(support_user)
+
+
+@pytest.fixture
+def campaign_manager(campaign_manager_user) -> APIClient:
+    """An API client authenticated as the Campaign manager."""
+    return api_client_for(campaign_manager_user)
 
 
 @pytest.fixture

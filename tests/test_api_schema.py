@@ -79,12 +79,12 @@ def test_an_api_url_no_route_matches_is_a_json_404():
     assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_the_schema_and_docs_need_the_auditor_or_integration_role(
     integration_user, auditor_user, support_user, campaign_manager_user, admin_user
 ):
-    from tests.conftest import api_client_for
-    from tests.helpers import login
+    from tests.helpers import api_client_for, login
 
     assert Client().get("/api/schema/").status_code == 401
     assert Client().get("/api/docs/").status_code == 401

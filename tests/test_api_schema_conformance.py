@@ -30,7 +30,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from loyalty import services
-from tests.conftest import make_user
+from tests.helpers import make_user
 
 MAX_EXAMPLES = 3
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
@@ -91,6 +91,7 @@ def run_operation(operation, mode: GenerationMode, api_key: str) -> list[str]:
     return failures
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_every_operation_answers_as_its_schema_says(api_key):
     schema = load_schema(api_key)

@@ -21,8 +21,7 @@ from promotions import services as promotions
 from promotions.models import Code, CodeBatch
 from redemptions.models import Rollback
 from retro import services as retro
-from tests.conftest import DEAD_BROKER, api_client_for, make_user
-from tests.helpers import BASE, FIXED
+from tests.helpers import BASE, DEAD_BROKER, FIXED, api_client_for, make_user
 
 
 @pytest.fixture

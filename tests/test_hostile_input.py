@@ -78,7 +78,7 @@ def test_timestamp_filters_take_any_offset_and_compare_in_utc(api, member, metri
 
 @pytest.mark.django_db
 def test_an_impossible_time_in_a_body_is_a_400(admin_user):
-    from tests.conftest import api_client_for
+    from tests.helpers import api_client_for
 
     manager = api_client_for(admin_user)
     r = manager.post(f"{BASE}/rule-sets/", {"name": "X", "valid_from": "2024-01-01T12:99:00Z"}, format="json")

@@ -13,7 +13,6 @@ as docs/roles.md says, and docs/roles.md is what ``manage.py roles_doc`` makes o
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import re
 from pathlib import Path
@@ -22,7 +21,6 @@ import pytest
 from django.contrib import admin
 from django.contrib.admin import ModelAdmin
 from django.core.cache import cache
-from django.core.management import call_command
 from django.db import transaction
 from django.test import Client
 from django.urls import reverse
@@ -36,7 +34,7 @@ from promotions.models import Campaign, Code, CodeBatch, CodeRedemption
 from redemptions import services as redemptions
 from redemptions.models import Rollback
 from retro.models import RetroClaim
-from tests.conftest import api_client_for, make_user
+from tests.helpers import api_client_for, make_user, seed_demo, shared_transaction
 
 pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
 
@@ -82,11 +80,16 @@ def test_every_admin_url_on_an_object_is_a_declared_page_action():
 # --- the world the requests act on -------------------------------------------------------------
 
 
+@pytest.fixture(scope="class")
+def demo(django_db_setup, django_db_blocker):
+    """The demo (4 members), seeded once for the class of tests that walk it."""
+    with shared_transaction(django_db_blocker):
+        seed_demo(members=4)
+        yield
+
+
 @pytest.fixture
-def world(settings, admin_user):
-    settings.DEBUG = True
-    call_command("seed_demo", members=4, stdout=io.StringIO())
-    settings.DEBUG = False
+def world(demo, admin_user):
     root = admin_user
     member = Member.objects.filter(status=Member.Status.ACTIVE).order_by("pk").first()
     metric = Reward.objects.order_by("pk").first().metric
@@ -273,28 +276,6 @@ def people(db):
     return users
 
 
-@pytest.mark.django_db
-def test_every_role_calls_every_endpoint_as_docs_roles_md_says(world, people):
-    table = permission_map.parse_tables(DOC.read_text())["api"]
-    clients = {role: api_client_for(user) for role, user in people.items()}
-    clients[permission_map.ANONYMOUS] = APIClient()
-    failures = []
-    for (method, path), allowed in sorted(table.items()):
-        url, body = request_for(method, path, world)
-        for role, client in clients.items():
-            r = rolled_back(client.generic, method, url, *_json(body))
-            if role == permission_map.ANONYMOUS:
-                ok = r.status_code == 401
-            elif allowed[role]:
-                ok = r.status_code in ALLOWED or (method == "GET" and r.status_code == 200)
-            else:
-                ok = r.status_code == 403
-            if not ok:
-                expected = "401" if role == permission_map.ANONYMOUS else ("allowed" if allowed[role] else "403")
-                failures.append(f"{role}: {method} {url} -> {r.status_code} (expected {expected}) {r.content[:200]!r}")
-    assert not failures, "\n".join(failures)
-
-
 def _json(body):
     return () if body is None else (json.dumps(body), "application/json")
 
@@ -307,56 +288,82 @@ def _offered_actions(client: Client, changelist: str) -> set[str]:
     return {str(label) for name, label in (form.fields["action"].choices if form else []) if name}
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
-def test_every_role_gets_the_admin_actions_docs_roles_md_says(world, people, admin_user):
-    table = permission_map.parse_tables(DOC.read_text())["admin"]
-    clients = {}
-    for role, user in people.items():
-        clients[role] = Client()
-        clients[role].force_login(user)
-    clients[permission_map.ANONYMOUS] = Client()
-    root = Client()
-    root.force_login(admin_user)
-    screens = {}
-    for model, model_admin in admin.site._registry.items():
-        name = str(model._meta.verbose_name_plural)
-        screens[name[:1].upper() + name[1:]] = (model, model_admin)
-    failures = []
-    # bulk actions: offered on the list to exactly these roles
-    for screen in sorted({s for s, _label, kind in table if kind == "bulk"}):
-        model, _model_admin = screens[screen]
-        changelist = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
-        for role, client in clients.items():
-            offered = _offered_actions(client, changelist)
-            for (s, label, kind), allowed in table.items():
-                if s != screen or kind != "bulk":
-                    continue
-                expected = role != permission_map.ANONYMOUS and allowed[role]
-                if (label in offered) != expected:
-                    failures.append(f"{role}: {screen} / {label} offered={label in offered}, doc says {expected}")
-    # page actions: 403 (or the login page) for whoever may not, something else for the others
-    login = reverse("admin:login")
-    for model, action in permission_map.page_actions():
-        screen = model._meta.verbose_name_plural
-        allowed = table[(str(screen)[:1].upper() + str(screen)[1:], action.label, "page")]
-        if action.on_object:
-            obj = model._default_manager.order_by("pk").first()
-            url = reverse(f"admin:{action.url_name}", args=[obj.pk])
-        else:
-            url = reverse(f"admin:{action.url_name}", kwargs=dict(action.kwargs))
-        for role, client in clients.items():
-            r = rolled_back(client.post, url, {})
-            to_login = r.status_code == 302 and r["Location"].startswith(login)
-            if role == permission_map.ANONYMOUS or role not in roles.STAFF_ROLES:
-                ok = to_login
-            elif allowed[role]:
-                ok = r.status_code != 403 and not to_login and r.status_code < 500
+class TestEveryRoleOnTheDemo:
+    """Both walks share one seed of the demo (``demo``); each test adds its own ``world`` on top."""
+
+    def test_every_role_calls_every_endpoint_as_docs_roles_md_says(self, world, people):
+        table = permission_map.parse_tables(DOC.read_text())["api"]
+        clients = {role: api_client_for(user) for role, user in people.items()}
+        clients[permission_map.ANONYMOUS] = APIClient()
+        failures = []
+        for (method, path), allowed in sorted(table.items()):
+            url, body = request_for(method, path, world)
+            for role, client in clients.items():
+                r = rolled_back(client.generic, method, url, *_json(body))
+                if role == permission_map.ANONYMOUS:
+                    ok = r.status_code == 401
+                elif allowed[role]:
+                    ok = r.status_code in ALLOWED or (method == "GET" and r.status_code == 200)
+                else:
+                    ok = r.status_code == 403
+                if not ok:
+                    expected = "401" if role == permission_map.ANONYMOUS else ("allowed" if allowed[role] else "403")
+                    failures.append(
+                        f"{role}: {method} {url} -> {r.status_code} (expected {expected}) {r.content[:200]!r}"
+                    )
+        assert not failures, "\n".join(failures)
+
+    def test_every_role_gets_the_admin_actions_docs_roles_md_says(self, world, people, admin_user):
+        table = permission_map.parse_tables(DOC.read_text())["admin"]
+        clients = {}
+        for role, user in people.items():
+            clients[role] = Client()
+            clients[role].force_login(user)
+        clients[permission_map.ANONYMOUS] = Client()
+        root = Client()
+        root.force_login(admin_user)
+        screens = {}
+        for model, model_admin in admin.site._registry.items():
+            name = str(model._meta.verbose_name_plural)
+            screens[name[:1].upper() + name[1:]] = (model, model_admin)
+        failures = []
+        # bulk actions: offered on the list to exactly these roles
+        for screen in sorted({s for s, _label, kind in table if kind == "bulk"}):
+            model, _model_admin = screens[screen]
+            changelist = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
+            for role, client in clients.items():
+                offered = _offered_actions(client, changelist)
+                for (s, label, kind), allowed in table.items():
+                    if s != screen or kind != "bulk":
+                        continue
+                    expected = role != permission_map.ANONYMOUS and allowed[role]
+                    if (label in offered) != expected:
+                        failures.append(f"{role}: {screen} / {label} offered={label in offered}, doc says {expected}")
+        # page actions: 403 (or the login page) for whoever may not, something else for the others
+        login = reverse("admin:login")
+        for model, action in permission_map.page_actions():
+            screen = model._meta.verbose_name_plural
+            allowed = table[(str(screen)[:1].upper() + str(screen)[1:], action.label, "page")]
+            if action.on_object:
+                obj = model._default_manager.order_by("pk").first()
+                url = reverse(f"admin:{action.url_name}", args=[obj.pk])
             else:
-                ok = r.status_code == 403
-            if not ok:
-                failures.append(f"{role}: POST {url} ({action.label}) -> {r.status_code}, doc says {allowed[role]}")
-        assert rolled_back(root.post, url, {}).status_code != 403  # a superuser may do everything
-    assert not failures, "\n".join(failures)
+                url = reverse(f"admin:{action.url_name}", kwargs=dict(action.kwargs))
+            for role, client in clients.items():
+                r = rolled_back(client.post, url, {})
+                to_login = r.status_code == 302 and r["Location"].startswith(login)
+                if role == permission_map.ANONYMOUS or role not in roles.STAFF_ROLES:
+                    ok = to_login
+                elif allowed[role]:
+                    ok = r.status_code != 403 and not to_login and r.status_code < 500
+                else:
+                    ok = r.status_code == 403
+                if not ok:
+                    failures.append(f"{role}: POST {url} ({action.label}) -> {r.status_code}, doc says {allowed[role]}")
+            assert rolled_back(root.post, url, {}).status_code != 403  # a superuser may do everything
+        assert not failures, "\n".join(failures)
 
 
 def test_a_role_gaining_a_permission_makes_the_doc_stale(monkeypatch):

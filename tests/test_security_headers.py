@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 from django.test import Client
 
-from tests.conftest import api_client_for
-from tests.helpers import login
+from tests.helpers import api_client_for, login
 
 ROOT = Path(__file__).resolve().parents[1]
 APPS = ["loyalty", "promotions", "redemptions", "retro", "config"]

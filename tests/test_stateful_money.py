@@ -74,7 +74,7 @@ from redemptions import services as redemptions
 from redemptions.models import Redemption, RewardCodePool, Rollback
 from retro import services as retro
 from retro.models import RetroClaim
-from tests.conftest import make_user
+from tests.helpers import make_user
 
 T0 = dt.datetime(2026, 2, 2, 9, tzinfo=dt.UTC)
 THRESHOLD = 300
@@ -639,6 +639,7 @@ class MoneyMachine(RuleBasedStateMachine):
         self.prev, self.prev_rollbacks = state, statuses
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_no_sequence_of_operations_mints_or_loses_points():
     if connection.vendor != "sqlite":

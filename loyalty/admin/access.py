@@ -6,24 +6,26 @@ Nothing here can show a key again: only its digest is stored (``loyalty.models.a
 
 from __future__ import annotations
 
-from django.contrib import admin, messages
-from django.contrib.admin import helpers
-from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
+from django.contrib import admin
 from django.db.models import Q
-from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+
+from loyalty.kernel.admin import (
+    NoDeleteMixin,
+    ObjectAction,
+    ObjectActionsMixin,
+    ServiceManagedHistoryAdmin,
+    ServiceSaveMixin,
+    bulk_action,
+)
 
 from .. import services
 from ..exceptions import DomainError
 from ..forms import ApiKeyCreateForm, ApiKeyRevokeForm
 from ..models import ApiKey
-from .base import PageAction, ServiceManagedHistoryAdmin, ServiceSaveMixin
-
-MAX_REVOKE = 500
 
 
 class StatusFilter(admin.SimpleListFilter):
@@ -45,8 +47,36 @@ class StatusFilter(admin.SimpleListFilter):
         return queryset
 
 
+REVOKE_INTRO = "A revoked key answers 401 from now on. This cannot be undone: give the integration a new key first."
+
+
+class RevokeKey(ObjectAction):
+    """ "Revoke…" on a key's page: a GET shows the confirm page with the reason."""
+
+    name = "revoke"
+    label = "Revoke…"
+    roles_label = "Revoke… (key page)"
+    permissions = ("loyalty.revoke_apikey",)
+    view_permission = False
+    form_class = ApiKeyRevokeForm
+    confirm = True
+    title = "Revoke API key"
+    intro = REVOKE_INTRO
+    form_id = "revoke-api-key-form"
+
+    def available(self, request, key) -> bool:
+        return key.revoked_at is None and self.has_permission(request, key)
+
+    def confirm_context(self, request, key):
+        return {"descriptions": [f"{key}, owner {key.owner}"]}
+
+    def run(self, request, key, data):
+        services.revoke_api_key(api_key=key, actor=request.user, reason=data["reason"])
+        return "Revoked 1 API key."
+
+
 @admin.register(ApiKey)
-class ApiKeyAdmin(ServiceSaveMixin, ServiceManagedHistoryAdmin):
+class ApiKeyAdmin(NoDeleteMixin, ObjectActionsMixin, ServiceSaveMixin, ServiceManagedHistoryAdmin):
     add_form = ApiKeyCreateForm
     list_display = ("name", "prefix_shown", "owner", "created_at", "last_used_at", "expires_at", "status_shown")
     list_display_links = ("name",)
@@ -57,7 +87,7 @@ class ApiKeyAdmin(ServiceSaveMixin, ServiceManagedHistoryAdmin):
     autocomplete_fields = ("owner",)
     ordering = ("-created_at", "-id")
     actions = ["revoke_selected"]
-    page_actions = (PageAction("loyalty_apikey_revoke", "Revoke… (key page)", ("loyalty.revoke_apikey",)),)
+    object_actions = (RevokeKey(),)
     fields = (
         "name",
         "owner",
@@ -87,16 +117,8 @@ class ApiKeyAdmin(ServiceSaveMixin, ServiceManagedHistoryAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     def has_revoke_permission(self, request, obj=None):
         return request.user.has_perm("loyalty.revoke_apikey")
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
 
     # --- the add page: the key is shown on the answer to the form, once ------------------------
     def get_form(self, request, obj=None, change=False, **kwargs):
@@ -146,66 +168,17 @@ class ApiKeyAdmin(ServiceSaveMixin, ServiceManagedHistoryAdmin):
         return response
 
     # --- revoking: a bulk action and a button on the key's page, both with a reason --------------
-    def get_urls(self):
-        info = f"{self.opts.app_label}_{self.opts.model_name}"
-        return [
-            path("<path:object_id>/revoke/", self.admin_site.admin_view(self.revoke_view), name=f"{info}_revoke"),
-        ] + super().get_urls()
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = dict(extra_context or {})
-        obj = self.get_object(request, unquote(object_id))
-        if obj is not None and obj.revoked_at is None and self.has_revoke_permission(request, obj):
-            extra_context["revoke_url"] = reverse("admin:loyalty_apikey_revoke", args=[obj.pk])
-        return super().change_view(request, object_id, form_url, extra_context)
-
-    def _revoke(self, request, keys, reason: str) -> int:
-        done = 0
-        for key in keys:
-            try:
-                services.revoke_api_key(api_key=key, actor=request.user, reason=reason)
-            except DomainError as exc:
-                self.message_user(request, f"{key}: {exc.detail}", messages.ERROR)
-            else:
-                done += 1
-        if done:
-            self.message_user(request, f"Revoked {done} API key{'s' if done != 1 else ''}.", messages.SUCCESS)
-        return done
-
-    def _reason_page(self, request, keys, form, *, action: str = ""):
-        context = {
-            **self.admin_site.each_context(request),
-            "title": "Revoke API keys" if len(keys) != 1 else "Revoke API key",
-            "opts": self.opts,
-            "keys": keys,
-            "form": form,
-            "action": action,
-            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
-            "select_across": request.POST.get("select_across", "0"),
-        }
-        request.current_app = self.admin_site.name
-        return TemplateResponse(request, "admin/loyalty/apikey/revoke.html", context)
-
-    @admin.action(description="Revoke selected API keys…", permissions=["revoke"])
-    def revoke_selected(self, request, queryset):
-        keys = list(queryset.select_related("owner")[: MAX_REVOKE + 1])
-        if len(keys) > MAX_REVOKE:
-            self.message_user(request, f"Select at most {MAX_REVOKE} keys at a time.", messages.ERROR)
-            return None
-        form = ApiKeyRevokeForm(request.POST if "apply" in request.POST else None)
-        if "apply" in request.POST and form.is_valid():
-            self._revoke(request, keys, form.cleaned_data["reason"])
-            return None
-        return self._reason_page(request, keys, form, action="revoke_selected")
-
-    def revoke_view(self, request, object_id):
-        key = self.get_object(request, unquote(object_id))
-        if key is None:
-            raise Http404("No such API key.")
-        if not self.has_revoke_permission(request, key):
-            raise PermissionDenied
-        form = ApiKeyRevokeForm(request.POST if request.method == "POST" else None)
-        if request.method == "POST" and form.is_valid():
-            self._revoke(request, [key], form.cleaned_data["reason"])
-            return HttpResponseRedirect(reverse("admin:loyalty_apikey_change", args=[key.pk]))
-        return self._reason_page(request, [key], form)
+    revoke_selected = bulk_action(
+        name="revoke_selected",
+        description="Revoke selected API keys…",
+        permission="revoke",
+        form_class=ApiKeyRevokeForm,
+        title="Revoke API keys",
+        intro=REVOKE_INTRO,
+        button="Revoke",
+        form_id="revoke-api-key-form",
+        prepare=lambda qs: qs.select_related("owner"),
+        describe=lambda key: f"{key}, owner {key.owner}",
+        run=lambda key, user, data: services.revoke_api_key(api_key=key, actor=user, reason=data["reason"]),
+        done="Revoked {n} API key{s}.",
+    )

@@ -14,8 +14,9 @@ from django.contrib import admin, messages
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group, User
 
+from loyalty.kernel.admin import ChangeListGuardMixin, PageAction
+
 from .. import services
-from .base import ChangeListGuardMixin, PageAction
 
 _USER_PAGE_ACTIONS = (PageAction("auth_user_password_change", "Change password (user page)", ("auth.change_user",)),)
 

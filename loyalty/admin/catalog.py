@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from loyalty.kernel.admin import HistoryAdmin
+
 from ..models import Reward
-from .base import HistoryAdmin
 
 
 @admin.register(Reward)

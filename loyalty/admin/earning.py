@@ -9,19 +9,33 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal, InvalidOperation
-from typing import Any
 
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count
-from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.html import format_html
+
+from loyalty.kernel.admin import (
+    BigListMixin,
+    Done,
+    DurableSaveMixin,
+    ExactSearchMixin,
+    InputFilter,
+    NoDeleteMixin,
+    ObjectAction,
+    ObjectActionsMixin,
+    ReadOnlyAdminMixin,
+    ReadOnlyInline,
+    ServiceManagedHistoryAdmin,
+    ServiceSaveMixin,
+    link,
+)
 
 from .. import services
 from ..earning_forms import (
@@ -33,18 +47,7 @@ from ..earning_forms import (
     RuleSetAdminForm,
 )
 from ..exceptions import DomainError
-from ..forms import form_errors_text
 from ..models import MemberTracker, ProgramSettings, Rule, RuleSet, Transaction, TransactionReturn
-from .base import (
-    BigListMixin,
-    ExactSearchMixin,
-    PageAction,
-    ReadOnlyAdminMixin,
-    ReadOnlyInline,
-    ServiceManagedHistoryAdmin,
-    ServiceSaveMixin,
-    admin_link,
-)
 
 
 def render_breakdown(breakdown: dict | None) -> str:
@@ -55,72 +58,6 @@ def render_breakdown(breakdown: dict | None) -> str:
 
 
 # --- list filters typed into inputs ----------------------------------------------------------
-
-
-class InputFilter(admin.ListFilter):
-    """A filter with text/number/date inputs instead of a list of choices: exact values and ranges
-    on indexed columns, with no ``SELECT DISTINCT`` over a million rows to build the choices."""
-
-    template = "admin/loyalty/transaction/input_filter.html"
-    # (GET parameter, label, input type)
-    inputs: tuple[tuple[str, str, str], ...] = ()
-
-    def __init__(self, request, params, model, model_admin):
-        super().__init__(request, params, model, model_admin)
-        self.errors: dict[str, str] = {}
-        self.values: dict[str, Any] = {}
-        for name, _label, _type in self.inputs:
-            if name in params:
-                raw = params.pop(name)
-                raw = (raw[-1] if isinstance(raw, list) else raw).strip()
-                if not raw:
-                    continue
-                self.used_parameters[name] = raw
-                try:
-                    self.values[name] = self.parse(name, raw)
-                except ValueError as exc:
-                    self.errors[name] = str(exc)
-
-    def parse(self, name: str, raw: str) -> Any:
-        return raw
-
-    def has_output(self) -> bool:
-        return True
-
-    def expected_parameters(self) -> list[str]:
-        return [name for name, _label, _type in self.inputs]
-
-    def choices(self, changelist):
-        own = set(self.expected_parameters())
-        hidden = [
-            (key, value)
-            for key, values in changelist.filter_params.items()
-            if key not in own and key != "p"
-            for value in values
-        ]
-        yield {
-            "hidden": hidden,
-            "active": bool(self.used_parameters),
-            "clear_url": changelist.get_query_string(remove=list(own)),
-            "fields": [
-                {
-                    "name": name,
-                    "label": label,
-                    "type": kind,
-                    "step": "0.01" if kind == "number" else "",
-                    "value": self.used_parameters.get(name, ""),
-                    "error": self.errors.get(name, ""),
-                }
-                for name, label, kind in self.inputs
-            ],
-        }
-
-    def queryset(self, request, queryset):
-        filters = {k: v for k, v in self.values.items() if k not in self.errors}
-        return self.apply(queryset, filters) if filters else queryset
-
-    def apply(self, queryset, values: dict[str, Any]):
-        raise NotImplementedError
 
 
 def _local_bound(raw: str, *, end: bool) -> dt.datetime:
@@ -211,18 +148,52 @@ class TransactionReturnInline(ReadOnlyInline):
         return super().get_queryset(request).select_related("created_by")
 
 
+class ReturnPurchase(ObjectAction):
+    """ "Return" on the purchase page: a GET shows the form (amount, reason) on the confirm page."""
+
+    name = "return"
+    label = "Return"
+    roles_label = "Return (purchase page)"
+    permissions = ("loyalty.add_transactionreturn",)
+    form_class = ReturnTransactionForm
+    refused = "Nothing returned."
+    confirm = True
+    form_id = "return-form"
+
+    def available(self, request, txn) -> bool:
+        return self.has_permission(request, txn) and txn.returned_amount < txn.amount
+
+    def confirm_context(self, request, txn):
+        left = txn.amount - txn.returned_amount
+        member = f" by {txn.member}" if txn.member_id else ""
+        return {
+            "title": f"Return bill {txn.external_id}",
+            "intro": (
+                f"Bill {txn.external_id} of {timezone.localtime(txn.occurred_at):%Y-%m-%d %H:%M}: {txn.amount} "
+                f"{txn.currency}, {txn.points_earned} points earned{member}. Already returned: "
+                f"{txn.returned_amount}; at most {left} can still be returned. The points this purchase earned "
+                "are taken back in proportion, by the rules of the original purchase; pending points are "
+                "cancelled first, points already spent become debt that the next purchases repay."
+            ),
+            "objects": [],
+        }
+
+    def run(self, request, txn, data):
+        ret = services.return_transaction(
+            transaction_=txn, amount=data["amount"], reason=data["reason"], actor=request.user
+        )
+        debt = f"; {ret.debt_created} points became debt" if ret.debt_created else ""
+        return f"Returned {ret.amount} of bill {txn.external_id}: {ret.points_reversed} points taken back{debt}."
+
+
 @admin.register(Transaction)
-class TransactionAdmin(ExactSearchMixin, BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin):
+class TransactionAdmin(
+    ObjectActionsMixin, ExactSearchMixin, BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin
+):
     """Purchases are recorded by the API (``services.record_transaction``); returns go through
     ``services.return_transaction`` from the "Return" button on the purchase page."""
 
-    page_actions = (
-        PageAction(
-            "loyalty_transaction_return",
-            "Return (purchase page)",
-            ("loyalty.view_transaction", "loyalty.add_transactionreturn"),
-        ),
-    )
+    object_actions = (ReturnPurchase(),)
 
     change_form_template = "admin/loyalty/transaction/change_form.html"
     change_list_template = "admin/loyalty/transaction/change_list.html"
@@ -254,69 +225,18 @@ class TransactionAdmin(ExactSearchMixin, BigListMixin, ReadOnlyAdminMixin, Servi
 
     @admin.display(description="Member", ordering="member")
     def member_link(self, obj):
-        return admin_link(obj.member) if obj.member_id else format_html('<span class="quiet">{}</span>', "none")
+        return link(obj.member) if obj.member_id else format_html('<span class="quiet">{}</span>', "none")
 
     @admin.display(description="Breakdown")
     def breakdown_html(self, obj):
         return render_breakdown(obj.breakdown)
 
-    def _url_name(self, suffix: str) -> str:
-        return f"{self.opts.app_label}_{self.opts.model_name}_{suffix}"
-
-    def get_urls(self):
-        return [
-            path(
-                "<path:object_id>/return/",
-                self.admin_site.admin_view(self.return_view),
-                name=self._url_name("return"),
-            ),
-        ] + super().get_urls()
-
-    def can_return(self, request) -> bool:
-        return request.user.has_perm("loyalty.add_transactionreturn")
-
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and obj.pk:
-            context["can_return"] = self.can_return(request) and obj.returned_amount < obj.amount
-            context["return_url"] = reverse(f"admin:{self._url_name('return')}", args=[obj.pk])
+            action = ReturnPurchase()
+            context["can_return"] = action.available(request, obj)
+            context["return_url"] = action.url(self, obj)
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
-
-    def return_view(self, request, object_id):
-        txn = self.get_object(request, unquote(object_id))
-        if txn is None:
-            raise Http404("No such purchase.")
-        if not (self.has_view_permission(request, txn) and self.can_return(request)):
-            raise PermissionDenied
-        back = reverse(f"admin:{self._url_name('change')}", args=[txn.pk])
-        form = ReturnTransactionForm(request.POST if request.method == "POST" else None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                ret = services.return_transaction(
-                    transaction_=txn,
-                    amount=form.cleaned_data["amount"],
-                    reason=form.cleaned_data["reason"],
-                    actor=request.user,
-                )
-            except DomainError as exc:
-                self.message_user(request, f"Nothing returned. {exc.detail}", messages.ERROR)
-            else:
-                debt = f"; {ret.debt_created} points became debt" if ret.debt_created else ""
-                self.message_user(
-                    request,
-                    f"Returned {ret.amount} of bill {txn.external_id}: {ret.points_reversed} points taken back{debt}.",
-                    messages.SUCCESS,
-                )
-                return HttpResponseRedirect(back)
-        context = {
-            **self.admin_site.each_context(request),
-            "opts": self.opts,
-            "title": f"Return bill {txn.external_id}",
-            "original": txn,
-            "form": form,
-            "left": txn.amount - txn.returned_amount,
-            "back_url": back,
-        }
-        return TemplateResponse(request, "admin/loyalty/transaction/return.html", context)
 
 
 @admin.register(TransactionReturn)
@@ -330,7 +250,7 @@ class TransactionReturnAdmin(ExactSearchMixin, BigListMixin, ReadOnlyAdminMixin,
 
     @admin.display(description="Bill", ordering="transaction")
     def bill(self, obj):
-        return admin_link(obj.transaction)
+        return link(obj.transaction)
 
 
 @admin.register(MemberTracker)
@@ -345,7 +265,7 @@ class MemberTrackerAdmin(ExactSearchMixin, BigListMixin, ReadOnlyAdminMixin, Ser
 
     @admin.display(description="Member", ordering="member")
     def member_link(self, obj):
-        return admin_link(obj.member)
+        return link(obj.member)
 
 
 # --- rule sets -------------------------------------------------------------------------------
@@ -398,24 +318,59 @@ class RuleInline(admin.TabularInline):
         return self._draft(obj) and super().has_delete_permission(request, obj)
 
 
+class _RuleSetAction(ObjectAction):
+    statuses: tuple[str, ...] = ()  # where the button is shown (empty: every status)
+
+    def available(self, request, rule_set) -> bool:
+        return self.has_permission(request, rule_set) and (not self.statuses or rule_set.status in self.statuses)
+
+
+class PublishRuleSet(_RuleSetAction):
+    name = "publish"
+    label = "Publish"
+    roles_label = "Publish (rule set page)"
+    permissions = ("loyalty.publish_ruleset",)
+    statuses = (RuleSet.Status.DRAFT,)
+    refused = "Not published."
+
+    def run(self, request, rule_set, data):
+        services.publish_rule_set(rule_set=rule_set, actor=request.user)
+        return f"{rule_set} is published."
+
+
+class RetireRuleSet(_RuleSetAction):
+    name = "retire"
+    label = "Retire from now on"
+    roles_label = "Retire (rule set page)"
+    permissions = ("loyalty.publish_ruleset",)
+    statuses = (RuleSet.Status.PUBLISHED,)
+    form_class = RetireRuleSetForm
+    refused = "Not retired."
+
+    def run(self, request, rule_set, data):
+        services.retire_rule_set(rule_set=rule_set, actor=request.user, reason=data["reason"])
+        return f"{rule_set} is retired from now on; its past stays on record."
+
+
+class NewRuleSetVersion(_RuleSetAction):
+    name = "new_version"
+    label = "New version"
+    roles_label = "New version (rule set page)"
+    permissions = ("loyalty.add_ruleset",)
+    form_class = NewVersionForm
+    refused = "No new version."
+
+    def run(self, request, rule_set, data):
+        draft = services.new_rule_set_version(rule_set=rule_set, actor=request.user, valid_from=data["valid_from"])
+        return Done(f"{draft} is a new draft copied from {rule_set}; edit it, then publish.", redirect_to=draft)
+
+
 @admin.register(RuleSet)
-class RuleSetAdmin(ServiceSaveMixin, ServiceManagedHistoryAdmin):
+class RuleSetAdmin(NoDeleteMixin, ObjectActionsMixin, ServiceSaveMixin, ServiceManagedHistoryAdmin):
     """Drafts are edited (through ``services.create_rule_set`` / ``update_rule_set``); published and
     retired versions are read-only everywhere. Publish, retire and "new version" are buttons."""
 
-    page_actions = (
-        PageAction(
-            "loyalty_ruleset_publish", "Publish (rule set page)", ("loyalty.view_ruleset", "loyalty.publish_ruleset")
-        ),
-        PageAction(
-            "loyalty_ruleset_retire", "Retire (rule set page)", ("loyalty.view_ruleset", "loyalty.publish_ruleset")
-        ),
-        PageAction(
-            "loyalty_ruleset_new_version",
-            "New version (rule set page)",
-            ("loyalty.view_ruleset", "loyalty.add_ruleset"),
-        ),
-    )
+    object_actions = (PublishRuleSet(), RetireRuleSet(), NewRuleSetVersion())
 
     form = RuleSetAdminForm
     change_form_template = "admin/loyalty/ruleset/change_form.html"
@@ -456,14 +411,6 @@ class RuleSetAdmin(ServiceSaveMixin, ServiceManagedHistoryAdmin):
             return False
         return super().has_change_permission(request, obj)
 
-    def has_delete_permission(self, request, obj=None):
-        return False  # versions are history; a draft is simply never published
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
     # --- saving a draft through the services ----------------------------------------------------
     def save_model(self, request, obj, form, change):
         pass  # saved with its rules in save_related, in one service call
@@ -498,19 +445,9 @@ class RuleSetAdmin(ServiceSaveMixin, ServiceManagedHistoryAdmin):
 
     def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
         if obj is not None and obj.pk:
-            user = request.user
-            can_publish = user.has_perm("loyalty.publish_ruleset")
             context.update(
                 {
                     "ruleset_panel": True,
-                    "can_publish": can_publish and obj.status == RuleSet.Status.DRAFT,
-                    "can_retire": can_publish and obj.status == RuleSet.Status.PUBLISHED,
-                    "can_new_version": user.has_perm("loyalty.add_ruleset"),
-                    "publish_url": reverse(f"admin:{self._url_name('publish')}", args=[obj.pk]),
-                    "retire_url": reverse(f"admin:{self._url_name('retire')}", args=[obj.pk]),
-                    "new_version_url": reverse(f"admin:{self._url_name('new_version')}", args=[obj.pk]),
-                    "retire_form": RetireRuleSetForm(),
-                    "new_version_form": NewVersionForm(),
                     "versions": list(
                         RuleSet.objects.filter(name=obj.name).select_related("published_by").order_by("-version")
                     ),
@@ -519,85 +456,8 @@ class RuleSetAdmin(ServiceSaveMixin, ServiceManagedHistoryAdmin):
         return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     def get_urls(self):
-        def view(fn, suffix, route=None):
-            return path(
-                route or f"<path:object_id>/{suffix.replace('_', '-')}/",
-                self.admin_site.admin_view(fn),
-                name=self._url_name(suffix),
-            )
-
-        return [
-            view(self.preview_view, "preview", "preview/"),
-            view(self.publish_view, "publish"),
-            view(self.retire_view, "retire"),
-            view(self.new_version_view, "new_version"),
-        ] + super().get_urls()
-
-    def _rule_set_for_action(self, request, object_id, perm: str) -> RuleSet:
-        if request.method != "POST":
-            raise _NotPost
-        rule_set = self.get_object(request, unquote(object_id))
-        if rule_set is None:
-            raise Http404("No such rule set.")
-        if not (self.has_view_permission(request, rule_set) and request.user.has_perm(perm)):
-            raise PermissionDenied
-        return rule_set
-
-    def _back(self, rule_set: RuleSet) -> HttpResponseRedirect:
-        return HttpResponseRedirect(reverse(f"admin:{self._url_name('change')}", args=[rule_set.pk]))
-
-    def publish_view(self, request, object_id):
-        try:
-            rule_set = self._rule_set_for_action(request, object_id, "loyalty.publish_ruleset")
-        except _NotPost:
-            return HttpResponseNotAllowed(["POST"])
-        try:
-            services.publish_rule_set(rule_set=rule_set, actor=request.user)
-        except DomainError as exc:
-            self.message_user(request, f"Not published. {exc.detail}", messages.ERROR)
-        else:
-            self.message_user(request, f"{rule_set} is published.", messages.SUCCESS)
-        return self._back(rule_set)
-
-    def retire_view(self, request, object_id):
-        try:
-            rule_set = self._rule_set_for_action(request, object_id, "loyalty.publish_ruleset")
-        except _NotPost:
-            return HttpResponseNotAllowed(["POST"])
-        form = RetireRuleSetForm(request.POST)
-        if not form.is_valid():
-            self.message_user(request, f"Not retired. {form_errors_text(form)}", messages.ERROR)
-            return self._back(rule_set)
-        try:
-            services.retire_rule_set(rule_set=rule_set, actor=request.user, reason=form.cleaned_data["reason"])
-        except DomainError as exc:
-            self.message_user(request, f"Not retired. {exc.detail}", messages.ERROR)
-        else:
-            self.message_user(
-                request, f"{rule_set} is retired from now on; its past stays on record.", messages.SUCCESS
-            )
-        return self._back(rule_set)
-
-    def new_version_view(self, request, object_id):
-        try:
-            rule_set = self._rule_set_for_action(request, object_id, "loyalty.add_ruleset")
-        except _NotPost:
-            return HttpResponseNotAllowed(["POST"])
-        form = NewVersionForm(request.POST)
-        if not form.is_valid():
-            self.message_user(request, f"No new version. {form_errors_text(form)}", messages.ERROR)
-            return self._back(rule_set)
-        try:
-            draft = services.new_rule_set_version(
-                rule_set=rule_set, actor=request.user, valid_from=form.cleaned_data["valid_from"]
-            )
-        except DomainError as exc:
-            self.message_user(request, f"No new version. {exc.detail}", messages.ERROR)
-            return self._back(rule_set)
-        self.message_user(
-            request, f"{draft} is a new draft copied from {rule_set}; edit it, then publish.", messages.SUCCESS
-        )
-        return self._back(draft)
+        preview = path("preview/", self.admin_site.admin_view(self.preview_view), name=self._url_name("preview"))
+        return [preview, *super().get_urls()]
 
     def preview_view(self, request):
         if not self.has_view_permission(request):
@@ -630,16 +490,13 @@ class RuleSetAdmin(ServiceSaveMixin, ServiceManagedHistoryAdmin):
         return TemplateResponse(request, "admin/loyalty/ruleset/preview.html", context)
 
 
-class _NotPost(Exception):
-    pass
-
-
 # --- program settings ------------------------------------------------------------------------
 
 
 @admin.register(ProgramSettings)
-class ProgramSettingsAdmin(ServiceManagedHistoryAdmin):
-    """One row; the list goes straight to it. Only ``loyalty.change_programsettings`` may edit."""
+class ProgramSettingsAdmin(DurableSaveMixin, ServiceManagedHistoryAdmin):
+    """One row; the list goes straight to it. Only ``loyalty.change_programsettings`` may edit.
+    The save calls a (durable) service: ``DurableSaveMixin`` keeps the form out of a transaction."""
 
     fieldsets = [
         ("Program", {"fields": ("currency", "qualification_period_months")}),

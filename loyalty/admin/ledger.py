@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from django.contrib import admin
 
+from loyalty.kernel.admin import BigListMixin, ExactSearchMixin, ReadOnlyAdminMixin, ReadOnlyInline, link, signed
+
 from ..models import IdempotencyRecord, LedgerEntry, LotConsumption, PointBalance, PointLot
-from .base import BigListMixin, ExactSearchMixin, ReadOnlyAdminMixin, ReadOnlyInline, admin_link, signed
 
 
 class MemberLinkMixin:
     @admin.display(description="Member", ordering="member")
     def member_link(self, obj):
-        return admin_link(obj.member)
+        return link(obj.member)
 
 
 class DebitConsumptionInline(ReadOnlyInline):
@@ -106,7 +107,7 @@ class PointLotAdmin(MemberLinkMixin, ExactSearchMixin, BigListMixin, ReadOnlyAdm
 
     @admin.display(description="Credit entry", ordering="entry")
     def entry_link(self, obj):
-        return admin_link(None, f"#{obj.entry_id}", model_name="ledgerentry", pk=obj.entry_id)
+        return link("loyalty.ledgerentry", f"#{obj.entry_id}", pk=obj.entry_id)
 
 
 @admin.register(PointBalance)
@@ -130,11 +131,11 @@ class LotConsumptionAdmin(ExactSearchMixin, BigListMixin, ReadOnlyAdminMixin, ad
 
     @admin.display(description="Debit entry", ordering="debit")
     def debit_link(self, obj):
-        return admin_link(None, f"#{obj.debit_id}", model_name="ledgerentry", pk=obj.debit_id)
+        return link("loyalty.ledgerentry", f"#{obj.debit_id}", pk=obj.debit_id)
 
     @admin.display(description="Lot", ordering="lot")
     def lot_link(self, obj):
-        return admin_link(None, f"lot {obj.lot_id}", model_name="pointlot", pk=obj.lot_id)
+        return link("loyalty.pointlot", f"lot {obj.lot_id}", pk=obj.lot_id)
 
 
 @admin.register(IdempotencyRecord)

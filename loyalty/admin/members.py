@@ -2,28 +2,27 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
-from django.urls import path, reverse
+from django.urls import reverse
 
-from .. import selectors, services
-from ..exceptions import DomainError
-from ..forms import AdjustPointsForm, ChangeTierForm, MemberAdminForm, form_errors_text
-from ..models import LedgerEntry, Member, Metric, Segment, Tier, TierMembership
-from .base import (
+from loyalty.kernel.admin import (
     BigListMixin,
+    Done,
     ExactSearchMixin,
     HistoryAdmin,
-    PageAction,
+    ObjectAction,
+    ObjectActionsMixin,
     ReadOnlyAdminMixin,
     ServiceManagedHistoryAdmin,
     ServiceSaveMixin,
-    admin_link,
+    changelist_url,
+    link,
 )
+
+from .. import selectors, services
+from ..exceptions import DomainError
+from ..forms import AdjustPointsForm, ChangeTierForm, MemberAdminForm
+from ..models import LedgerEntry, Member, Metric, Segment, Tier, TierMembership
 from .panels import member_panels
 
 RECENT_ENTRIES = 20
@@ -46,23 +45,52 @@ class TierAdmin(HistoryAdmin):
     readonly_fields = ("created_at", "updated_at")
 
 
-@admin.register(Member)
-class MemberAdmin(BigListMixin, ServiceSaveMixin, ServiceManagedHistoryAdmin):
-    """Support's main screen. Profile edits and enrolment go through ``services``; points and tier
-    move through the two forms on the change page (custom views below)."""
+class AdjustPoints(ObjectAction):
+    name = "adjust_points"
+    label = "Adjust"
+    roles_label = "Adjust points (member page)"
+    permissions = ("loyalty.adjust_points",)
+    form_class = AdjustPointsForm
+    refused = "Points not adjusted."
 
-    page_actions = (
-        PageAction(
-            "loyalty_member_adjust_points",
-            "Adjust points (member page)",
-            ("loyalty.view_member", "loyalty.adjust_points"),
-        ),
-        PageAction(
-            "loyalty_member_change_tier",
-            "Change tier (member page)",
-            ("loyalty.view_member", "loyalty.change_member_tier"),
-        ),
-    )
+    def run(self, request, member, data):
+        key = f"admin-adjust:{member.pk}:{data['token']}" if data["token"] else None
+        if key and LedgerEntry.objects.filter(idempotency_key=key).exists():
+            return Done("This form was already submitted; nothing changed.", messages.WARNING)
+        entry = services.adjust_points(
+            member=member,
+            metric=data["metric"],
+            amount=data["amount"],
+            actor=request.user,
+            reason=data["reason"],
+            idempotency_key=key,
+        )
+        return f"Adjusted {entry.amount:+,d} {data['metric'].code} (ledger entry #{entry.pk})."
+
+
+class ChangeTier(ObjectAction):
+    name = "change_tier"
+    label = "Change tier"
+    roles_label = "Change tier (member page)"
+    permissions = ("loyalty.change_member_tier",)
+    form_class = ChangeTierForm
+    refused = "Tier not changed."
+
+    def form_kwargs(self, request, member):
+        return {"member": member}
+
+    def run(self, request, member, data):
+        services.change_tier(member=member, tier=data["tier"], actor=request.user, reason=data["reason"])
+        return f"The member is now {data['tier']}."
+
+
+@admin.register(Member)
+class MemberAdmin(ObjectActionsMixin, BigListMixin, ServiceSaveMixin, ServiceManagedHistoryAdmin):
+    """Support's main screen. Profile edits and enrolment go through ``services``; points and tier
+        move through the two forms on the change page (object actions below); the panels other apps
+    register add theirs."""
+
+    object_actions = (AdjustPoints(), ChangeTier())
 
     form = MemberAdminForm
     change_form_template = "admin/loyalty/member/change_form.html"
@@ -148,17 +176,13 @@ class MemberAdmin(BigListMixin, ServiceSaveMixin, ServiceManagedHistoryAdmin):
             "balances": selectors.member_balances(member),
             "recent_entries": list(selectors.member_ledger(member)[:RECENT_ENTRIES]),
             "recent_limit": RECENT_ENTRIES,
-            "ledger_url": reverse("admin:loyalty_ledgerentry_changelist")
-            + "?"
-            + urlencode({"member__id__exact": member.pk}),
-            "lots_url": reverse("admin:loyalty_pointlot_changelist")
-            + "?"
-            + urlencode({"member__id__exact": member.pk}),
+            "ledger_url": changelist_url("loyalty.ledgerentry", member__id__exact=member.pk),
+            "lots_url": changelist_url("loyalty.pointlot", member__id__exact=member.pk),
             "can_view_ledger": user.has_perm("loyalty.view_ledgerentry"),
             "can_view_lots": user.has_perm("loyalty.view_pointlot"),
             "tier_history": list(tier_history),
-            "can_adjust": user.has_perm("loyalty.adjust_points"),
-            "can_change_tier": user.has_perm("loyalty.change_member_tier"),
+            "can_adjust": AdjustPoints().available(request, member),
+            "can_change_tier": ChangeTier().available(request, member),
             "adjust_form": AdjustPointsForm(),
             "tier_form": ChangeTierForm(member=member),
             "adjust_url": reverse(f"admin:{self._url_name('adjust_points')}", args=[member.pk]),
@@ -170,83 +194,15 @@ class MemberAdmin(BigListMixin, ServiceSaveMixin, ServiceManagedHistoryAdmin):
             ],
         }
 
-    # --- custom views --------------------------------------------------------------------------
+    # --- the actions of the page: its own and the panels' ----------------------------------------
+    def get_object_actions(self):
+        return [*self.object_actions, *(action for panel in member_panels() for action in panel.object_actions)]
+
     def get_urls(self):
-        custom = [
-            path(
-                "<path:object_id>/adjust-points/",
-                self.admin_site.admin_view(self.adjust_points_view),
-                name=self._url_name("adjust_points"),
-            ),
-            path(
-                "<path:object_id>/change-tier/",
-                self.admin_site.admin_view(self.change_tier_view),
-                name=self._url_name("change_tier"),
-            ),
-        ]
+        custom = []
         for panel in member_panels():
             custom += panel.urls(self)
         return custom + super().get_urls()
-
-    def _member_for_action(self, request, object_id: str, perm: str) -> Member:
-        member = self.get_object(request, unquote(object_id))
-        if member is None:
-            raise Http404("No such member.")
-        if not (self.has_view_or_change_permission(request, member) and request.user.has_perm(perm)):
-            raise PermissionDenied
-        return member
-
-    def _back_to_member(self, member: Member) -> HttpResponseRedirect:
-        return HttpResponseRedirect(reverse(f"admin:{self._url_name('change')}", args=[member.pk]))
-
-    def adjust_points_view(self, request, object_id):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        member = self._member_for_action(request, object_id, "loyalty.adjust_points")
-        form = AdjustPointsForm(request.POST)
-        if not form.is_valid():
-            self.message_user(request, f"Points not adjusted. {form_errors_text(form)}", messages.ERROR)
-            return self._back_to_member(member)
-        data = form.cleaned_data
-        key = f"admin-adjust:{member.pk}:{data['token']}" if data["token"] else None
-        if key and LedgerEntry.objects.filter(idempotency_key=key).exists():
-            self.message_user(request, "This form was already submitted; nothing changed.", messages.WARNING)
-            return self._back_to_member(member)
-        try:
-            entry = services.adjust_points(
-                member=member,
-                metric=data["metric"],
-                amount=data["amount"],
-                actor=request.user,
-                reason=data["reason"],
-                idempotency_key=key,
-            )
-        except DomainError as exc:
-            self.message_user(request, f"Points not adjusted. {exc.detail}", messages.ERROR)
-        else:
-            self.message_user(
-                request,
-                f"Adjusted {entry.amount:+,d} {data['metric'].code} (ledger entry #{entry.pk}).",
-                messages.SUCCESS,
-            )
-        return self._back_to_member(member)
-
-    def change_tier_view(self, request, object_id):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        member = self._member_for_action(request, object_id, "loyalty.change_member_tier")
-        form = ChangeTierForm(request.POST, member=member)
-        if not form.is_valid():
-            self.message_user(request, f"Tier not changed. {form_errors_text(form)}", messages.ERROR)
-            return self._back_to_member(member)
-        tier = form.cleaned_data["tier"]
-        try:
-            services.change_tier(member=member, tier=tier, actor=request.user, reason=form.cleaned_data["reason"])
-        except DomainError as exc:
-            self.message_user(request, f"Tier not changed. {exc.detail}", messages.ERROR)
-        else:
-            self.message_user(request, f"The member is now {tier}.", messages.SUCCESS)
-        return self._back_to_member(member)
 
 
 @admin.register(TierMembership)
@@ -262,7 +218,7 @@ class TierMembershipAdmin(ExactSearchMixin, BigListMixin, ReadOnlyAdminMixin, Se
 
     @admin.display(description="Member", ordering="member")
     def member_link(self, obj):
-        return admin_link(obj.member)
+        return link(obj.member)
 
 
 @admin.register(Segment)

@@ -9,11 +9,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from config.celery import app as celery_app
+from loyalty.kernel.admin import BigListMixin, ExactSearchMixin, ServiceManagedHistoryAdmin, ViewOnlyMixin
 
 from .. import services
 from ..exceptions import DomainError
 from ..models import OutboxMessage
-from .base import BigListMixin, ExactSearchMixin, ServiceManagedHistoryAdmin
 
 
 class ResendForm(ActionForm):
@@ -58,7 +58,7 @@ class StuckFilter(admin.SimpleListFilter):
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(ExactSearchMixin, BigListMixin, ServiceManagedHistoryAdmin):
+class OutboxMessageAdmin(ViewOnlyMixin, ExactSearchMixin, BigListMixin, ServiceManagedHistoryAdmin):
     list_display = (
         "id",
         "kind",

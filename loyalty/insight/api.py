@@ -11,7 +11,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from loyalty.api.base import has_perms
+from loyalty.kernel.api import has_perms
 
 from . import report
 

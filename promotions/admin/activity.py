@@ -6,16 +6,17 @@ from django.contrib import admin
 from django.db.models import Q
 from django.utils.html import format_html, format_html_join
 
-from loyalty.admin.base import BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin
+from loyalty.kernel.admin import BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin, bulk_action, link
 
 from .. import codegen, services
+from ..forms import ReasonForm
 from ..models import AbuseSignal, CampaignMemberUsage, CodeEvent, CodeRedemption
 from .codes import CampaignFilter
-from .common import apply_each, link, lookup_url, reason_step
+from .common import lookup_url
 
 
 def _member_link(member_id, member):
-    return link("member", member_id, member.external_id, app_label="loyalty") if member_id else "-"
+    return link("loyalty.member", member.external_id, pk=member_id) if member_id else "-"
 
 
 @admin.register(CodeRedemption)
@@ -68,7 +69,7 @@ class CodeRedemptionAdmin(BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistor
 
     @admin.display(description="Campaign")
     def campaign_link(self, obj):
-        return link("campaign", obj.campaign_id, obj.campaign.name)
+        return link("promotions.campaign", obj.campaign.name, pk=obj.campaign_id)
 
     @admin.display(description="Member")
     def member_link(self, obj):
@@ -77,30 +78,20 @@ class CodeRedemptionAdmin(BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistor
     def has_rollback_permission(self, request, obj=None):
         return request.user.has_perm("promotions.change_coderedemption")
 
-    @admin.action(description="Roll back selected code uses…", permissions=["rollback"])
-    def roll_back(self, request, queryset):
-        step = reason_step(
-            self,
-            request,
-            queryset.select_related("code"),
-            action="roll_back",
-            title="Roll back code uses",
-            intro="Counters and bonus points go back; each code is usable again where its limits allow.",
-            button="Roll back these uses",
-            limit=200,
-            describe=lambda u: f"{u.code.code} in order {u.order_id or '-'} ({u.get_status_display().lower()})",
-        )
-        if not isinstance(step, tuple):
-            return step
-        uses, reason = step
-        apply_each(
-            self,
-            request,
-            uses,
-            lambda u: services.rollback_code_redemption(redemption=u, actor=request.user, reason=reason),
-            done="Rolled back {n} code use{s}.",
-            label=lambda u: f"{u.code.code} in order {u.order_id or u.pk}",
-        )
+    roll_back = bulk_action(
+        name="roll_back",
+        description="Roll back selected code uses…",
+        permission="rollback",
+        form_class=ReasonForm,
+        title="Roll back code uses",
+        intro="Counters and bonus points go back; each code is usable again where its limits allow.",
+        button="Roll back these uses",
+        prepare=lambda qs: qs.select_related("code"),
+        describe=lambda u: f"{u.code.code} in order {u.order_id or '-'} ({u.get_status_display().lower()})",
+        run=lambda u, user, data: services.rollback_code_redemption(redemption=u, actor=user, reason=data["reason"]),
+        done="Rolled back {n} code use{s}.",
+        label=lambda u: f"{u.code.code} in order {u.order_id or u.pk}",
+    )
 
 
 @admin.register(CodeEvent)
@@ -189,7 +180,7 @@ class AbuseSignalAdmin(ReadOnlyAdminMixin, ServiceManagedHistoryAdmin):
     @admin.display(description="Subject", ordering="subject")
     def subject_display(self, obj):
         if obj.subject_type == AbuseSignal.Subject.MEMBER and obj.subject.isdigit():
-            return link("member", int(obj.subject), f"member #{obj.subject}", app_label="loyalty")
+            return link("loyalty.member", f"member #{obj.subject}", pk=int(obj.subject))
         return obj.subject
 
     @admin.display(description="Window")
@@ -211,15 +202,14 @@ class AbuseSignalAdmin(ReadOnlyAdminMixin, ServiceManagedHistoryAdmin):
     def has_review_permission(self, request, obj=None):
         return request.user.has_perm("promotions.change_abusesignal")
 
-    @admin.action(description="Mark selected anomalies reviewed", permissions=["review"])
-    def mark_reviewed(self, request, queryset):
-        apply_each(
-            self,
-            request,
-            queryset.filter(reviewed=False),
-            lambda s: services.mark_signal_reviewed(signal=s, actor=request.user),
-            done="Marked {n} signal{s} reviewed.",
-        )
+    mark_reviewed = bulk_action(
+        name="mark_reviewed",
+        description="Mark selected anomalies reviewed",
+        permission="review",
+        prepare=lambda qs: qs.filter(reviewed=False),
+        run=lambda signal, user: services.mark_signal_reviewed(signal=signal, actor=user),
+        done="Marked {n} signal{s} reviewed.",
+    )
 
 
 @admin.register(CampaignMemberUsage)
@@ -240,7 +230,7 @@ class CampaignMemberUsageAdmin(BigListMixin, ReadOnlyAdminMixin, admin.ModelAdmi
 
     @admin.display(description="Campaign")
     def campaign_link(self, obj):
-        return link("campaign", obj.campaign_id, obj.campaign.name)
+        return link("promotions.campaign", obj.campaign.name, pk=obj.campaign_id)
 
     @admin.display(description="Member")
     def member_link(self, obj):

@@ -2,37 +2,42 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from loyalty.admin.base import (
+from loyalty.kernel import DomainError
+from loyalty.kernel.admin import (
+    NoDeleteMixin,
+    ObjectAction,
+    ObjectActionsMixin,
     PageAction,
     ReadOnlyAdminMixin,
     ReadOnlyInline,
     ServiceManagedHistoryAdmin,
     ServiceSaveMixin,
+    admin_url,
+    bulk_action,
+    changelist_url,
+    form_errors_text,
+    link,
 )
-from loyalty.exceptions import DomainError
-from loyalty.forms import form_errors_text
 
 from .. import exports, selectors, services
-from ..forms import CampaignAdminForm, GenerateCodesForm
+from ..forms import CampaignAdminForm, GenerateCodesForm, ReasonForm
 from ..models import Campaign, Code, CodeBatch
-from .common import apply_each, link, progress_html, promo_url, reason_step
+from .common import progress_html
 
 GENERATE_PERM = "promotions.generate_codes"
 
 
 def codes_url(**filters) -> str:
-    return promo_url("code", "changelist") + "?" + urlencode(filters)
+    return changelist_url("promotions.code", **filters)
 
 
 def _window(campaign: Campaign) -> str:
@@ -55,7 +60,7 @@ class CodeBatchInline(ReadOnlyInline):
 
     @admin.display(description="Batch")
     def batch(self, obj):
-        return link("codebatch", obj.pk, f"#{obj.pk}")
+        return link("promotions.codebatch", f"#{obj.pk}", pk=obj.pk)
 
     @admin.display(description="Generated")
     def progress(self, obj):
@@ -68,28 +73,57 @@ class CodeBatchInline(ReadOnlyInline):
         return format_html(
             '<a href="{}">Codes</a> · <a href="{}">CSV</a>',
             codes_url(batch__id__exact=obj.pk),
-            promo_url("codebatch", "export", obj.pk),
+            admin_url("promotions.codebatch", "export", obj.pk),
         )
 
 
+def _move(campaign: Campaign, user, status: str, reason: str) -> Campaign:
+    return services.change_campaign_status(campaign=campaign, status=status, actor=user, reason=reason)
+
+
+def _status_action(verb: str, status: str):
+    """Activate / Pause selected campaigns: no form, the reason says where it happened."""
+    past = f"{verb.capitalize().rstrip('e')}ed"
+    return bulk_action(
+        name=verb,
+        description=f"{verb.capitalize()} selected campaigns",
+        permission="change",
+        run=lambda c, user: _move(c, user, status, f"{past} in the admin"),
+        done=past + " {n} campaign{s}.",
+    )
+
+
+class ChangeCampaignStatus(ObjectAction):
+    """The Activate / Pause / End buttons of the campaign page (the target is posted as ``status``)."""
+
+    name = "status"
+    label = "Change status"
+    roles_label = "Activate / pause / end (campaign page)"
+    permissions = ("promotions.change_campaign",)
+    refused = "Status not changed."
+
+    def available(self, request, obj) -> bool:
+        return self.has_permission(request, obj) and bool(Campaign.STATUS_TRANSITIONS[obj.status])
+
+    def run(self, request, obj, data):
+        campaign = _move(obj, request.user, request.POST.get("status", ""), "Changed on the campaign page")
+        return f"The campaign is now {campaign.get_status_display().lower()}."
+
+
 @admin.register(Campaign)
-class CampaignAdmin(ServiceSaveMixin, ServiceManagedHistoryAdmin):
+class CampaignAdmin(NoDeleteMixin, ObjectActionsMixin, ServiceSaveMixin, ServiceManagedHistoryAdmin):
     """Campaign managers' main screen. Saves go through ``create_campaign`` / ``update_campaign``;
     statuses move through the actions and the buttons on the page; batches through the
     "Generate codes" form (a custom view below)."""
 
-    page_actions = (
+    extra_page_actions = (
         PageAction(
             "promotions_campaign_generate_codes",
             "Generate codes (campaign page)",
             ("promotions.view_campaign", GENERATE_PERM),
         ),
-        PageAction(
-            "promotions_campaign_status",
-            "Activate / pause / end (campaign page)",
-            ("promotions.view_campaign", "promotions.change_campaign"),
-        ),
     )
+    object_actions = (ChangeCampaignStatus(),)
 
     form = CampaignAdminForm
     change_form_template = "admin/promotions/campaign/change_form.html"
@@ -172,14 +206,6 @@ class CampaignAdmin(ServiceSaveMixin, ServiceManagedHistoryAdmin):
             return False  # an ended campaign is final
         return super().has_change_permission(request, obj)
 
-    def has_delete_permission(self, request, obj=None):
-        return False  # codes and redemptions refer to campaigns
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
     # --- saving through the services -------------------------------------------------------------------
     def save_model(self, request, obj, form, change):
         data = form.cleaned_data
@@ -222,40 +248,19 @@ class CampaignAdmin(ServiceSaveMixin, ServiceManagedHistoryAdmin):
         return self.inlines if obj is not None else []
 
     # --- status actions ------------------------------------------------------------------------------
-    def _move(self, request, campaigns, status: str, done: str, reason: str = ""):
-        apply_each(
-            self,
-            request,
-            campaigns,
-            lambda c: services.change_campaign_status(
-                campaign=c, status=status, actor=request.user, reason=reason or f"{done.split()[0]} in the admin"
-            ),
-            done=done,
-        )
-
-    @admin.action(description="Activate selected campaigns", permissions=["change"])
-    def activate(self, request, queryset):
-        self._move(request, queryset, Campaign.Status.ACTIVE, "Activated {n} campaign{s}.")
-
-    @admin.action(description="Pause selected campaigns", permissions=["change"])
-    def pause(self, request, queryset):
-        self._move(request, queryset, Campaign.Status.PAUSED, "Paused {n} campaign{s}.")
-
-    @admin.action(description="End selected campaigns (final)…", permissions=["change"])
-    def end(self, request, queryset):
-        step = reason_step(
-            self,
-            request,
-            queryset,
-            action="end",
-            title="End campaigns",
-            intro="Ending is final: the campaigns' codes stop working and the campaigns can no longer change.",
-            button="End these campaigns",
-        )
-        if not isinstance(step, tuple):
-            return step
-        campaigns, reason = step
-        self._move(request, campaigns, Campaign.Status.ENDED, "Ended {n} campaign{s}.", reason)
+    activate = _status_action("activate", Campaign.Status.ACTIVE)
+    pause = _status_action("pause", Campaign.Status.PAUSED)
+    end = bulk_action(
+        name="end",
+        description="End selected campaigns (final)…",
+        permission="change",
+        form_class=ReasonForm,
+        title="End campaigns",
+        intro="Ending is final: the campaigns' codes stop working and the campaigns can no longer change.",
+        button="End these campaigns",
+        run=lambda c, user, data: _move(c, user, Campaign.Status.ENDED, data["reason"]),
+        done="Ended {n} campaign{s}.",
+    )
 
     # --- the change page ------------------------------------------------------------------------------
     def _url_name(self, suffix: str) -> str:
@@ -267,11 +272,6 @@ class CampaignAdmin(ServiceSaveMixin, ServiceManagedHistoryAdmin):
                 "<path:object_id>/generate-codes/",
                 self.admin_site.admin_view(self.generate_codes_view),
                 name=self._url_name("generate_codes"),
-            ),
-            path(
-                "<path:object_id>/status/",
-                self.admin_site.admin_view(self.status_view),
-                name=self._url_name("status"),
             ),
         ] + super().get_urls()
 
@@ -309,26 +309,10 @@ class CampaignAdmin(ServiceSaveMixin, ServiceManagedHistoryAdmin):
     def _back(self, campaign: Campaign) -> HttpResponseRedirect:
         return HttpResponseRedirect(reverse(f"admin:{self._url_name('change')}", args=[campaign.pk]))
 
-    def status_view(self, request, object_id):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        campaign = self._campaign(request, object_id)
-        if not super().has_change_permission(request, campaign):
-            raise PermissionDenied
-        status = request.POST.get("status", "")
-        try:
-            campaign = services.change_campaign_status(
-                campaign=campaign, status=status, actor=request.user, reason="Changed on the campaign page"
-            )
-        except DomainError as exc:
-            self.message_user(request, f"Status not changed. {exc.detail}", messages.ERROR)
-        else:
-            self.message_user(
-                request, f"The campaign is now {campaign.get_status_display().lower()}.", messages.SUCCESS
-            )
-        return self._back(campaign)
-
     def generate_codes_view(self, request, object_id):
+        """Hand-written, not an ObjectAction: a page of its own (GET shows the form with the batch
+        settings, an invalid POST shows it again with the errors and the campaign's panels) with a
+        double-submit guard in the cache, answering with the queued batch's progress."""
         campaign = self._campaign(request, object_id)
         if not request.user.has_perm(GENERATE_PERM):
             raise PermissionDenied
@@ -414,7 +398,7 @@ class CodeBatchAdmin(ReadOnlyAdminMixin, ServiceManagedHistoryAdmin):
 
     @admin.display(description="Campaign", ordering="campaign__name")
     def campaign_link(self, obj):
-        return link("campaign", obj.campaign_id, obj.campaign.name)
+        return link("promotions.campaign", obj.campaign.name, pk=obj.campaign_id)
 
     @admin.display(description="Generated")
     def progress(self, obj):
@@ -425,7 +409,7 @@ class CodeBatchAdmin(ReadOnlyAdminMixin, ServiceManagedHistoryAdmin):
         return format_html(
             '<a href="{}">View codes</a> · <a href="{}">Export codes (CSV)</a>',
             codes_url(batch__id__exact=obj.pk),
-            promo_url("codebatch", "export", obj.pk),
+            admin_url("promotions.codebatch", "export", obj.pk),
         )
 
     def get_urls(self):

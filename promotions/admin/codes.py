@@ -3,21 +3,27 @@ streamed CSV export and voiding."""
 
 from __future__ import annotations
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.http import Http404, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from loyalty.admin.base import BigListMixin, ChangeListExportMixin, PageAction, ReadOnlyAdminMixin
-from loyalty.exceptions import DomainError
-from loyalty.forms import form_errors_text
+from loyalty.kernel.admin import (
+    BigListMixin,
+    ChangeListExportMixin,
+    ObjectAction,
+    ObjectActionsMixin,
+    ReadOnlyAdminMixin,
+    bulk_action,
+    link,
+)
 
 from .. import codegen, exports, qr, selectors, services
 from ..forms import CodeLookupForm, ReasonForm
 from ..models import Campaign, Code, CodeBatch, CodeEvent, CodeRedemption
-from .common import apply_each, link, lookup_url, reason_step, short_time
+from .common import lookup_url, short_time
 
 RECENT_CAMPAIGNS = 25
 
@@ -69,19 +75,70 @@ class BatchFilter(admin.SimpleListFilter):
         return True
 
 
+class _LookupAction(ObjectAction):
+    """A button on the code lookup page: the row is named in the POST, and the answer is the
+    lookup page of its code again."""
+
+    on_object = False
+    view_permission = False
+    form_class = ReasonForm
+    model = Code
+    id_field = ""
+
+    def get_object(self, model_admin, request, object_id):
+        raw = request.POST.get(self.id_field) or ""
+        found = self.model.objects.filter(pk=int(raw)).first() if raw.isdigit() and len(raw) < 19 else None
+        if found is None:
+            raise Http404(f"No such {self.model._meta.verbose_name}.")
+        return found
+
+    def back_url(self, model_admin, request, obj) -> str:
+        return lookup_url(self.code_of(obj).normalized)
+
+    def code_of(self, obj) -> Code:
+        return obj
+
+
+class VoidCode(_LookupAction):
+    name = "void"
+    route = "lookup/void/"
+    label = "Void"
+    roles_label = "Void (code lookup)"
+    permissions = ("promotions.void_code",)
+    refused = "Code not voided."
+    id_field = "code_id"
+
+    def available(self, request, obj) -> bool:
+        return self.has_permission(request, obj) and obj.status != Code.Status.VOID
+
+    def run(self, request, obj, data):
+        services.void_code(code=obj, actor=request.user, reason=data["reason"])
+        return f"Code {obj.code} voided."
+
+
+class RollBackCodeUse(_LookupAction):
+    name = "rollback"
+    route = "lookup/rollback/"
+    label = "Roll back"
+    roles_label = "Roll back a use (code lookup)"
+    permissions = ("promotions.change_coderedemption",)
+    refused = "Use not rolled back."
+    model = CodeRedemption
+    id_field = "redemption_id"
+
+    def code_of(self, obj) -> Code:
+        return obj.code
+
+    def run(self, request, obj, data):
+        services.rollback_code_redemption(redemption=obj, actor=request.user, reason=data["reason"])
+        return f"Rolled back the use in order {obj.order_id or obj.pk}."
+
+
 @admin.register(Code)
-class CodeAdmin(ChangeListExportMixin, BigListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class CodeAdmin(ObjectActionsMixin, ChangeListExportMixin, BigListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only; codes are voided (action, lookup page) and rolled back through the services."""
 
-    page_actions = (
-        PageAction("promotions_code_void", "Void (code lookup)", ("promotions.void_code",), on_object=False),
-        PageAction(
-            "promotions_code_rollback",
-            "Roll back a use (code lookup)",
-            ("promotions.change_coderedemption",),
-            on_object=False,
-        ),
-    )
+    object_actions = (VoidCode(), RollBackCodeUse())
 
     change_list_template = "admin/promotions/code/change_list.html"
     list_display = (
@@ -146,17 +203,17 @@ class CodeAdmin(ChangeListExportMixin, BigListMixin, ReadOnlyAdminMixin, admin.M
 
     @admin.display(description="Campaign")
     def campaign_link(self, obj):
-        return link("campaign", obj.campaign_id, obj.campaign.name)
+        return link("promotions.campaign", obj.campaign.name, pk=obj.campaign_id)
 
     @admin.display(description="Batch")
     def batch_link(self, obj):
-        return link("codebatch", obj.batch_id, f"#{obj.batch_id}") if obj.batch_id else "-"
+        return link("promotions.codebatch", f"#{obj.batch_id}", pk=obj.batch_id) if obj.batch_id else "-"
 
     @admin.display(description="Member")
     def member(self, obj):
         if obj.assigned_member_id is None:
             return "-"
-        return link("member", obj.assigned_member_id, obj.assigned_member.external_id, app_label="loyalty")
+        return link("loyalty.member", obj.assigned_member.external_id, pk=obj.assigned_member_id)
 
     @admin.display(description="Dispute timeline")
     def lookup(self, obj):
@@ -175,8 +232,6 @@ class CodeAdmin(ChangeListExportMixin, BigListMixin, ReadOnlyAdminMixin, admin.M
         view = self.admin_site.admin_view
         return [
             path("lookup/", view(self.lookup_view), name="promotions_code_lookup"),
-            path("lookup/void/", view(self.void_view), name="promotions_code_void"),
-            path("lookup/rollback/", view(self.rollback_view), name="promotions_code_rollback"),
             path("export/", view(self.export_view), name="promotions_code_export"),
             path("<int:object_id>/qr.<str:fmt>", view(self.qr_view), name="promotions_code_qr"),
         ] + super().get_urls()
@@ -221,71 +276,19 @@ class CodeAdmin(ChangeListExportMixin, BigListMixin, ReadOnlyAdminMixin, admin.M
     def has_void_permission(self, request, obj=None):
         return request.user.has_perm("promotions.void_code")
 
-    @admin.action(description="Void selected codes…", permissions=["void"])
-    def void(self, request, queryset):
-        step = reason_step(
-            self,
-            request,
-            queryset.select_related("campaign"),
-            action="void",
-            title="Void codes",
-            intro="Voided codes never work again. Uses already made stay as they are.",
-            button="Void these codes",
-            describe=lambda c: f"{c.code} ({c.get_status_display().lower()}, {c.campaign.name})",
-        )
-        if not isinstance(step, tuple):
-            return step
-        codes, reason = step
-        apply_each(
-            self,
-            request,
-            codes,
-            lambda c: services.void_code(code=c, actor=request.user, reason=reason),
-            done="Voided {n} code{s}.",
-        )
-
-    def void_view(self, request):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        if not self.has_void_permission(request):
-            raise PermissionDenied
-        code = Code.objects.filter(pk=request.POST.get("code_id") or 0).first()
-        if code is None:
-            raise Http404("No such code.")
-        form = ReasonForm(request.POST)
-        if not form.is_valid():
-            self.message_user(request, f"Code not voided. {form_errors_text(form)}", messages.ERROR)
-        else:
-            try:
-                services.void_code(code=code, actor=request.user, reason=form.cleaned_data["reason"])
-            except DomainError as exc:
-                self.message_user(request, f"Code not voided. {exc.detail}", messages.ERROR)
-            else:
-                self.message_user(request, f"Code {code.code} voided.", messages.SUCCESS)
-        return HttpResponseRedirect(lookup_url(code.normalized))
-
-    # --- rollback of one use --------------------------------------------------------------------------
-    def rollback_view(self, request):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        if not request.user.has_perm("promotions.change_coderedemption"):
-            raise PermissionDenied
-        use = CodeRedemption.objects.select_related("code").filter(pk=request.POST.get("redemption_id") or 0).first()
-        if use is None:
-            raise Http404("No such code use.")
-        form = ReasonForm(request.POST)
-        if not form.is_valid():
-            self.message_user(request, f"Use not rolled back. {form_errors_text(form)}", messages.ERROR)
-        else:
-            try:
-                services.rollback_code_redemption(
-                    redemption=use, actor=request.user, reason=form.cleaned_data["reason"]
-                )
-            except DomainError as exc:
-                self.message_user(request, f"Use not rolled back. {exc.detail}", messages.ERROR)
-            else:
-                self.message_user(request, f"Rolled back the use in order {use.order_id or use.pk}.", messages.SUCCESS)
-        return HttpResponseRedirect(lookup_url(use.code.normalized))
+    void = bulk_action(
+        name="void",
+        description="Void selected codes…",
+        permission="void",
+        form_class=ReasonForm,
+        title="Void codes",
+        intro="Voided codes never work again. Uses already made stay as they are.",
+        button="Void these codes",
+        prepare=lambda qs: qs.select_related("campaign"),
+        describe=lambda c: f"{c.code} ({c.get_status_display().lower()}, {c.campaign.name})",
+        run=lambda c, user, data: services.void_code(code=c, actor=user, reason=data["reason"]),
+        done="Voided {n} code{s}.",
+    )
 
     # --- the lookup page ---------------------------------------------------------------------------------
     def lookup_view(self, request):
@@ -306,7 +309,6 @@ class CodeAdmin(ChangeListExportMixin, BigListMixin, ReadOnlyAdminMixin, admin.M
                     CodeEvent.objects.filter(code_text=normalized).select_related("member").order_by("-id")[:100]
                 )
             else:
-                user = request.user
                 context.update(
                     {
                         "timeline": selectors.code_timeline(code),
@@ -315,8 +317,8 @@ class CodeAdmin(ChangeListExportMixin, BigListMixin, ReadOnlyAdminMixin, admin.M
                                 "created_at", "id"
                             )
                         ),
-                        "can_rollback": user.has_perm("promotions.change_coderedemption"),
-                        "can_void": user.has_perm("promotions.void_code") and code.status != Code.Status.VOID,
+                        "can_rollback": RollBackCodeUse().has_permission(request, None),
+                        "can_void": VoidCode().available(request, code),
                         "reason_form": ReasonForm(),
                         "qr_svg_url": reverse("admin:promotions_code_qr", args=[code.pk, "svg"]),
                         "qr_png_url": reverse("admin:promotions_code_qr", args=[code.pk, "png"]),

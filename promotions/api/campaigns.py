@@ -17,7 +17,7 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from loyalty.api.base import ReadWritePerms, has_perms, idempotent
+from loyalty.kernel.api import ReadWritePerms, has_perms, idempotent
 from promotions import services
 from promotions.models import Campaign, CodeBatch
 

@@ -23,9 +23,8 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from loyalty.api.base import has_perms, idempotent
+from loyalty.kernel.api import client_ip, has_perms, idempotent
 from loyalty.models import Member
-from loyalty.network import client_ip
 from promotions import codegen, qr, services
 from promotions.models import Code, CodeRedemption
 from promotions.selectors import code_timeline

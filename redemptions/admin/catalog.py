@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from loyalty.admin.base import HistoryAdmin
 from loyalty.admin.catalog import RewardAdmin as BaseRewardAdmin
+from loyalty.kernel.admin import HistoryAdmin, changelist_url
 from loyalty.models import Reward
 from promotions.models import Campaign
 
 from .. import selectors
 from ..models import Redemption, RewardCodePool
-from .common import changelist_url
 
 
 def _campaign_autocomplete() -> tuple[str, ...]:
@@ -60,13 +59,9 @@ class RewardAdmin(BaseRewardAdmin):
         user = request.user
         if obj is not None and user.has_perm("redemptions.view_redemption"):
             extra_context["responses"] = selectors.reward_responses(obj.pk, limit=20)
-            extra_context["responses_url"] = changelist_url(
-                "admin:redemptions_redemption_changelist", reward__id__exact=obj.pk
-            )
-            extra_context["awards_url"] = changelist_url("admin:redemptions_award_changelist", reward__id__exact=obj.pk)
-            extra_context["waiting_url"] = changelist_url(
-                "admin:redemptions_redemption_queue", reward__id__exact=obj.pk
-            )
+            extra_context["responses_url"] = changelist_url("redemptions.redemption", reward__id__exact=obj.pk)
+            extra_context["awards_url"] = changelist_url("redemptions.award", reward__id__exact=obj.pk)
+            extra_context["waiting_url"] = changelist_url("redemptions.redemption", "queue", reward__id__exact=obj.pk)
             extra_context["waiting"] = (
                 Redemption.objects.filter(reward=obj, approval_status=Redemption.ApprovalStatus.SUBMITTED)
                 .order_by()[:1000]

@@ -5,22 +5,15 @@ Registered through ``loyalty.admin.panels`` so that ``loyalty`` never imports th
 
 from __future__ import annotations
 
-from django.contrib import messages
-from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpResponseNotAllowed, HttpResponseRedirect
-from django.urls import path, reverse
+from django.urls import reverse
 
-from loyalty.admin.base import PageAction
 from loyalty.admin.panels import MemberPanel, register_member_panel
-from loyalty.exceptions import DomainError
-from loyalty.forms import form_errors_text
+from loyalty.kernel.admin import ObjectAction, changelist_url
 from loyalty.models import PointBalance
 
 from .. import selectors, services
 from ..forms import AwardForm, RedeemForm
 from ..models import Redemption
-from .common import changelist_url
 
 RECENT = 20
 REDEEM = "redemptions.add_redemption"
@@ -38,8 +31,8 @@ def rewards_context(request, member) -> dict | None:
     user = request.user
     if not (user.has_perm("redemptions.view_redemption") or user.has_perm("redemptions.view_award")):
         return None
-    can_redeem = user.has_perm(REDEEM) and member.status == member.Status.ACTIVE
-    can_award = user.has_perm(AWARD) and member.status == member.Status.ACTIVE
+    can_redeem = REDEEM_ACTION.available(request, member)
+    can_award = AWARD_ACTION.available(request, member)
     redeem_form = RedeemForm(prefix="redeem") if can_redeem else None
     rewards = []
     if can_redeem or can_award:
@@ -52,8 +45,8 @@ def rewards_context(request, member) -> dict | None:
         "member": member,
         "responses": selectors.member_responses(member, limit=RECENT),
         "limit": RECENT,
-        "redemptions_url": changelist_url("admin:redemptions_redemption_changelist", member__id__exact=member.pk),
-        "awards_url": changelist_url("admin:redemptions_award_changelist", member__id__exact=member.pk),
+        "redemptions_url": changelist_url("redemptions.redemption", member__id__exact=member.pk),
+        "awards_url": changelist_url("redemptions.award", member__id__exact=member.pk),
         "balances": _balances(member),
         "can_redeem": can_redeem,
         "can_award": can_award,
@@ -71,21 +64,8 @@ def rollbacks_context(request, member) -> dict | None:
     return {
         "rollbacks": selectors.member_rollbacks(member, limit=RECENT),
         "limit": RECENT,
-        "list_url": changelist_url("admin:redemptions_rollback_changelist", member__id__exact=member.pk),
+        "list_url": changelist_url("redemptions.rollback", member__id__exact=member.pk),
     }
-
-
-def _member(member_admin, request, object_id: str, perm: str):
-    member = member_admin.get_object(request, unquote(object_id))
-    if member is None:
-        raise Http404("No such member.")
-    if not (member_admin.has_view_or_change_permission(request, member) and request.user.has_perm(perm)):
-        raise PermissionDenied
-    return member
-
-
-def _back(member) -> HttpResponseRedirect:
-    return HttpResponseRedirect(reverse("admin:loyalty_member_change", args=[member.pk]) + "#panel-rewards")
 
 
 def _describe(redemption: Redemption) -> str:
@@ -100,56 +80,45 @@ def _describe(redemption: Redemption) -> str:
     return text
 
 
-def rewards_urls(member_admin) -> list:
-    def redeem_view(request, object_id):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        member = _member(member_admin, request, object_id, REDEEM)
-        form = RedeemForm(request.POST, prefix="redeem")
-        if not form.is_valid():
-            member_admin.message_user(request, f"Not redeemed. {form_errors_text(form)}", messages.ERROR)
-            return _back(member)
-        try:
-            redemption = services.redeem_reward(
-                member=member,
-                reward=form.cleaned_data["reward"],
-                quantity=form.cleaned_data["quantity"],
-                actor=request.user,
-                channel=Redemption.Channel.ADMIN,
-            )
-        except DomainError as exc:
-            member_admin.message_user(request, f"Not redeemed. {exc.detail}", messages.ERROR)
-        else:
-            member_admin.message_user(request, f"Redeemed {_describe(redemption)}.", messages.SUCCESS)
-        return _back(member)
+class GiveReward(ObjectAction):
+    """Redeem a reward (for points) or award one (free) from the member page: one action for both.
+    ``KINDS``: the permission, the form, the form's values the service takes besides the reward,
+    and the past tense of the message."""
 
-    def award_view(request, object_id):
-        if request.method != "POST":
-            return HttpResponseNotAllowed(["POST"])
-        member = _member(member_admin, request, object_id, AWARD)
-        form = AwardForm(request.POST, prefix="award")
-        if not form.is_valid():
-            member_admin.message_user(request, f"Not awarded. {form_errors_text(form)}", messages.ERROR)
-            return _back(member)
-        try:
-            award = services.award_reward(
-                member=member,
-                reward=form.cleaned_data["reward"],
-                reason=form.cleaned_data["reason"],
-                actor=request.user,
-                channel=Redemption.Channel.ADMIN,
-            )
-        except DomainError as exc:
-            member_admin.message_user(request, f"Not awarded. {exc.detail}", messages.ERROR)
-        else:
-            member_admin.message_user(request, f"Awarded {_describe(award)}.", messages.SUCCESS)
-        return _back(member)
+    KINDS = {
+        "redeem": (REDEEM, RedeemForm, ("quantity",), "Redeemed"),
+        "award": (AWARD, AwardForm, ("reason",), "Awarded"),
+    }
+    anchor = "panel-rewards"
 
-    view = member_admin.admin_site.admin_view
-    return [
-        path("<path:object_id>/redeem-reward/", view(redeem_view), name="loyalty_member_redeem_reward"),
-        path("<path:object_id>/award-reward/", view(award_view), name="loyalty_member_award_reward"),
-    ]
+    def __init__(self, kind: str) -> None:
+        perm, form_class, self.fields, self.done = self.KINDS[kind]
+        super().__init__(
+            name=f"{kind}_reward",
+            label=kind.capitalize(),
+            roles_label=f"{kind.capitalize()} a reward (member page)",
+            permissions=(perm,),
+            form_class=form_class,
+            form_prefix=kind,
+            refused=f"Not {self.done.lower()}.",
+        )
+
+    def available(self, request, member) -> bool:
+        return self.has_permission(request, member) and member.status == member.Status.ACTIVE
+
+    def run(self, request, member, data):
+        response = getattr(services, self.name)(
+            member=member,
+            reward=data["reward"],
+            actor=request.user,
+            channel=Redemption.Channel.ADMIN,
+            **{name: data[name] for name in self.fields},
+        )
+        return f"{self.done} {_describe(response)}."
+
+
+REDEEM_ACTION = GiveReward("redeem")
+AWARD_ACTION = GiveReward("award")
 
 
 register_member_panel(
@@ -159,13 +128,7 @@ register_member_panel(
         template="admin/redemptions/member/_rewards.html",
         context=rewards_context,
         order=10,
-        urls=rewards_urls,
-        actions=(
-            PageAction(
-                "loyalty_member_redeem_reward", "Redeem a reward (member page)", ("loyalty.view_member", REDEEM)
-            ),
-            PageAction("loyalty_member_award_reward", "Award a reward (member page)", ("loyalty.view_member", AWARD)),
-        ),
+        object_actions=(REDEEM_ACTION, AWARD_ACTION),
     )
 )
 register_member_panel(

@@ -6,8 +6,9 @@ buttons on the change page, imports), which check permissions, transitions and f
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.contrib import admin, messages
-from django.contrib.admin import helpers
 from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseNotAllowed
@@ -18,15 +19,24 @@ from django.utils.html import format_html
 from import_export.admin import ExportMixin
 from import_export.formats import base_formats
 
-from loyalty.admin.base import (
+from loyalty.kernel.admin import (
     BigListMixin,
     ChangeListExportMixin,
+    CreatedWithinFilter,
+    FastActionCheckboxMixin,
+    NoDeleteMixin,
+    ObjectActionsMixin,
     PageAction,
+    QueueMixin,
     ReadOnlyInline,
+    RowButton,
     ServiceManagedHistoryAdmin,
-    admin_link,
+    bulk_action,
+    changelist_url,
+    link,
+    perm_checker,
 )
-from loyalty.models import Reward
+from loyalty.models import ProgramSettings, Reward
 
 from .. import resources, selectors, services
 from ..forms import (
@@ -38,14 +48,6 @@ from ..forms import (
     RollbackForm,
 )
 from ..models import Award, Redemption, Rollback
-from .common import (
-    CreatedWithinFilter,
-    FastActionCheckboxMixin,
-    changelist_url,
-    form_action,
-    perm_checker,
-    simple_action,
-)
 
 APPROVE = "redemptions.approve_redemption"
 PROCESS = "redemptions.change_redemption"
@@ -54,88 +56,123 @@ ROLL_BACK = "redemptions.add_rollback"
 
 # --- actions (each row through one service call) ----------------------------------------------
 
-approve_selected = simple_action(
-    name="approve_selected",
-    description="Approve selected",
-    permission="approve",
-    verb="approved",
-    run=lambda obj, user: services.approve_redemption(redemption=obj, actor=user),
-)
 
-reject_selected = form_action(
-    name="reject_selected",
-    description="Reject selected",
-    permission="approve",
-    form_class=ReasonForm,
-    verb="rejected",
-    intro="Points and stock go back; the member cannot redeem this reward again. The member is told by email.",
-    run=lambda obj, user, data: services.reject_redemption(redemption=obj, actor=user, reason=data["reason"]),
-)
+INTROS = {
+    "reject_selected": "Points and stock go back; the member cannot redeem this reward again. "
+    "The member is told by email.",
+    "return_selected": "Points and stock go back; the member may redeem the reward again. The member is told by email.",
+    "change_status_selected": "Canceling gives the points and stock back and voids an unused issued code.",
+    "change_fulfillment_selected": "Shipped and delivered are emailed to the member.",
+    "rollback_selected": "Points come back with their original lots, an unused issued code is voided and the member "
+    "is told. Fraud, large amounts and repeated rollbacks wait for a second person.",
+    "approve_rollbacks": "Each rollback is checked again (code use, shipment, amounts) and executed; "
+    "the member is told.",
+    "reject_rollbacks": "Nothing is given back; the member is told.",
+}
 
-return_selected = form_action(
-    name="return_selected",
-    description="Return selected",
-    permission="approve",
-    form_class=ReasonForm,
-    verb="returned",
-    intro="Points and stock go back; the member may redeem the reward again. The member is told by email.",
-    run=lambda obj, user, data: services.return_redemption(redemption=obj, actor=user, reason=data["reason"]),
-)
 
-change_status_selected = form_action(
-    name="change_status_selected",
-    description="Change processing status",
-    permission="process",
-    form_class=ChangeStatusForm,
-    verb="moved",
-    intro="Canceling gives the points and stock back and voids an unused issued code.",
-    button="Change status",
-    run=lambda obj, user, data: services.change_status(
-        redemption=obj, status=data["status"], actor=user, reason=data["reason"]
-    ),
-)
+def response_action(
+    name, description, permission, verb, service, form_class=None, button=None, *, renames=None, target="redemption"
+):
+    """A bulk action that calls ``services.<service>`` for each row (as ``target``), with the
+    form's fields as its keyword arguments (``renames`` maps a field to another argument).
+    Reported as "Moved 2: #4, #7." and, in one message, "1 could not be moved: #9: <the
+    service's reason>". The confirm page's text is ``INTROS[name]``."""
 
-change_fulfillment_selected = form_action(
-    name="change_fulfillment_selected",
-    description="Change fulfillment status",
-    permission="fulfil",
-    form_class=ChangeFulfillmentForm,
-    verb="moved",
-    intro="Shipped and delivered are emailed to the member.",
-    button="Change fulfillment",
-    run=lambda obj, user, data: services.change_fulfillment(
-        redemption=obj,
-        fulfillment_status=data["fulfillment_status"],
-        tracking_ref=data["tracking_ref"],
-        actor=user,
-        reason=data["reason"],
-    ),
-)
+    def run(obj, user, data=None):
+        kwargs = {(renames or {}).get(key, key): value for key, value in (data or {}).items()}
+        return getattr(services, service)(**{target: obj}, actor=user, **kwargs)
 
-change_award_status_selected = form_action(
-    name="change_award_status_selected",
-    description="Change award status",
-    permission="process",
-    form_class=ChangeAwardStatusForm,
-    verb="moved",
-    button="Change award status",
-    run=lambda obj, user, data: services.change_award_status(
-        redemption=obj, award_status=data["award_status"], actor=user, reason=data["reason"]
-    ),
-)
+    return bulk_action(
+        name=name,
+        description=description,
+        permission=permission,
+        form_class=form_class,
+        button=button,
+        intro=INTROS.get(name, ""),
+        run=run,
+        done=f"{verb.capitalize()} {{n}}: {{ids}}.",
+        grouped=f"{{n}} could not be {verb}: {{items}}",
+        prepare=lambda qs: qs.order_by("pk"),
+    )
 
-rollback_selected = form_action(
-    name="rollback_selected",
-    description="Roll back",
-    permission="rollback",
-    form_class=RollbackForm,
-    verb="rolled back (or sent for approval)",
-    intro="Points come back with their original lots, an unused issued code is voided and the member is told. "
-    "Fraud, large amounts and repeated rollbacks wait for a second person.",
-    button="Roll back",
-    run=lambda obj, user, data: services.rollback_redemption(
-        redemption=obj, reason=data["reason"], points=data["points"], note=data["note"], actor=user
-    ),
+
+approve_selected = response_action("approve_selected", "Approve selected", "approve", "approved", "approve_redemption")
+reject_selected = response_action(
+    "reject_selected", "Reject selected", "approve", "rejected", "reject_redemption", ReasonForm
+)
+return_selected = response_action(
+    "return_selected", "Return selected", "approve", "returned", "return_redemption", ReasonForm
+)
+change_status_selected = response_action(
+    "change_status_selected", "Change processing status", "process", "moved", "change_status", ChangeStatusForm,
+    "Change status",
+)  # fmt: skip
+change_fulfillment_selected = response_action(
+    "change_fulfillment_selected", "Change fulfillment status", "fulfil", "moved", "change_fulfillment",
+    ChangeFulfillmentForm, "Change fulfillment",
+)  # fmt: skip
+change_award_status_selected = response_action(
+    "change_award_status_selected", "Change award status", "process", "moved", "change_award_status",
+    ChangeAwardStatusForm, "Change award status",
+)  # fmt: skip
+rollback_selected = response_action(
+    "rollback_selected", "Roll back", "rollback", "rolled back (or sent for approval)", "rollback_redemption",
+    RollbackForm, "Roll back",
+)  # fmt: skip
+
+
+# --- which of them the change page offers: only where they can succeed --------------------------
+
+
+def _submitted(request, obj) -> bool:
+    return obj.approval_status == Redemption.ApprovalStatus.SUBMITTED and request.user.has_perm(APPROVE)
+
+
+def _status_moves(request, obj) -> bool:
+    return request.user.has_perm(PROCESS) and bool(Redemption.STATUS_TRANSITIONS.get(obj.status))
+
+
+def _award_status_moves(request, obj) -> bool:
+    return (
+        _status_moves(request, obj)
+        and obj.kind == Redemption.Kind.AWARD
+        and bool(Redemption.AWARD_TRANSITIONS.get(obj.award_status))
+    )
+
+
+def _fulfillment_moves(request, obj) -> bool:
+    return (
+        request.user.has_perm(FULFIL) and obj.reward.requires_fulfillment and obj.status != Redemption.Status.CANCELED
+    )
+
+
+def rollback_available(request, obj) -> bool:
+    """Roll back… is offered where the rollback policy can let it through (the service decides, and
+    says why when it refuses): points were spent here, nothing waits for approval, and the status,
+    the fulfillment and the window are ones the program settings allow."""
+    if not request.user.has_perm(ROLL_BACK) or not obj.points_spent or obj.status == Redemption.Status.CANCELED:
+        return False
+    if obj.approval_status == Redemption.ApprovalStatus.SUBMITTED or obj.channel == Redemption.Channel.IMPORT:
+        return False
+    program = ProgramSettings.load()
+    if obj.status not in program.rollback_statuses:
+        return False
+    if (obj.fulfillment_status or "none") not in program.rollback_fulfillment_statuses:
+        return False
+    if timezone.now() - obj.created_at > dt.timedelta(days=program.rollback_window_days):
+        return False
+    return not obj.rollbacks.filter(status=Rollback.Status.PENDING_APPROVAL).exists()
+
+
+ROW_BUTTONS = (
+    RowButton("approve_selected", "Approve", _submitted),
+    RowButton("reject_selected", "Reject…", _submitted),
+    RowButton("return_selected", "Return…", _submitted),
+    RowButton("change_status_selected", "Change status…", _status_moves),
+    RowButton("change_award_status_selected", "Change award status…", _award_status_moves),
+    RowButton("change_fulfillment_selected", "Change fulfillment…", _fulfillment_moves),
+    RowButton("rollback_selected", "Roll back…", rollback_available),
 )
 
 
@@ -150,7 +187,9 @@ class RollbackInline(ReadOnlyInline):
         return super().get_queryset(request).select_related("requested_by", "approved_by")
 
 
-class ResponseAdminBase(FastActionCheckboxMixin, BigListMixin, ServiceManagedHistoryAdmin):
+class ResponseAdminBase(
+    NoDeleteMixin, ObjectActionsMixin, FastActionCheckboxMixin, BigListMixin, ServiceManagedHistoryAdmin
+):
     """What the Redemptions and Awards screens share. View-only rows; actions call services."""
 
     change_form_template = "admin/redemptions/redemption/change_form.html"
@@ -160,6 +199,7 @@ class ResponseAdminBase(FastActionCheckboxMixin, BigListMixin, ServiceManagedHis
     search_help_text = "Exact customer id, email, issued code, redemption id or legacy reference."
     list_display_links = ("id",)
     inlines = [RollbackInline]
+    row_buttons = ROW_BUTTONS
     readonly_fields = ("member_link", "code_text", "net_points")
     fieldsets = [
         (None, {"fields": ("kind", "member_link", "reward", "quantity", "channel", "created_by", "created_at")}),
@@ -203,18 +243,10 @@ class ResponseAdminBase(FastActionCheckboxMixin, BigListMixin, ServiceManagedHis
         # The change page is view-only; list-level (obj=None) stays for the actions' sake.
         return False if obj is not None else super().has_change_permission(request)
 
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        actions.pop("delete_selected", None)
-        return actions
-
     # --- columns -------------------------------------------------------------------------------
     @admin.display(description="Member", ordering="member")
     def member_link(self, obj):
-        return admin_link(obj.member)
+        return link(obj.member)
 
     @admin.display(description="Issued code")
     def code_text(self, obj):
@@ -235,40 +267,20 @@ class ResponseAdminBase(FastActionCheckboxMixin, BigListMixin, ServiceManagedHis
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("member", "reward", "issued_code")
 
-    def response_actions(self, request, obj) -> list[dict]:
-        """The buttons on a change page: the actions that make sense for this row and this user."""
-        user = request.user
-        out = []
-        if obj.approval_status == Redemption.ApprovalStatus.SUBMITTED and user.has_perm(APPROVE):
-            out += [("approve_selected", "Approve"), ("reject_selected", "Reject…"), ("return_selected", "Return…")]
-        if user.has_perm(PROCESS) and Redemption.STATUS_TRANSITIONS.get(obj.status):
-            out.append(("change_status_selected", "Change status…"))
-            if obj.kind == Redemption.Kind.AWARD and Redemption.AWARD_TRANSITIONS.get(obj.award_status):
-                out.append(("change_award_status_selected", "Change award status…"))
-        if user.has_perm(FULFIL) and obj.reward.requires_fulfillment and obj.status != Redemption.Status.CANCELED:
-            out.append(("change_fulfillment_selected", "Change fulfillment…"))
-        if user.has_perm(ROLL_BACK) and obj.status != Redemption.Status.CANCELED and obj.points_spent:
-            out.append(("rollback_selected", "Roll back…"))
-        available = self.get_actions(request)
-        return [{"name": name, "label": label} for name, label in out if name in available]
-
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = extra_context or {}
         obj = self.get_object(request, object_id)
         if obj is not None:
-            extra_context["response_actions"] = self.response_actions(request, obj)
-            extra_context["actions_url"] = reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_changelist")
-            extra_context["action_checkbox_name"] = helpers.ACTION_CHECKBOX_NAME
             extra_context["member_url"] = reverse("admin:loyalty_member_change", args=[obj.member_id])
         return super().change_view(request, object_id, form_url, extra_context)
 
 
 @admin.register(Redemption)
-class RedemptionAdmin(ChangeListExportMixin, ExportMixin, ResponseAdminBase):
+class RedemptionAdmin(QueueMixin, ChangeListExportMixin, ExportMixin, ResponseAdminBase):
     """The Redemptions screen: redemptions plus claimed awards; the approval queue; exports and imports."""
 
     resource_classes = [resources.RedemptionResource]
-    page_actions = (
+    extra_page_actions = (
         PageAction(
             "redemptions_redemption_import",
             "Import fulfillment",
@@ -309,7 +321,7 @@ class RedemptionAdmin(ChangeListExportMixin, ExportMixin, ResponseAdminBase):
         "reward",
     )
 
-    QUEUE_DISPLAY = (
+    queue_list_display = (
         "id",
         "created_at",
         "kind",
@@ -322,28 +334,17 @@ class RedemptionAdmin(ChangeListExportMixin, ExportMixin, ResponseAdminBase):
         "member_history",
     )
 
-    def _in_queue(self, request) -> bool:
-        return getattr(request, "redemptions_queue", False)
+    # --- the approval queue (QueueMixin) ------------------------------------------------------
+    queue_list_filter = (CreatedWithinFilter, "kind", "reward")
+    queue_actions = ("approve_selected", "reject_selected", "return_selected")
+
+    def queue_queryset(self, request, queryset):
+        """Submitted redemptions and awards, oldest first, with the member's balance."""
+        return selectors.approval_queue()
 
     def get_queryset(self, request):
-        if self._in_queue(request):
-            return selectors.approval_queue()
-        return super().get_queryset(request).filter(selectors.REDEMPTIONS_SCREEN)
-
-    def get_ordering(self, request):
-        return ("created_at", "id") if self._in_queue(request) else self.ordering
-
-    def get_list_display(self, request):
-        return self.QUEUE_DISPLAY if self._in_queue(request) else self.list_display
-
-    def get_list_filter(self, request):
-        return (CreatedWithinFilter, "kind", "reward") if self._in_queue(request) else self.list_filter
-
-    def get_actions(self, request):
-        actions = super().get_actions(request)
-        if self._in_queue(request):
-            return {k: v for k, v in actions.items() if k in ("approve_selected", "reject_selected", "return_selected")}
-        return actions
+        queryset = super().get_queryset(request)
+        return queryset if self.in_queue(request) else queryset.filter(selectors.REDEMPTIONS_SCREEN)
 
     @admin.display(description="Balance")
     def member_balance(self, obj):
@@ -357,8 +358,8 @@ class RedemptionAdmin(ChangeListExportMixin, ExportMixin, ResponseAdminBase):
     def member_history(self, obj):
         return format_html(
             '<a href="{}">ledger</a> · <a href="{}">responses</a>',
-            changelist_url("admin:loyalty_ledgerentry_changelist", member__id__exact=obj.member_id),
-            changelist_url("admin:redemptions_redemption_changelist", member__id__exact=obj.member_id),
+            changelist_url("loyalty.ledgerentry", member__id__exact=obj.member_id),
+            changelist_url("redemptions.redemption", member__id__exact=obj.member_id),
         )
 
     # --- extra views ---------------------------------------------------------------------------
@@ -366,30 +367,12 @@ class RedemptionAdmin(ChangeListExportMixin, ExportMixin, ResponseAdminBase):
         info = f"{self.opts.app_label}_{self.opts.model_name}"
         view = self.admin_site.admin_view
         return [
-            path("queue/", view(self.queue_view), name=f"{info}_queue"),
             path("export.csv", view(self.stream_csv_view), name=f"{info}_export_csv"),
             path("import/<str:kind>/", view(self.import_view), name=f"{info}_import"),
         ] + super().get_urls()
 
-    def queue_view(self, request):
-        """Approvers' queue: submitted redemptions and awards, oldest first, with the member's balance.
-        The normal change list (filters, actions, intermediate pages) in queue mode."""
-        if not self.has_view_or_change_permission(request):
-            raise PermissionDenied
-        request.redemptions_queue = True
-        return self.changelist_view(
-            request,
-            extra_context={
-                "title": "Approval queue",
-                "queue": True,
-                "changelist_url": reverse("admin:redemptions_redemption_changelist"),
-            },
-        )
-
     def changelist_view(self, request, extra_context=None):
         extra_context = extra_context or {}
-        opts = self.opts
-        extra_context.setdefault("queue_url", reverse(f"admin:{opts.app_label}_{opts.model_name}_queue"))
         extra_context["waiting"] = (
             Redemption.objects.filter(approval_status=Redemption.ApprovalStatus.SUBMITTED).order_by()[:1000].count()
         )
@@ -422,6 +405,8 @@ class RedemptionAdmin(ChangeListExportMixin, ExportMixin, ResponseAdminBase):
 
     # --- imports: upload → dry run with preview and row errors → confirm (all or nothing) -------
     def import_view(self, request, kind: str):
+        """Hand-written, not an ObjectAction: three steps on one page (upload, dry run with every
+        row's outcome, confirm of the signed rows), for the list rather than one object."""
         spec = resources.IMPORTS.get(kind)
         if spec is None:
             raise PermissionDenied
@@ -519,4 +504,4 @@ class AwardAdmin(ResponseAdminBase):
 
 
 def reward_responses_url(reward: Reward) -> str:
-    return changelist_url("admin:redemptions_redemption_changelist", reward__id__exact=reward.pk)
+    return changelist_url("redemptions.redemption", reward__id__exact=reward.pk)

@@ -3,46 +3,55 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.contrib.admin import helpers
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
-from loyalty.admin.base import BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin, admin_link
+from loyalty.kernel.admin import (
+    BigListMixin,
+    CreatedWithinFilter,
+    FastActionCheckboxMixin,
+    ObjectActionsMixin,
+    QueueMixin,
+    ReadOnlyAdminMixin,
+    RowButton,
+    ServiceManagedHistoryAdmin,
+    changelist_url,
+    link,
+    perm_checker,
+)
 
-from .. import selectors, services
+from .. import selectors
 from ..forms import OptionalReasonForm, ReasonForm
 from ..models import Rollback
-from .common import CreatedWithinFilter, FastActionCheckboxMixin, changelist_url, form_action, link, perm_checker
+from .responses import response_action
 
 APPROVE_ROLLBACK = "redemptions.approve_rollback"
 
-approve_rollbacks = form_action(
-    name="approve_rollbacks",
-    description="Approve selected rollbacks",
-    permission="approve",
-    form_class=OptionalReasonForm,
-    verb="approved",
-    intro="Each rollback is checked again (code use, shipment, amounts) and executed; the member is told.",
-    button="Approve",
-    run=lambda obj, user, data: services.approve_rollback(rollback=obj, actor=user, note=data["reason"]),
-)
+approve_rollbacks = response_action(
+    "approve_rollbacks", "Approve selected rollbacks", "approve", "approved", "approve_rollback", OptionalReasonForm,
+    "Approve", renames={"reason": "note"}, target="rollback",
+)  # fmt: skip
+reject_rollbacks = response_action(
+    "reject_rollbacks", "Reject selected rollbacks", "approve", "rejected", "reject_rollback", ReasonForm, "Reject",
+    target="rollback",
+)  # fmt: skip
 
-reject_rollbacks = form_action(
-    name="reject_rollbacks",
-    description="Reject selected rollbacks",
-    permission="approve",
-    form_class=ReasonForm,
-    verb="rejected",
-    intro="Nothing is given back; the member is told.",
-    button="Reject",
-    run=lambda obj, user, data: services.reject_rollback(rollback=obj, actor=user, reason=data["reason"]),
-)
+
+def _pending(request, obj) -> bool:
+    return obj.status == Rollback.Status.PENDING_APPROVAL
 
 
 @admin.register(Rollback)
-class RollbackAdmin(FastActionCheckboxMixin, BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin):
+class RollbackAdmin(
+    QueueMixin,
+    ObjectActionsMixin,
+    FastActionCheckboxMixin,
+    BigListMixin,
+    ReadOnlyAdminMixin,
+    ServiceManagedHistoryAdmin,
+):
     change_list_template = "admin/redemptions/rollback/change_list.html"
     change_form_template = "admin/redemptions/rollback/change_form.html"
     action_row_template = "admin/redemptions/_rollback_rows.html"
@@ -66,6 +75,10 @@ class RollbackAdmin(FastActionCheckboxMixin, BigListMixin, ReadOnlyAdminMixin, S
     search_help_text = "Exact customer id, email, rollback id; or r<id> for a redemption's rollbacks."
     ordering = ("-created_at", "-id")
     actions = [approve_rollbacks, reject_rollbacks]
+    row_buttons = (
+        RowButton("approve_rollbacks", "Approve…", _pending),
+        RowButton("reject_rollbacks", "Reject…", _pending),
+    )
     readonly_fields = ("redemption_link", "member_link")
     fieldsets = [
         (None, {"fields": ("redemption_link", "member_link", "status", "reason", "via", "note", "created_at")}),
@@ -88,19 +101,12 @@ class RollbackAdmin(FastActionCheckboxMixin, BigListMixin, ReadOnlyAdminMixin, S
 
     has_approve_permission = perm_checker(APPROVE_ROLLBACK)
 
-    def _in_queue(self, request) -> bool:
-        return getattr(request, "rollbacks_queue", False)
+    # --- the approval queue (QueueMixin): rollbacks waiting for a second person ------------------
+    queue_title = "Rollback approval queue"
+    queue_list_filter = ("reason", CreatedWithinFilter)
 
-    def get_queryset(self, request):
-        if self._in_queue(request):
-            return selectors.rollback_queue()
-        return super().get_queryset(request)
-
-    def get_ordering(self, request):
-        return ("created_at", "id") if self._in_queue(request) else self.ordering
-
-    def get_list_filter(self, request):
-        return ("reason", CreatedWithinFilter) if self._in_queue(request) else self.list_filter
+    def queue_queryset(self, request, queryset):
+        return selectors.rollback_queue()
 
     def get_search_results(self, request, queryset, search_term):
         term = (search_term or "").strip()
@@ -116,11 +122,11 @@ class RollbackAdmin(FastActionCheckboxMixin, BigListMixin, ReadOnlyAdminMixin, S
 
     @admin.display(description="Redemption", ordering="redemption")
     def redemption_link(self, obj):
-        return link("admin:redemptions_redemption_change", obj.redemption_id, f"#{obj.redemption_id}")
+        return link("redemptions.redemption", f"#{obj.redemption_id}", pk=obj.redemption_id)
 
     @admin.display(description="Member", ordering="member")
     def member_link(self, obj):
-        return admin_link(obj.member)
+        return link(obj.member)
 
     @admin.display(description="Reward")
     def reward(self, obj):
@@ -134,31 +140,16 @@ class RollbackAdmin(FastActionCheckboxMixin, BigListMixin, ReadOnlyAdminMixin, S
         info = f"{self.opts.app_label}_{self.opts.model_name}"
         view = self.admin_site.admin_view
         return [
-            path("queue/", view(self.queue_view), name=f"{info}_queue"),
             path("trends/", view(self.trends_view), name=f"{info}_trends"),
         ] + super().get_urls()
 
     def changelist_view(self, request, extra_context=None):
         extra_context = extra_context or {}
-        extra_context.setdefault("queue_url", reverse("admin:redemptions_rollback_queue"))
         extra_context["trends_url"] = reverse("admin:redemptions_rollback_trends")
         extra_context["waiting"] = (
             Rollback.objects.filter(status=Rollback.Status.PENDING_APPROVAL).order_by()[:1000].count()
         )
         return super().changelist_view(request, extra_context)
-
-    def queue_view(self, request):
-        if not self.has_view_permission(request):
-            raise PermissionDenied
-        request.rollbacks_queue = True
-        return self.changelist_view(
-            request,
-            extra_context={
-                "title": "Rollback approval queue",
-                "queue": True,
-                "changelist_url": reverse("admin:redemptions_rollback_changelist"),
-            },
-        )
 
     def trends_view(self, request):
         if not self.has_view_permission(request):
@@ -178,17 +169,10 @@ class RollbackAdmin(FastActionCheckboxMixin, BigListMixin, ReadOnlyAdminMixin, S
     def change_view(self, request, object_id, form_url="", extra_context=None):
         extra_context = extra_context or {}
         obj = self.get_object(request, object_id)
-        if obj is not None and obj.status == Rollback.Status.PENDING_APPROVAL and self.has_approve_permission(request):
-            extra_context["response_actions"] = [
-                {"name": "approve_rollbacks", "label": "Approve…"},
-                {"name": "reject_rollbacks", "label": "Reject…"},
-            ]
-            extra_context["actions_url"] = reverse("admin:redemptions_rollback_changelist")
-            extra_context["action_checkbox_name"] = helpers.ACTION_CHECKBOX_NAME
         if obj is not None:
             extra_context["member_url"] = reverse("admin:loyalty_member_change", args=[obj.member_id])
         return super().change_view(request, object_id, form_url, extra_context)
 
 
 def member_rollbacks_url(member_id: int) -> str:
-    return changelist_url("admin:redemptions_rollback_changelist", member__id__exact=member_id)
+    return changelist_url("redemptions.rollback", member__id__exact=member_id)

@@ -13,8 +13,7 @@ from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 
-from loyalty.api.base import ReadWritePerms, has_perms, idempotent
-from loyalty.api.filters import IsoDateTimeFilter
+from loyalty.kernel.api import IsoDateTimeFilter, ReadWritePerms, has_perms, idempotent
 from loyalty.models import Member, Reward
 from redemptions import services
 from redemptions.models import Redemption

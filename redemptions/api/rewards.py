@@ -9,10 +9,9 @@ from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from loyalty.api.base import ReadWritePerms, idempotent
-from loyalty.exceptions import AlreadyExists, InvalidInput
+from loyalty.kernel import AlreadyExists, InvalidInput, save_with_history
+from loyalty.kernel.api import ReadWritePerms, idempotent
 from loyalty.models import Metric, Reward, Tier
-from loyalty.workflow import save_with_history
 from promotions.models import Campaign
 from redemptions.models import RewardCodePool
 

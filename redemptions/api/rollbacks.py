@@ -13,7 +13,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 
-from loyalty.api.base import has_perms, idempotent
+from loyalty.kernel.api import has_perms, idempotent
 from redemptions import services
 from redemptions.models import Redemption, Rollback
 

@@ -8,7 +8,7 @@ import django_filters
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from loyalty.api.filters import IsoDateTimeFilter
+from loyalty.kernel.api import IsoDateTimeFilter
 from loyalty.models import Member, Transaction
 
 from ..models import RetroClaim

@@ -8,7 +8,7 @@ from rest_framework import generics, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from loyalty.api.base import ReadWritePerms, has_perms, idempotent
+from loyalty.kernel.api import ReadWritePerms, has_perms, idempotent
 
 from .. import services
 from ..models import RetroClaim

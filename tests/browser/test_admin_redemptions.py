@@ -13,7 +13,7 @@ from loyalty import services as loyalty
 from loyalty.models import PointBalance, Reward
 from redemptions import services
 from redemptions.models import Redemption, Rollback
-from tests.conftest import make_user
+from tests.helpers import make_user
 
 SCREENSHOT_PREFIX = "redemptions_"  # for the screenshot fixture (tests/browser/conftest.py)
 SCREENSHOT_MIN_BYTES = 10_000

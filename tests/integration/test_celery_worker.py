@@ -6,7 +6,7 @@ import pytest
 
 from loyalty import services
 from loyalty.models import LedgerEntry, Metric, PointBalance, PointLot
-from tests.integration.conftest import wait_for
+from tests.integration.helpers import wait_for
 
 
 @pytest.mark.redis

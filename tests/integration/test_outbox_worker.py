@@ -23,9 +23,8 @@ from promotions import services as promotions
 from promotions.models import Code, CodeBatch
 from retro import services as retro
 from retro.models import RetroClaim
-from tests.conftest import DEAD_BROKER, api_client_for, make_user
-from tests.helpers import BASE, FIXED
-from tests.integration.conftest import publish_to, run_beat, run_worker, wait_for
+from tests.helpers import BASE, DEAD_BROKER, FIXED, api_client_for, make_user
+from tests.integration.helpers import publish_to, run_beat, run_worker, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.real_worker, pytest.mark.postgres]
 

@@ -15,8 +15,7 @@ from django.utils import timezone
 
 from loyalty.models import IdempotencyRecord, LedgerEntry, PointBalance
 from loyalty.services import core
-from tests.conftest import api_client_for
-from tests.helpers import BASE, assert_error
+from tests.helpers import BASE, api_client_for, assert_error
 
 pytestmark = [pytest.mark.postgres]
 

@@ -9,8 +9,8 @@ from loyalty import services as loyalty
 from loyalty.models import Metric, Tier
 from promotions import services
 from promotions.models import Campaign, Code, CodeRedemption
-from tests.conftest import make_user
-from tests.integration.conftest import hammer
+from tests.helpers import make_user
+from tests.integration.helpers import hammer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("postgres_only")]
 

@@ -12,7 +12,7 @@ from loyalty import services
 from loyalty.exceptions import InsufficientPoints
 from loyalty.models import LedgerEntry, Member, Metric, PointBalance, Tier, TierMembership
 from loyalty.selectors import verify_ledger
-from tests.integration.conftest import hammer
+from tests.integration.helpers import hammer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("postgres_only")]
 

@@ -14,8 +14,8 @@ from redemptions import services as redemptions
 from redemptions.models import Rollback
 from retro import services as retro
 from retro.models import RetroClaim
-from tests.conftest import make_user
-from tests.integration.conftest import hammer
+from tests.helpers import make_user
+from tests.integration.helpers import hammer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("postgres_only")]
 

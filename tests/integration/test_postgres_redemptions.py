@@ -8,8 +8,8 @@ from loyalty.models import Metric, PointBalance, Reward, Tier
 from loyalty.selectors import verify_ledger
 from redemptions import services
 from redemptions.models import Redemption
-from tests.conftest import make_user
-from tests.integration.conftest import hammer
+from tests.helpers import make_user
+from tests.integration.helpers import hammer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("postgres_only")]
 

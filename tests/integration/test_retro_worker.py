@@ -14,8 +14,8 @@ from loyalty import roles, services
 from loyalty.models import LedgerEntry, Metric, PointBalance, ProgramSettings, Tier
 from retro import services as retro
 from retro.models import RetroClaim
-from tests.conftest import make_user
-from tests.integration.conftest import run_worker, wait_for
+from tests.helpers import make_user
+from tests.integration.helpers import run_worker, wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.real_worker, pytest.mark.postgres]
 

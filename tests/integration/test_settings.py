@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # every test starts a new interpreter (seconds each)
+
 ROOT = Path(__file__).resolve().parents[2]
 
 PRINT_SETTINGS = """

@@ -457,3 +457,22 @@ def test_reward_add_through_admin(metric, tiers, admin_user):
     assert response.status_code == 302, response.context["adminform"].form.errors
     reward = Reward.objects.get(external_id="RW-9")
     assert list(reward.eligible_tiers.all()) == [tiers["GOLD"]]
+
+
+@pytest.mark.django_db
+def test_change_form_saved_through_a_durable_service(member, admin_user, monkeypatch):
+    """Services become ``@transaction.atomic(durable=True)``; Django wraps the change form in
+    ``transaction.atomic``, where a durable block raises. The member form runs outside it
+    (``loyalty.kernel.admin.ServiceSaveMixin``), so a durable service saves."""
+    from django.db import transaction
+
+    durable = transaction.atomic(durable=True)(services.update_member)
+    monkeypatch.setattr(services, "update_member", durable)
+    client = login(admin_user)
+    form = client.get(url("member_change", member.pk)).context["adminform"].form
+    data = {name: form[name].value() or "" for name in ("name", "email", "phone", "status")}
+    data.update(name="Renamed", change_reason="Typo", _save="Save")
+    response = client.post(url("member_change", member.pk), data, follow=True)
+    assert response.status_code == 200
+    member.refresh_from_db()
+    assert member.name == "Renamed"

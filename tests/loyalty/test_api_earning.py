@@ -17,13 +17,7 @@ from loyalty.models import (
     TransactionReturn,
 )
 from loyalty.selectors import verify_ledger
-from tests.conftest import api_client_for
-from tests.helpers import BASE, BY_TIER, FIXED, assert_error, d
-
-
-@pytest.fixture
-def manager(campaign_manager_user):
-    return api_client_for(campaign_manager_user)
+from tests.helpers import BASE, BY_TIER, FIXED, api_client_for, assert_error, d
 
 
 @pytest.fixture
@@ -61,11 +55,15 @@ def buy(client, external_id, occurred_at, amount="100.00", member=None, **extra)
 
 
 @pytest.fixture
-def seed_sets(manager, metric, tiers):
+def seed_sets(campaign_manager, metric, tiers):
     """Seed 002: Set 2 (2023-01-01..06-30, 98 points) and Set 3 (07-01..08-31, 89 points), via the API."""
     with time_machine.travel(d(2022, 12, 1), tick=False):
-        set2 = create_set(manager, "Set 2", "2023-01-01T00:00:00Z", "2023-07-01T00:00:00Z", [{**FIXED, "points": 98}])
-        set3 = create_set(manager, "Set 3", "2023-07-01T00:00:00Z", "2023-09-01T00:00:00Z", [{**FIXED, "points": 89}])
+        set2 = create_set(
+            campaign_manager, "Set 2", "2023-01-01T00:00:00Z", "2023-07-01T00:00:00Z", [{**FIXED, "points": 98}]
+        )
+        set3 = create_set(
+            campaign_manager, "Set 3", "2023-07-01T00:00:00Z", "2023-09-01T00:00:00Z", [{**FIXED, "points": 89}]
+        )
     return set2, set3
 
 
@@ -73,14 +71,14 @@ def seed_sets(manager, metric, tiers):
 
 
 @pytest.mark.django_db
-def test_rule_set_shape_in_and_out(manager, metric, tiers):
+def test_rule_set_shape_in_and_out(campaign_manager, metric, tiers):
     rules = [
         {**FIXED, "points": 5, "conditions": {"min_amount": "10.00", "channels": ["web"], "stores": [], "tiers": []}},
         {"name": "Per 10", "metric": "points", "action": "per_amount", "points": 1, "unit_amount": "10.00"},
         BY_TIER,
     ]
     with time_machine.travel(d(2023, 1, 1), tick=False):
-        r = manager.post(
+        r = campaign_manager.post(
             f"{BASE}/rule-sets/",
             {"name": "Base", "valid_from": "2023-02-01T00:00:00+01:00", "rules": rules, "description": "x"},
             format="json",
@@ -95,93 +93,106 @@ def test_rule_set_shape_in_and_out(manager, metric, tiers):
     assert (per["action"], per["points"], per["unit_amount"]) == ("per_amount", 1, "10.00")
     assert pct["percent_by_tier"] == {"GOLD": 20, "SILVER": 15, "BRONZE": 10}
     assert pct["conditions"] == {"min_amount": None, "channels": [], "stores": [], "tiers": []}
-    assert manager.get(f"{BASE}/rule-sets/{body['id']}/").json() == body
-    listed = manager.get(f"{BASE}/rule-sets/", {"status": "draft", "name": "Base"}).json()
+    assert campaign_manager.get(f"{BASE}/rule-sets/{body['id']}/").json() == body
+    listed = campaign_manager.get(f"{BASE}/rule-sets/", {"status": "draft", "name": "Base"}).json()
     assert [s["id"] for s in listed["results"]] == [body["id"]]
 
 
 @pytest.mark.django_db
-def test_draft_patch_then_published_set_is_immutable(manager, metric, tiers):
+def test_draft_patch_then_published_set_is_immutable(campaign_manager, metric, tiers):
     with time_machine.travel(d(2022, 12, 1), tick=False):
-        draft = create_set(manager, "Base", "2023-01-01T00:00:00Z", rules=[{**FIXED, "points": 1}], publish=False)
-        r = manager.patch(
+        draft = create_set(
+            campaign_manager, "Base", "2023-01-01T00:00:00Z", rules=[{**FIXED, "points": 1}], publish=False
+        )
+        r = campaign_manager.patch(
             f"{BASE}/rule-sets/{draft['id']}/",
             {"valid_to": "2023-07-01T00:00:00Z", "rules": [{**FIXED, "points": 98}]},
             format="json",
         )
         assert r.status_code == 200, r.content
         assert r.json()["rules"][0]["points"] == 98 and r.json()["valid_to"].startswith("2023-07-01")
-        assert manager.post(f"{BASE}/rule-sets/{draft['id']}/publish").status_code == 200
-        before = manager.get(f"{BASE}/rule-sets/{draft['id']}/").json()
+        assert campaign_manager.post(f"{BASE}/rule-sets/{draft['id']}/publish").status_code == 200
+        before = campaign_manager.get(f"{BASE}/rule-sets/{draft['id']}/").json()
         for body in ({"name": "x"}, {"rules": [{**FIXED, "points": 1000}]}, {"valid_to": None}):
             assert_error(
-                manager.patch(f"{BASE}/rule-sets/{draft['id']}/", body, format="json"), 409, "rule_set_published"
+                campaign_manager.patch(f"{BASE}/rule-sets/{draft['id']}/", body, format="json"),
+                409,
+                "rule_set_published",
             )
-        assert_error(manager.post(f"{BASE}/rule-sets/{draft['id']}/publish"), 409, "invalid_transition")
-    assert manager.get(f"{BASE}/rule-sets/{draft['id']}/").json() == before
+        assert_error(campaign_manager.post(f"{BASE}/rule-sets/{draft['id']}/publish"), 409, "invalid_transition")
+    assert campaign_manager.get(f"{BASE}/rule-sets/{draft['id']}/").json() == before
 
 
 @pytest.mark.django_db
-def test_a_patch_replaces_rules_with_complete_rules_only(manager, metric, tiers):
+def test_a_patch_replaces_rules_with_complete_rules_only(campaign_manager, metric, tiers):
     with time_machine.travel(d(2022, 12, 1), tick=False):
-        draft = create_set(manager, "Base", "2023-01-01T00:00:00Z", rules=[{**FIXED, "points": 1}], publish=False)
+        draft = create_set(
+            campaign_manager, "Base", "2023-01-01T00:00:00Z", rules=[{**FIXED, "points": 1}], publish=False
+        )
         url = f"{BASE}/rule-sets/{draft['id']}/"
-        r = manager.patch(url, {"name": "Renamed", "rules": [{"name": "No action", "metric": "points"}]}, format="json")
+        r = campaign_manager.patch(
+            url, {"name": "Renamed", "rules": [{"name": "No action", "metric": "points"}]}, format="json"
+        )
         assert_error(r, 400, "invalid", "rules")
         assert r.json()["errors"]["rules"] == {"0": {"action": ["This field is required."]}}
-        r = manager.patch(url, {"rules": [{"points": 5, "unit_amount": ""}]}, format="json")
+        r = campaign_manager.patch(url, {"rules": [{"points": 5, "unit_amount": ""}]}, format="json")
         assert_error(r, 400, "invalid", "rules")
-        assert manager.get(url).json() == draft
+        assert campaign_manager.get(url).json() == draft
 
 
 @pytest.mark.django_db
-def test_overlapping_publish_is_refused(seed_sets, manager):
+def test_overlapping_publish_is_refused(seed_sets, campaign_manager):
     with time_machine.travel(d(2022, 12, 2), tick=False):
         clash = create_set(
-            manager, "Summer", "2023-06-15T00:00:00Z", "2023-07-15T00:00:00Z", [{**FIXED, "points": 5}], publish=False
+            campaign_manager,
+            "Summer",
+            "2023-06-15T00:00:00Z",
+            "2023-07-15T00:00:00Z",
+            [{**FIXED, "points": 5}],
+            publish=False,
         )
-        assert_error(manager.post(f"{BASE}/rule-sets/{clash['id']}/publish"), 409, "rule_set_overlap")
-    assert manager.get(f"{BASE}/rule-sets/{clash['id']}/").json()["status"] == "draft"
+        assert_error(campaign_manager.post(f"{BASE}/rule-sets/{clash['id']}/publish"), 409, "rule_set_overlap")
+    assert campaign_manager.get(f"{BASE}/rule-sets/{clash['id']}/").json()["status"] == "draft"
 
 
 @pytest.mark.django_db
-def test_new_version_publish_closes_the_predecessor_and_retire(manager, metric, tiers):
+def test_new_version_publish_closes_the_predecessor_and_retire(campaign_manager, metric, tiers):
     with time_machine.travel(d(2023, 1, 1), tick=False):
-        v1 = create_set(manager, "Base", "2023-01-01T00:00:00Z", rules=[{**FIXED, "points": 10}])
+        v1 = create_set(campaign_manager, "Base", "2023-01-01T00:00:00Z", rules=[{**FIXED, "points": 10}])
     with time_machine.travel(d(2023, 3, 1), tick=False):
-        r = manager.post(
+        r = campaign_manager.post(
             f"{BASE}/rule-sets/{v1['id']}/new-version", {"valid_from": "2023-02-01T00:00:00Z"}, format="json"
         )
         assert r.status_code == 201 and r.json()["previous"] == v1["id"] and r.json()["version"] == 2
-        assert_error(manager.post(f"{BASE}/rule-sets/{r.json()['id']}/publish"), 422, "rule_set_rewrites_past")
-        r = manager.post(f"{BASE}/rule-sets/{v1['id']}/new-version", {}, format="json")
+        assert_error(campaign_manager.post(f"{BASE}/rule-sets/{r.json()['id']}/publish"), 422, "rule_set_rewrites_past")
+        r = campaign_manager.post(f"{BASE}/rule-sets/{v1['id']}/new-version", {}, format="json")
         v3 = r.json()
         assert r.status_code == 201 and v3["status"] == "draft" and v3["rules"][0]["points"] == 10
         assert dt.datetime.fromisoformat(v3["valid_from"]) == d(2023, 3, 1)
-        manager.patch(f"{BASE}/rule-sets/{v3['id']}/", {"rules": [{**FIXED, "points": 20}]}, format="json")
-        assert manager.post(f"{BASE}/rule-sets/{v3['id']}/publish").status_code == 200
-    old = manager.get(f"{BASE}/rule-sets/{v1['id']}/").json()
+        campaign_manager.patch(f"{BASE}/rule-sets/{v3['id']}/", {"rules": [{**FIXED, "points": 20}]}, format="json")
+        assert campaign_manager.post(f"{BASE}/rule-sets/{v3['id']}/publish").status_code == 200
+    old = campaign_manager.get(f"{BASE}/rule-sets/{v1['id']}/").json()
     assert dt.datetime.fromisoformat(old["valid_to"]) == d(2023, 3, 1) and old["status"] == "published"
-    in_force = manager.get(f"{BASE}/rule-sets/", {"in_force_at": "2023-02-15T00:00:00Z"}).json()["results"]
+    in_force = campaign_manager.get(f"{BASE}/rule-sets/", {"in_force_at": "2023-02-15T00:00:00Z"}).json()["results"]
     assert [s["id"] for s in in_force] == [v1["id"]]
     with time_machine.travel(d(2023, 6, 1), tick=False):
-        r = manager.post(f"{BASE}/rule-sets/{v3['id']}/retire", {"reason": "programme ends"}, format="json")
+        r = campaign_manager.post(f"{BASE}/rule-sets/{v3['id']}/retire", {"reason": "programme ends"}, format="json")
     assert r.status_code == 200 and r.json()["status"] == "retired"
     assert dt.datetime.fromisoformat(r.json()["valid_to"]) == d(2023, 6, 1)
 
 
 @pytest.mark.django_db
-def test_rule_set_endpoints_need_the_campaign_manager_role(api, support_user, manager, metric, tiers):
+def test_rule_set_endpoints_need_the_campaign_manager_role(api, support_user, campaign_manager, metric, tiers):
     body = {"name": "Base", "valid_from": "2023-01-01T00:00:00Z", "rules": [{**FIXED, "points": 1}]}
     for client in (api, api_client_for(support_user)):
         assert client.get(f"{BASE}/rule-sets/").status_code == 200
         assert_error(client.post(f"{BASE}/rule-sets/", body, format="json"), 403, "permission_denied")
-    draft = manager.post(f"{BASE}/rule-sets/", body, format="json").json()
+    draft = campaign_manager.post(f"{BASE}/rule-sets/", body, format="json").json()
     assert_error(api.patch(f"{BASE}/rule-sets/{draft['id']}/", {"name": "x"}, format="json"), 403, "permission_denied")
     for action in ("publish", "new-version", "retire"):
         assert_error(api.post(f"{BASE}/rule-sets/{draft['id']}/{action}"), 403, "permission_denied")
-    assert_error(manager.get(f"{BASE}/rule-sets/999999/"), 404, "not_found")
-    assert_error(manager.post(f"{BASE}/rule-sets/999999/publish"), 404, "not_found")
+    assert_error(campaign_manager.get(f"{BASE}/rule-sets/999999/"), 404, "not_found")
+    assert_error(campaign_manager.post(f"{BASE}/rule-sets/999999/publish"), 404, "not_found")
 
 
 @pytest.mark.django_db
@@ -232,16 +243,16 @@ def test_rule_set_endpoints_need_the_campaign_manager_role(api, support_user, ma
         ),
     ],
 )
-def test_bad_rule_sets_are_400_and_write_nothing(manager, metric, tiers, writes, body, field):
+def test_bad_rule_sets_are_400_and_write_nothing(campaign_manager, metric, tiers, writes, body, field):
     before = writes()
-    assert_error(manager.post(f"{BASE}/rule-sets/", body, format="json"), 400, "invalid", field)
+    assert_error(campaign_manager.post(f"{BASE}/rule-sets/", body, format="json"), 400, "invalid", field)
     assert writes() == before
 
 
 @pytest.mark.django_db
-def test_publishing_an_empty_set_is_refused(manager, metric):
-    draft = create_set(manager, "Empty", "2023-01-01T00:00:00Z", publish=False)
-    assert_error(manager.post(f"{BASE}/rule-sets/{draft['id']}/publish"), 400, "invalid", "rules")
+def test_publishing_an_empty_set_is_refused(campaign_manager, metric):
+    draft = create_set(campaign_manager, "Empty", "2023-01-01T00:00:00Z", publish=False)
+    assert_error(campaign_manager.post(f"{BASE}/rule-sets/{draft['id']}/publish"), 400, "invalid", "rules")
 
 
 # --- purchases: point in time --------------------------------------------------------------------
@@ -276,11 +287,17 @@ def test_valid_to_is_exclusive_and_the_switch_instant_uses_the_new_set(seed_sets
 
 
 @pytest.mark.django_db
-def test_a_bill_at_2330_local_on_june_30_is_june_30(settings, manager, api, metric, tiers):
+def test_a_bill_at_2330_local_on_june_30_is_june_30(settings, campaign_manager, api, metric, tiers):
     settings.TIME_ZONE = "Europe/Paris"
     with time_machine.travel(d(2022, 12, 1), tick=False):
-        create_set(manager, "June", "2023-06-01T00:00:00+02:00", "2023-07-01T00:00:00+02:00", [{**FIXED, "points": 98}])
-        create_set(manager, "July", "2023-07-01T00:00:00+02:00", rules=[{**FIXED, "points": 89}])
+        create_set(
+            campaign_manager,
+            "June",
+            "2023-06-01T00:00:00+02:00",
+            "2023-07-01T00:00:00+02:00",
+            [{**FIXED, "points": 98}],
+        )
+        create_set(campaign_manager, "July", "2023-07-01T00:00:00+02:00", rules=[{**FIXED, "points": 89}])
     api.post(f"{BASE}/members/", {"external_id": "P-1"}, format="json")
     with time_machine.travel(d(2023, 8, 1), tick=False):
         late_evening = buy(api, "B-1", "2023-06-30T23:30:00+02:00", member="P-1")
@@ -293,9 +310,9 @@ def test_a_bill_at_2330_local_on_june_30_is_june_30(settings, manager, api, metr
 
 
 @pytest.mark.django_db
-def test_tier_at_the_purchase_date_decides_the_percentage(manager, api, metric, tiers):
+def test_tier_at_the_purchase_date_decides_the_percentage(campaign_manager, api, metric, tiers):
     with time_machine.travel(d(2023, 1, 1), tick=False):
-        create_set(manager, "Tiers", "2023-01-01T00:00:00Z", rules=[BY_TIER])
+        create_set(campaign_manager, "Tiers", "2023-01-01T00:00:00Z", rules=[BY_TIER])
         for ext, tier in (("G", "GOLD"), ("S", "SILVER"), ("B", "BRONZE")):
             assert api.post(f"{BASE}/members/", {"external_id": ext, "tier": tier}, format="json").status_code == 201
     with time_machine.travel(d(2023, 8, 10), tick=False):
@@ -348,9 +365,9 @@ def test_non_loyalty_purchase_and_every_search_filter(seed_sets, api, member):
 
 
 @pytest.fixture
-def percent_rules(manager, api, metric, tiers):
+def percent_rules(campaign_manager, api, metric, tiers):
     with time_machine.travel(d(2024, 1, 1), tick=False):
-        create_set(manager, "Tiers", "2024-01-01T00:00:00Z", rules=[BY_TIER])
+        create_set(campaign_manager, "Tiers", "2024-01-01T00:00:00Z", rules=[BY_TIER])
         api.post(f"{BASE}/members/", {"external_id": "R-1"}, format="json")
 
 
@@ -515,7 +532,7 @@ def test_return_idempotency_key(percent_rules, api):
 
 
 @pytest.mark.django_db
-def test_program_settings_get_and_patch(manager, support_user, api, campaign_manager_user):
+def test_program_settings_get_and_patch(campaign_manager, support_user, api, campaign_manager_user):
     r = api.get(f"{BASE}/program/")
     assert r.status_code == 200
     body = r.json()
@@ -544,7 +561,7 @@ def test_program_settings_get_and_patch(manager, support_user, api, campaign_man
         "rollback_expired_lot_grace_days": 7,
         "reason": "Q3 policy",
     }
-    r = manager.patch(f"{BASE}/program/", change, format="json")
+    r = campaign_manager.patch(f"{BASE}/program/", change, format="json")
     assert r.status_code == 200, r.content
     out = r.json()
     assert out["rollback_approval_reasons"] == ["fraud", "other"]
@@ -555,10 +572,10 @@ def test_program_settings_get_and_patch(manager, support_user, api, campaign_man
     assert program.retro_enabled and program.rollback_expired_lot_grace_days == 7
     last = program.history.first()
     assert last.history_user == campaign_manager_user and last.history_change_reason == "Q3 policy"
-    r = manager.patch(f"{BASE}/program/", {"retro_auto_approve_below_points": None}, format="json")
+    r = campaign_manager.patch(f"{BASE}/program/", {"retro_auto_approve_below_points": None}, format="json")
     assert r.json()["retro_auto_approve_below_points"] is None and r.json()["retro_window_days"] == 60
     # read-only fields are ignored, not changed
-    assert manager.patch(f"{BASE}/program/", {"currency": "USD"}, format="json").json()["currency"] == "EUR"
+    assert campaign_manager.patch(f"{BASE}/program/", {"currency": "USD"}, format="json").json()["currency"] == "EUR"
 
 
 @pytest.mark.django_db
@@ -590,11 +607,11 @@ def test_program_settings_need_the_campaign_manager_role(support_user, api, appr
         ({"rollback_approval_above_points": -1}, "rollback_approval_above_points"),
     ],
 )
-def test_invalid_program_settings_are_400_and_change_nothing(manager, body, field):
-    before = manager.get(f"{BASE}/program/").json()
+def test_invalid_program_settings_are_400_and_change_nothing(campaign_manager, body, field):
+    before = campaign_manager.get(f"{BASE}/program/").json()
     history = ProgramSettings.history.count()
-    assert_error(manager.patch(f"{BASE}/program/", body, format="json"), 400, "invalid", field)
-    assert manager.get(f"{BASE}/program/").json() == before
+    assert_error(campaign_manager.patch(f"{BASE}/program/", body, format="json"), 400, "invalid", field)
+    assert campaign_manager.get(f"{BASE}/program/").json() == before
     assert ProgramSettings.history.count() == history
 
 

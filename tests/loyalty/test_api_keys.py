@@ -16,8 +16,7 @@ from rest_framework.test import APIClient
 from loyalty import services
 from loyalty.exceptions import InvalidInput, InvalidTransition, PermissionRequired
 from loyalty.models import ApiKey
-from tests.conftest import api_client_for
-from tests.helpers import BASE, admin_url, assert_error, every_admin_page, login, messages_of
+from tests.helpers import BASE, admin_url, api_client_for, assert_error, every_admin_page, login, messages_of
 
 pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
 
@@ -139,6 +138,7 @@ def _create_in_admin(client, owner) -> str:
     return page.context["key"]
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_a_key_made_in_the_admin_works_and_no_admin_page_shows_it(admin_user, auditor_user, integration_user, member):
     client = login(admin_user)
@@ -240,6 +240,7 @@ def test_existing_drf_tokens_become_digests_and_the_plaintext_table_is_dropped(i
     assert key_client(old_key).get(f"{BASE}/members/").status_code == 200
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_seed_demo_prints_a_working_integration_key(settings):
     settings.DEBUG = True

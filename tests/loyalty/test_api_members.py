@@ -6,8 +6,7 @@ from rest_framework.test import APIClient
 
 from loyalty import services
 from loyalty.models import IdempotencyRecord, LedgerEntry, Member, Metric, Reward, Tier
-from tests.conftest import api_client_for
-from tests.helpers import BASE, assert_error
+from tests.helpers import BASE, api_client_for, assert_error
 
 
 @pytest.fixture
@@ -242,6 +241,7 @@ def test_openapi_schema_documents_the_idempotency_key_on_every_post_that_acts(ap
     assert "requestBody" in posts["/api/v1/members/"] and "201" in posts["/api/v1/members/"]["responses"]
 
 
+@pytest.mark.slow
 def test_openapi_schema_validates(tmp_path):
     from django.core.management import call_command
 

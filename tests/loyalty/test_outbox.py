@@ -23,8 +23,7 @@ from loyalty.exceptions import InvalidInput, InvalidTransition, PermissionRequir
 from loyalty.models import OutboxMessage
 from loyalty.notifications import notify_member
 from loyalty.tasks import expire_points
-from tests.conftest import DEAD_BROKER
-from tests.helpers import admin_url, login, messages_of
+from tests.helpers import DEAD_BROKER, admin_url, login, messages_of
 
 CALLS: list[str] = []
 FAILURES: list[Exception] = []
@@ -337,6 +336,7 @@ def test_resending_a_running_message_is_refused(admin_user):
 # --- the admin ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 def test_the_admin_lists_filters_and_resends(admin_user, auditor_user, django_capture_on_commit_callbacks):
     failed = _stalled("failed", attempts=3)

@@ -3,7 +3,7 @@ import pytest
 from loyalty import roles
 from promotions import services
 from promotions.models import Campaign
-from tests.conftest import make_user
+from tests.helpers import make_user
 
 
 @pytest.fixture

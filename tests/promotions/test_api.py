@@ -25,8 +25,7 @@ from promotions.models import (
     CodeEvent,
     CodeRedemption,
 )
-from tests.conftest import api_client_for, make_user
-from tests.helpers import BASE, assert_error
+from tests.helpers import BASE, api_client_for, assert_error, make_user
 
 T0 = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
 T1 = dt.datetime(2026, 6, 30, 12, tzinfo=dt.UTC)

@@ -2,10 +2,10 @@ import pytest
 
 from loyalty import roles
 from loyalty import services as loyalty
-from loyalty.models import Reward
+from loyalty.models import ProgramSettings, Reward
 from promotions import services as promotions
 from redemptions.models import RewardCodePool
-from tests.conftest import make_user
+from tests.helpers import make_user
 
 
 @pytest.fixture
@@ -38,3 +38,9 @@ def code_reward(reward, admin_user):
     r = reward(type=Reward.Type.DISCOUNT_CODE, name="10 EUR voucher", valid_days=30)
     RewardCodePool.objects.create(reward=r, campaign=campaign)
     return r
+
+
+@pytest.fixture
+def policy(db):
+    """The program settings, whose rollback policy the tests change."""
+    return ProgramSettings.load()

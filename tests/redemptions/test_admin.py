@@ -13,9 +13,8 @@ from loyalty import services as loyalty
 from loyalty.models import LedgerEntry, ProgramSettings
 from redemptions import services
 from redemptions.models import Redemption, RewardCodePool, Rollback
-from tests.conftest import make_user
 from tests.helpers import admin_url as url
-from tests.helpers import balance, login, messages_of
+from tests.helpers import balance, login, make_user, messages_of
 
 pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
 
@@ -57,6 +56,7 @@ def data(rich_member, reward, code_reward, support_user, admin_user):
 # --- screens ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.django_db
 @pytest.mark.parametrize("who", ["admin_user", "support_user", "approver_user", "auditor_user"])
 def test_screens_render_for_every_role(data, request, who):
@@ -314,7 +314,10 @@ def test_change_page_buttons_follow_state_and_permissions(data, approver_user, s
     assert 'id="do-approve_selected"' in html and 'id="do-reject_selected"' in html
     assert 'id="do-rollback_selected"' not in html
     html = login(support_user).get(submitted).content.decode()
-    assert 'id="do-approve_selected"' not in html and 'id="do-rollback_selected"' in html
+    # waiting for approval nothing but the decision moves: no Roll back (the policy would refuse it)
+    assert 'id="do-approve_selected"' not in html and 'id="do-rollback_selected"' not in html
+    html = login(support_user).get(url("redemptions_redemption_change", data["plain"].pk)).content.decode()
+    assert 'id="do-rollback_selected"' in html
     html = login(auditor_user).get(submitted).content.decode()
     assert 'id="do-' not in html
     # a button posts through the action and comes back to the page
@@ -323,6 +326,26 @@ def test_change_page_buttons_follow_state_and_permissions(data, approver_user, s
         {"action": "approve_selected", ACTION: [data["submitted"].pk], "index": 0, "next": submitted},
     )
     assert response.status_code == 302 and response["Location"] == submitted
+
+
+@pytest.mark.django_db
+def test_roll_back_is_hidden_where_the_policy_always_refuses(data, support_user):
+    """A delivered redemption cannot be rolled back (rollback_fulfillment_statuses): no button, and
+    the action itself still refuses it with the reason."""
+    red = data["plain"]
+    page = url("redemptions_redemption_change", red.pk)
+    assert 'id="do-rollback_selected"' in login(support_user).get(page).content.decode()
+    red.__class__.objects.filter(pk=red.pk).update(fulfillment_status="delivered")
+    html = login(support_user).get(page).content.decode()
+    assert 'id="do-rollback_selected"' not in html
+    response = login(support_user).post(
+        url("redemptions_redemption_changelist"),
+        {"action": "rollback_selected", ACTION: [red.pk], "apply": "1", "reason": "other", "points": "", "note": ""},
+        follow=True,
+    )
+    assert any("1 could not be rolled back" in m and "delivered" in m for m in messages_of(response))
+    red.refresh_from_db()
+    assert red.points_returned == 0
 
 
 # --- member page -----------------------------------------------------------------------------

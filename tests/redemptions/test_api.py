@@ -13,8 +13,7 @@ from loyalty.models import LedgerEntry, PointBalance, Reward
 from loyalty.selectors import verify_ledger
 from promotions.models import Code
 from redemptions.models import Redemption, Rollback
-from tests.conftest import api_client_for, make_user
-from tests.helpers import BASE, assert_error, balance
+from tests.helpers import BASE, api_client_for, assert_error, balance, make_user
 
 
 @pytest.fixture

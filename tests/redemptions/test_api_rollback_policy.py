@@ -23,8 +23,7 @@ from loyalty.selectors import verify_ledger
 from promotions.models import AbuseSignal, Code
 from redemptions import services
 from redemptions.models import Redemption, Rollback
-from tests.conftest import api_client_for, make_user
-from tests.helpers import BASE, balance
+from tests.helpers import BASE, api_client_for, balance, make_user
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "rollback-policy.md"
 

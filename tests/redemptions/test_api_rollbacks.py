@@ -10,13 +10,12 @@ from django.utils import timezone
 
 from loyalty import roles
 from loyalty import services as loyalty
-from loyalty.models import LedgerEntry, PointBalance, ProgramSettings, Reward
+from loyalty.models import LedgerEntry, PointBalance, Reward
 from loyalty.selectors import verify_ledger
 from promotions import services as promotions
 from promotions.models import Code
 from redemptions.models import Redemption, Rollback
-from tests.conftest import api_client_for, make_user
-from tests.helpers import BASE, assert_error, balance
+from tests.helpers import BASE, api_client_for, assert_error, balance, make_user
 
 T0 = dt.datetime(2026, 3, 1, 10, tzinfo=dt.UTC)
 
@@ -32,11 +31,6 @@ def redeem(client, member, reward, **extra):
 def rollback(client, redemption_id, **body):
     body.setdefault("reason", "customer_request")
     return client.post(f"{BASE}/redemptions/{redemption_id}/rollback", body, format="json")
-
-
-@pytest.fixture
-def policy(db):
-    return ProgramSettings.load()
 
 
 @pytest.fixture

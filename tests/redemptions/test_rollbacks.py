@@ -8,21 +8,15 @@ from django.utils import timezone
 from loyalty import roles
 from loyalty import services as loyalty
 from loyalty.exceptions import ExceedsSpent, FourEyesRequired, InvalidTransition
-from loyalty.models import LedgerEntry, ProgramSettings, Reward
+from loyalty.models import LedgerEntry, Reward
 from loyalty.selectors import verify_ledger
 from promotions import services as promotions
 from promotions.models import AbuseSignal, Code
 from redemptions import services
 from redemptions.models import Redemption, Rollback
-from tests.conftest import make_user
-from tests.helpers import balance
+from tests.helpers import balance, make_user
 
 T0 = dt.datetime(2026, 3, 1, 10, tzinfo=dt.UTC)
-
-
-@pytest.fixture
-def policy(db):
-    return ProgramSettings.load()
 
 
 @pytest.mark.django_db

@@ -11,8 +11,7 @@ from promotions import services as promotions
 from promotions.models import Code
 from redemptions import services
 from redemptions.models import Redemption
-from tests.conftest import make_user
-from tests.helpers import balance
+from tests.helpers import balance, make_user
 
 
 @pytest.mark.django_db

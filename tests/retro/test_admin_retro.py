@@ -15,8 +15,7 @@ from loyalty import roles, services
 from loyalty.models import LedgerEntry, PointBalance, ProgramSettings
 from retro import services as retro
 from retro.models import RetroClaim
-from tests.conftest import make_user
-from tests.helpers import BY_TIER, admin_url, login, messages_of
+from tests.helpers import BY_TIER, admin_url, login, make_user, messages_of
 
 pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
 

@@ -12,13 +12,7 @@ from loyalty import roles
 from loyalty.models import LedgerEntry, MemberTracker, Transaction
 from loyalty.selectors import verify_ledger
 from retro.models import RetroClaim
-from tests.conftest import api_client_for, make_user
-from tests.helpers import BASE, BY_TIER, FIXED, assert_error, d, ok
-
-
-@pytest.fixture
-def manager(campaign_manager_user):
-    return api_client_for(campaign_manager_user)
+from tests.helpers import BASE, BY_TIER, FIXED, api_client_for, assert_error, d, make_user, ok
 
 
 @pytest.fixture
@@ -35,20 +29,20 @@ def writes(db):
 
 
 @pytest.fixture
-def seed_world(manager, api, metric, tiers):
+def seed_world(campaign_manager, api, metric, tiers):
     """Seed 002 through the API: retro on; rules by tier from 2023-01-01; member Silver on 2023-05-20;
     a non-loyalty purchase that day; on 2023-08-10 a new rule version and the member moves to Gold."""
-    ok(manager.patch(f"{BASE}/program/", {"retro_enabled": True}, format="json"))
+    ok(campaign_manager.patch(f"{BASE}/program/", {"retro_enabled": True}, format="json"))
     with time_machine.travel(d(2023, 1, 1), tick=False):
         spring = ok(
-            manager.post(
+            campaign_manager.post(
                 f"{BASE}/rule-sets/",
                 {"name": "Spring", "valid_from": "2023-01-01T00:00:00Z", "rules": [BY_TIER]},
                 format="json",
             ),
             201,
         )
-        ok(manager.post(f"{BASE}/rule-sets/{spring['id']}/publish"))
+        ok(campaign_manager.post(f"{BASE}/rule-sets/{spring['id']}/publish"))
         ok(
             api.post(
                 f"{BASE}/members/",
@@ -74,9 +68,9 @@ def seed_world(manager, api, metric, tiers):
         )
         assert bill["non_loyalty"] is True and bill["points_earned"] == 0
     with time_machine.travel(d(2023, 8, 10), tick=False):
-        new = ok(manager.post(f"{BASE}/rule-sets/{spring['id']}/new-version", {}, format="json"), 201)
-        ok(manager.patch(f"{BASE}/rule-sets/{new['id']}/", {"rules": [{**FIXED, "points": 5}]}, format="json"))
-        ok(manager.post(f"{BASE}/rule-sets/{new['id']}/publish"))
+        new = ok(campaign_manager.post(f"{BASE}/rule-sets/{spring['id']}/new-version", {}, format="json"), 201)
+        ok(campaign_manager.patch(f"{BASE}/rule-sets/{new['id']}/", {"rules": [{**FIXED, "points": 5}]}, format="json"))
+        ok(campaign_manager.post(f"{BASE}/rule-sets/{new['id']}/publish"))
         ok(api.post(f"{BASE}/members/SEED/tier", {"tier": "GOLD", "reason": "big purchase"}, format="json"), 201)
     return spring, new
 
@@ -187,7 +181,7 @@ def test_reject_with_a_reason_frees_the_transaction(seed_world, support, approve
 
 
 @pytest.mark.django_db
-def test_refusals_each_carry_their_code_and_write_nothing(seed_world, manager, support, api, writes):
+def test_refusals_each_carry_their_code_and_write_nothing(seed_world, campaign_manager, support, api, writes):
     with time_machine.travel(d(2023, 8, 17), tick=False):
         late = ok(api.post(f"{BASE}/members/", {"external_id": "LATE"}, format="json"), 201)
         owned = api.post(
@@ -213,14 +207,14 @@ def test_refusals_each_carry_their_code_and_write_nothing(seed_world, manager, s
         (d(2023, 8, 17), {}, {"note": "x" * 1001}, 400, "invalid"),
     ]
     for when, program, body, status, code in cases:
-        defaults = ok(manager.get(f"{BASE}/program/"))
+        defaults = ok(campaign_manager.get(f"{BASE}/program/"))
         if program:
-            ok(manager.patch(f"{BASE}/program/", program, format="json"))
+            ok(campaign_manager.patch(f"{BASE}/program/", program, format="json"))
         with time_machine.travel(when, tick=False):
             before = writes()
             assert_error(file_claim(support, **body), status, code)
             assert writes() == before, code
-        ok(manager.patch(f"{BASE}/program/", {k: defaults[k] for k in program}, format="json"))
+        ok(campaign_manager.patch(f"{BASE}/program/", {k: defaults[k] for k in program}, format="json"))
     # a duplicate live claim
     with time_machine.travel(d(2023, 8, 17), tick=False):
         ok(file_claim(support), 201)
@@ -266,8 +260,8 @@ def test_idempotent_claim_and_approval(seed_world, support, approver, django_cap
 
 
 @pytest.mark.django_db
-def test_auto_approval_below_the_threshold(seed_world, manager, support, django_capture_on_commit_callbacks):
-    ok(manager.patch(f"{BASE}/program/", {"retro_auto_approve_below_points": 100}, format="json"))
+def test_auto_approval_below_the_threshold(seed_world, campaign_manager, support, django_capture_on_commit_callbacks):
+    ok(campaign_manager.patch(f"{BASE}/program/", {"retro_auto_approve_below_points": 100}, format="json"))
     with time_machine.travel(d(2023, 8, 17), tick=False), django_capture_on_commit_callbacks(execute=True):
         claim = ok(file_claim(support), 201)
     done = ok(support.get(f"{BASE}/retro-claims/{claim['id']}/"))

@@ -12,7 +12,6 @@ import time_machine
 from loyalty.models import LedgerEntry, MemberTracker, PointBalance
 from loyalty.selectors import verify_ledger
 from retro.models import RetroClaim
-from tests.conftest import api_client_for
 from tests.helpers import BASE, FIXED, assert_error, d, ok
 
 PER_EURO = {"name": "Per euro", "metric": "points", "action": "per_amount", "points": 1, "unit_amount": "1.00"}
@@ -20,9 +19,9 @@ NOW = d(2024, 3, 10, 12)
 
 
 @pytest.fixture
-def world(api, campaign_manager_user, metric, tiers):
+def world(api, campaign_manager, metric, tiers):
     """Retro on; 10 points per purchase + 1 per euro; member SEED; a non-loyalty 100.00 bill."""
-    manager = api_client_for(campaign_manager_user)
+    manager = campaign_manager
     with time_machine.travel(d(2024, 1, 1), tick=False):
         ok(manager.patch(f"{BASE}/program/", {"retro_enabled": True}, format="json"))
         rules = ok(

@@ -10,8 +10,7 @@ from loyalty.models import LedgerEntry, MemberTracker, OutboxMessage, PointBalan
 from loyalty.selectors import verify_ledger
 from retro import services as retro
 from retro.models import RetroClaim
-from tests.conftest import make_user
-from tests.helpers import BY_TIER, FIXED, d
+from tests.helpers import BY_TIER, FIXED, d, make_user
 
 
 @pytest.fixture
