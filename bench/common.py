@@ -254,12 +254,11 @@ def clone_rows(
     if unknown:
         raise ValueError(f"{table} has no column(s) {sorted(unknown)}")
     # overrides and source are SQL with no parameters: a literal % (modulo) is doubled for the driver
-    select = ", ".join(overrides[c].replace("%", "%%") if c in overrides else f"t.{c}" for c in cols)
+    select = ", ".join(overrides[c].replace("%", "%%") if c in overrides else f't."{c}"' for c in cols)
+    quoted = ", ".join(f'"{c}"' for c in cols)  # some columns are SQL key words (e.g. "full")
     from_extra = f", {source.replace('%', '%%')}" if source else ""
     condition = f" AND ({where})" if where else ""
-    statement = (
-        f"INSERT INTO {table} ({', '.join(cols)}) SELECT {select} FROM {table} t{from_extra} WHERE t.id = %s{condition}"
-    )
+    statement = f"INSERT INTO {table} ({quoted}) SELECT {select} FROM {table} t{from_extra} WHERE t.id = %s{condition}"
     from django.db import connection
 
     with connection.cursor() as cur:

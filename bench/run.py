@@ -6,7 +6,7 @@ template database migrated at the start (``BENCH_TEMPLATE_DB``); all of them are
     python -m bench.run [--quick] [--only api,codes,...] [--out FILE]
 
 Rows (``--only`` / ``make bench BENCH_ONLY=...``): http and contended (both: api), codes, retro,
-admin, export, member. ``--quick`` runs tiny sizes: a smoke test of the harness, not figures.
+admin, export, member, dashboard. ``--quick`` runs tiny sizes: a smoke test of the harness, not figures.
 A run of every row at full size writes bench/results/latest.json; any other run writes
 bench/results/partial.json (not committed). The exit status is non-zero only when a row crashed:
 a missed target is a figure, not a failure.
@@ -39,6 +39,7 @@ ROWS = {
     "export": ("bench.export", []),
     "member": ("bench.member", []),
     "webhooks": ("bench.webhooks", []),
+    "dashboard": ("bench.dashboard", []),
 }
 ORDER = list(ROWS)
 RESULTS = common.ROOT / "bench" / "results"

@@ -32,6 +32,7 @@ env = environ.Env(
     OUTBOX_FAILED_RETENTION_DAYS=(int, 30),
     CELERY_QUEUE=(str, "celery"),
     EMAIL_TIMEOUT=(int, 10),
+    INSIGHT_CACHE_SECONDS=(int, 300),
     CODE_VALIDATION_RETENTION_DAYS=(int, 90),
     CODE_FAILED_VALIDATION_LIMIT=(int, 10),
     CODE_FAILED_VALIDATION_WINDOW_SECONDS=(int, 600),
@@ -138,6 +139,8 @@ else:
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
+# The dashboard's and GET /reports/summary/'s figures are reused for this long (loyalty.insight).
+INSIGHT_CACHE_SECONDS = env("INSIGHT_CACHE_SECONDS")
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -353,6 +356,12 @@ CELERY_BEAT_SCHEDULE = {
     "purge-idempotency-records": {
         "task": "loyalty.tasks.purge_idempotency_records",
         "schedule": 60 * 60 * 6,
+    },
+    # The home page's and the dashboard's default 30 days, recomputed before the cache expires.
+    "refresh-insight-report": {
+        "task": "loyalty.tasks.refresh_insight_report",
+        "schedule": max(INSIGHT_CACHE_SECONDS - 60, 30),
+        "options": {"expires": max(INSIGHT_CACHE_SECONDS - 60, 30)},
     },
 }
 

@@ -10,8 +10,10 @@ class LoyaltyConfig(AppConfig):
     def ready(self) -> None:
         from . import checks  # noqa: F401  (registers the deploy checks)
         from .events.presenters import register as register_presenters
+        from .insight import contributions
         from .roles import sync_role_permissions
 
         register_presenters()
 
         post_migrate.connect(sync_role_permissions, dispatch_uid="loyalty.sync_role_permissions")
+        contributions.register()

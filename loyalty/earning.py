@@ -53,15 +53,21 @@ def _floor(value: Decimal) -> int:
 
 
 def _skip_reason(rule: RuleData, purchase: PurchaseData, tier: str | None) -> str | None:
+    # Read by people (the retro preview, the rule set preview): plain words, not Python lists.
     if rule.min_amount is not None and purchase.amount < rule.min_amount:
-        return f"amount below {rule.min_amount}"
+        return f"the amount is below {rule.min_amount}"
     if rule.channels and purchase.channel not in rule.channels:
-        return f"channel {purchase.channel or 'none'} not in {list(rule.channels)}"
+        return f"only for channel {_either(rule.channels)}; this purchase: {purchase.channel or 'no channel'}"
     if rule.stores and purchase.store not in rule.stores:
-        return f"store {purchase.store or 'none'} not in {list(rule.stores)}"
+        return f"only for store {_either(rule.stores)}; this purchase: {purchase.store or 'no store'}"
     if rule.tiers and tier not in rule.tiers:
-        return f"tier {tier or 'none'} not in {list(rule.tiers)}"
+        return f"only for tier {_either(rule.tiers)}; the member's tier: {tier or 'none'}"
     return None
+
+
+def _either(values) -> str:
+    values = list(values)
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + f" or {values[-1]}"
 
 
 def _apply(rule: RuleData, purchase: PurchaseData, tier: str | None) -> dict[str, Any]:

@@ -88,7 +88,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     + ["retro.view_retroclaim", "retro.approve_retroclaim"]
     + _PROMOTIONS_READ
     + _REDEMPTIONS_READ
-    + ["redemptions.approve_redemption", "redemptions.approve_rollback", "redemptions.change_fulfillment"],
+    + ["redemptions.approve_redemption", "redemptions.approve_rollback", "redemptions.change_fulfillment"]
+    + ["loyalty.view_reports"],
     CAMPAIGN_MANAGER: _LOYALTY_READ
     + [
         "loyalty.add_metric",
@@ -106,6 +107,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "loyalty.change_programsettings",
         "loyalty.add_segment",
         "loyalty.change_segment",
+        "loyalty.view_reports",
         *_PROMOTIONS_READ,
         "promotions.add_campaign",
         "promotions.change_campaign",

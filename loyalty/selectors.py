@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 
 from django.db.models import Q, QuerySet, Sum
@@ -176,3 +177,32 @@ def rule_set_data(rule_set: RuleSet) -> RuleSetData:
         for r in rule_set.rules.select_related("metric").order_by("position", "id")
     )
     return RuleSetData(id=rule_set.pk, name=rule_set.name, version=rule_set.version, rules=rules)
+
+
+# --- finding people -----------------------------------------------------------------------------
+
+_PHONE_LIKE = re.compile(r"^[\d\s+().-]+$")
+MIN_CONTAINS = 3  # shorter terms cannot use the trigram indexes: prefix and exact matches only
+
+
+def member_search_q(term: str) -> Q | None:
+    """Who a support agent means by ``term``: part of the name or email, the phone's digits, the
+    customer id in any case. On PostgreSQL each ``icontains`` is served by a pg_trgm GIN index on
+    ``UPPER(column)`` (migration 0012), so this stays fast at a million members; SQLite scans.
+    """
+    term = " ".join((term or "").split())
+    if not term:
+        return None
+    if len(term) < MIN_CONTAINS:
+        return Q(external_id__iexact=term) | Q(name__istartswith=term)
+    q = Q(name__icontains=term) | Q(email__icontains=term) | Q(external_id__icontains=term)
+    if _PHONE_LIKE.match(term):
+        digits = re.sub(r"\D", "", term)
+        if len(digits) >= MIN_CONTAINS:
+            q |= Q(phone__contains=digits)
+    return q
+
+
+def search_members(queryset: QuerySet[Member], term: str) -> QuerySet[Member]:
+    q = member_search_q(term)
+    return queryset if q is None else queryset.filter(q)

@@ -91,3 +91,14 @@ def send_expiry_reminders() -> int:
     from .reminders import send_expiry_reminders as run
 
     return run()
+
+
+@shared_task(acks_late=True)
+def refresh_insight_report() -> str:
+    """Recompute the last 30 days' report into the cache before it expires, so that the operations
+    home and the dashboard's default range never compute it inside a request."""
+    from .insight import Period, report
+
+    period = Period.last_days(report.DEFAULT_DAYS)
+    report.summary(period, fresh=True)
+    return f"{period.start}..{period.end}"

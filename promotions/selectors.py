@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import statistics
+from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, Q, Sum
+from django.db import connection
+from django.db.models import Aggregate, Avg, Count, DurationField, Exists, ExpressionWrapper, F, OuterRef, Q, Sum
+from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
-from loyalty.models import Member
+from loyalty.insight import Period
+from loyalty.models import Member, ProgramSettings, Transaction
 from loyalty.selectors import tier_at
 
 from .engine import CampaignView, CodeView, MemberView
-from .models import Campaign, CampaignMemberUsage, Code, CodeBatch, CodeEvent
+from .models import AbuseSignal, Campaign, CampaignMemberUsage, Code, CodeBatch, CodeEvent, CodeRedemption
 
 
 def campaign_view(
@@ -134,3 +140,134 @@ def campaign_stats(campaign: Campaign) -> dict[str, Any]:
         "bonus_points": uses["points"] or 0,
         "redemption_rate": (codes["used"] / codes["total"]) if codes["total"] else 0,
     }
+
+
+# --- the report and the dashboard (registered in promotions/insight.py) -----------------------
+
+
+class _Median(Aggregate):
+    """PostgreSQL's percentile_cont(0.5): the median of an interval, computed in the database."""
+
+    function = "percentile_cont"
+    template = "%(function)s(0.5) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = DurationField()
+
+
+def _release_to_use():
+    return ExpressionWrapper(
+        F("created_at") - Coalesce(F("code__valid_from"), F("code__created_at")), output_field=DurationField()
+    )
+
+
+def _median_delays(uses) -> dict[int, dt.timedelta]:
+    """Per campaign: the median time from a code's release (or creation) to its use."""
+    if connection.vendor == "postgresql":
+        rows = uses.values("campaign_id").annotate(m=_Median(_release_to_use())).order_by()
+        return {r["campaign_id"]: r["m"] for r in rows if r["m"] is not None}
+    delays: dict[int, list[dt.timedelta]] = {}
+    for campaign_id, used_at, valid_from, created_at in uses.values_list(
+        "campaign_id", "created_at", "code__valid_from", "code__created_at"
+    ):
+        delays.setdefault(campaign_id, []).append(used_at - (valid_from or created_at))
+    return {k: statistics.median(v) for k, v in delays.items()}
+
+
+def _money(value) -> str | None:
+    return None if value is None else str(Decimal(value).quantize(Decimal("0.01")))
+
+
+def report_campaigns(period: Period, *, limit: int = 50) -> list[dict[str, Any]]:
+    """Per campaign (the newest ``limit`` that are not drafts, plus any used in the range).
+
+    ``codes``/``used`` are the codes' state now; ``redemptions``, ``discount_total`` and the median
+    time from release to use count the code uses in the range.
+    """
+    uses = CodeRedemption.objects.filter(created_at__gte=period.start_at, created_at__lt=period.end_at)
+    applied = uses.filter(status=CodeRedemption.Status.APPLIED)
+    per_campaign = {
+        r["campaign_id"]: r
+        for r in applied.values("campaign_id").annotate(n=Count("id"), discount=Sum("discount")).order_by()
+    }
+    ids = list(
+        Campaign.objects.exclude(status=Campaign.Status.DRAFT).order_by("-id").values_list("id", flat=True)[:limit]
+    )
+    ids = sorted(set(ids) | set(per_campaign), reverse=True)
+    codes = {
+        r["campaign_id"]: r
+        for r in Code.objects.filter(campaign_id__in=ids)
+        .values("campaign_id")
+        .annotate(total=Count("id"), used=Count("id", filter=Q(uses__gt=0)))
+        .order_by()
+    }
+    medians = _median_delays(applied.filter(campaign_id__in=ids))
+    currency = ProgramSettings.load().currency
+    out = []
+    for campaign in Campaign.objects.filter(id__in=ids).order_by("-id"):
+        c = codes.get(campaign.pk, {"total": 0, "used": 0})
+        used = per_campaign.get(campaign.pk, {"n": 0, "discount": None})
+        median = medians.get(campaign.pk)
+        out.append(
+            {
+                "id": campaign.pk,
+                "name": campaign.name,
+                "status": campaign.status,
+                "codes": c["total"],
+                "used": c["used"],
+                "redemption_rate": round(c["used"] / c["total"], 4) if c["total"] else 0.0,
+                "redemptions": used["n"],
+                "median_hours_to_redeem": round(median.total_seconds() / 3600, 1) if median is not None else None,
+                "discount_total": _money(used["discount"] or 0),
+                "currency": currency,
+            }
+        )
+    return out
+
+
+def order_values(period: Period) -> dict[str, Any]:
+    """Average purchase amount in the range, of purchases with a code applied and without."""
+    purchases = Transaction.objects.filter(occurred_at__gte=period.start_at, occurred_at__lt=period.end_at)
+    with_code = Exists(
+        CodeRedemption.objects.filter(order_id=OuterRef("external_id"), status=CodeRedemption.Status.APPLIED)
+    )
+    a = purchases.filter(with_code).aggregate(n=Count("id"), avg=Avg("amount"))
+    b = purchases.filter(~with_code).aggregate(n=Count("id"), avg=Avg("amount"))
+    return {
+        "currency": ProgramSettings.load().currency,
+        "with_codes": {"orders": a["n"], "average": _money(a["avg"])},
+        "without_codes": {"orders": b["n"], "average": _money(b["avg"])},
+    }
+
+
+def open_anomalies(*, limit: int = 20) -> list[dict[str, Any]]:
+    """The newest anomaly signals nobody has reviewed yet (promotions.abuse raises them)."""
+    return [
+        {
+            "id": s.pk,
+            "kind": s.kind,
+            "kind_display": s.get_kind_display(),
+            "subject_type": s.subject_type,
+            "subject": s.subject,
+            "count": s.count,
+            "created_at": s.created_at,
+        }
+        for s in AbuseSignal.objects.filter(reviewed=False).order_by("-created_at")[:limit]
+    ]
+
+
+def report_figures(period: Period) -> dict[str, Any]:
+    return {
+        "campaigns": report_campaigns(period),
+        "order_value": order_values(period),
+        "anomalies": open_anomalies(),
+    }
+
+
+def daily_code_redemptions(period: Period) -> dict[dt.date, int]:
+    rows = (
+        CodeRedemption.objects.filter(created_at__gte=period.start_at, created_at__lt=period.end_at)
+        .annotate(day=TruncDate("created_at", tzinfo=period.tz))
+        .values("day")
+        .annotate(n=Count("id"))
+        .order_by("day")
+    )
+    return {r["day"]: r["n"] for r in rows}

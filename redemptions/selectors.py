@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from typing import Any
 
-from django.db.models import Count, OuterRef, Q, QuerySet, Subquery, Sum
-from django.db.models.functions import TruncWeek
+from django.db.models import Count, Min, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import TruncDate, TruncWeek
 from django.utils import timezone
 
+from loyalty.insight import Period, QueueStats
 from loyalty.models import Member, PointBalance, ProgramSettings
 from promotions import codegen
 from promotions.models import Code
@@ -255,3 +257,86 @@ def rollback_trends(*, weeks: int = 12, now: dt.datetime | None = None) -> Rollb
         repeated_threshold=threshold,
         totals_by_reason=totals,
     )
+
+
+# --- the report and the operations home (registered in redemptions/insight.py) ----------------
+
+
+def approval_queue_stats() -> QueueStats:
+    row = Redemption.objects.filter(approval_status=Redemption.ApprovalStatus.SUBMITTED).aggregate(
+        n=Count("id"), oldest=Min("created_at")
+    )
+    return QueueStats(count=row["n"], oldest_at=row["oldest"])
+
+
+def rollback_queue_stats() -> QueueStats:
+    row = Rollback.objects.filter(status=Rollback.Status.PENDING_APPROVAL).aggregate(
+        n=Count("id"), oldest=Min("created_at")
+    )
+    return QueueStats(count=row["n"], oldest_at=row["oldest"])
+
+
+def _per_metric(qs, field: str) -> dict[str, int]:
+    rows = qs.values("metric__code").annotate(n=Sum(field)).order_by("metric__code")
+    return {r["metric__code"]: r["n"] or 0 for r in rows if r["metric__code"]}
+
+
+def _counts(qs, field: str, *, empty: str = "none") -> dict[str, int]:
+    rows = qs.values(field).annotate(n=Count("id")).order_by("-n", field)
+    return {(r[field] or empty): r["n"] for r in rows}
+
+
+def report_figures(period: Period) -> dict[str, Any]:
+    """Redemptions and awards created in the range, and the rollbacks requested in it that ran.
+
+    Points are per metric (a redemption spends one metric). Tier and segments are the member's
+    current ones.
+    """
+    in_range = Q(created_at__gte=period.start_at, created_at__lt=period.end_at)
+    redemptions = Redemption.objects.filter(in_range, kind=Redemption.Kind.REDEMPTION)
+    rollbacks = Rollback.objects.filter(in_range, status=Rollback.Status.EXECUTED)
+    rollback_points = (
+        rollbacks.values("redemption__metric__code")
+        .annotate(n=Sum("points_returned"))
+        .order_by("redemption__metric__code")
+    )
+    return {
+        "redemptions": {
+            "count": redemptions.count(),
+            "points": _per_metric(redemptions, "points_spent"),
+            "by_tier": _counts(redemptions, "member__tier__code"),
+            "by_segment": _counts(redemptions, "member__segments__code"),
+        },
+        "awards": {"count": Redemption.objects.filter(in_range, kind=Redemption.Kind.AWARD).count()},
+        "rollbacks": {
+            "count": rollbacks.count(),
+            "points": {
+                r["redemption__metric__code"]: r["n"] or 0 for r in rollback_points if r["redemption__metric__code"]
+            },
+            "by_reason": _counts(rollbacks, "reason"),
+            "by_staff": _counts(rollbacks, "requested_by__username"),
+        },
+    }
+
+
+def _daily(qs, period: Period) -> dict[dt.date, int]:
+    rows = (
+        qs.filter(created_at__gte=period.start_at, created_at__lt=period.end_at)
+        .annotate(day=TruncDate("created_at", tzinfo=period.tz))
+        .values("day")
+        .annotate(n=Count("id"))
+        .order_by("day")
+    )
+    return {r["day"]: r["n"] for r in rows}
+
+
+def daily_redemptions(period: Period) -> dict[dt.date, int]:
+    return _daily(Redemption.objects.filter(kind=Redemption.Kind.REDEMPTION), period)
+
+
+def daily_awards(period: Period) -> dict[dt.date, int]:
+    return _daily(Redemption.objects.filter(kind=Redemption.Kind.AWARD), period)
+
+
+def daily_rollbacks(period: Period) -> dict[dt.date, int]:
+    return _daily(Rollback.objects.filter(status=Rollback.Status.EXECUTED), period)

@@ -30,6 +30,7 @@ from loyalty.kernel.admin import (
     link,
 )
 from loyalty.models import ProgramSettings
+from loyalty.templatetags.insight import points_by_metric
 
 from . import services
 from .forms import FileClaimForm, RejectClaimsForm, RetroSearchForm
@@ -122,12 +123,10 @@ class RetroClaimAdmin(
         "bill_link",
         "purchase_date",
         "purchase_amount",
-        "preview_points",
+        "points_preview",
         "points_awarded",
-        "channel",
         "requested_by",
-        "approved_by",
-    )
+    )  # channel and approver: in the filters and on the claim (the list fits 1366 px)
     queue_list_display = (
         "id",
         "age",
@@ -198,7 +197,7 @@ class RetroClaimAdmin(
 
     @admin.display(description="Points", ordering="preview_points")
     def points_preview(self, obj):
-        return obj.preview_points
+        return points_by_metric(obj.preview)  # per metric: points and status credits never summed
 
     @admin.display(description="Filed by", ordering="requested_by")
     def filed_by(self, obj):
@@ -264,7 +263,7 @@ class RetroClaimAdmin(
         form_id="reject-confirm-form",
         describe=lambda c: (
             f"#{c.pk} {c.get_status_display()}: {c.member}, bill {c.transaction.external_id}, "
-            f"{c.transaction.amount} {c.transaction.currency}, preview {c.preview_points} points"
+            f"{c.transaction.amount} {c.transaction.currency}, preview {points_by_metric(c.preview)}"
         ),
         run=lambda claim, user, data: services.reject_retro_claim(claim=claim, actor=user, reason=data["reason"]),
     )
@@ -348,7 +347,7 @@ class FileClaim(ObjectAction):
         )
         then = "It was approved automatically." if claim.auto_approved else "An approver must approve it."
         return (
-            f"Retro claim #{claim.pk} filed for bill {txn.external_id}: preview {claim.preview_points} points "
+            f"Retro claim #{claim.pk} filed for bill {txn.external_id}: preview {points_by_metric(claim.preview)} "
             f"({_summary(claim.preview)}). {then}"
         )
 

@@ -9,3 +9,6 @@ class RetroConfig(AppConfig):
         from .events import register
 
         register()  # how this app's objects appear in events and webhooks
+        from . import insight
+
+        insight.register()

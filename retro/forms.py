@@ -76,5 +76,5 @@ class FileClaimForm(forms.Form):
     transaction = forms.ModelChoiceField(
         queryset=Transaction.objects.filter(member__isnull=True), widget=forms.HiddenInput
     )
-    note = forms.CharField(required=False, max_length=500)
+    note = forms.CharField(required=False, max_length=1000)
     next = forms.CharField(required=False, widget=forms.HiddenInput)

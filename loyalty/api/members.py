@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import django_filters
-from django.db.models import Q
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
@@ -62,17 +61,16 @@ class MemberFilter(django_filters.FilterSet):
     email = django_filters.CharFilter(field_name="email", lookup_expr="iexact")
     status = django_filters.ChoiceFilter(choices=Member.Status.choices)
     tier = django_filters.CharFilter(field_name="tier__code")
-    search = django_filters.CharFilter(method="filter_search", label="External id, email, phone or name prefix")
+    search = django_filters.CharFilter(
+        method="filter_search", label="Part of the name or email, the phone's digits, or the external id (any case)"
+    )
 
     class Meta:
         model = Member
         fields = ["external_id", "email", "status", "tier"]
 
     def filter_search(self, queryset, name, value):
-        value = value.strip()
-        return queryset.filter(
-            Q(external_id=value) | Q(email__iexact=value) | Q(phone=value) | Q(name__istartswith=value)
-        )
+        return selectors.search_members(queryset, value[:200])
 
 
 class MemberList(generics.ListAPIView):

@@ -1,5 +1,7 @@
 from django.urls import path
 
+from loyalty.insight import api as insight_api
+
 from . import catalog, events, members
 
 urlpatterns = [
@@ -25,4 +27,5 @@ urlpatterns = [
     path("events/", events.EventFeed.as_view(), name="api-events"),
     path("metrics/", catalog.MetricList.as_view(), name="api-metrics"),
     path("tiers/", catalog.TierList.as_view(), name="api-tiers"),
+    path("reports/summary/", insight_api.ReportSummary.as_view(), name="api-reports-summary"),
 ]

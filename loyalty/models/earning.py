@@ -87,6 +87,8 @@ class ProgramSettings(models.Model):
     class Meta:
         verbose_name = verbose_name_plural = "program settings"
         constraints = [models.CheckConstraint(condition=Q(pk=1), name="programsettings_singleton")]
+        # The dashboard and GET /reports/summary/ (program-wide figures, no member's details).
+        permissions = [("view_reports", "Can see the dashboard and the reports")]
 
     def __str__(self) -> str:
         return "Program settings"

@@ -61,16 +61,13 @@ class RollbackAdmin(
         "redemption_link",
         "member_link",
         "reward",
-        "full",
         "points_requested",
         "points_returned",
         "reason",
-        "via",
         "status",
         "requested_by",
-        "decided_by",
         "approval_required_because",
-    )
+    )  # full/via/decider: filters and the rollback's page (the list fits 1366 px)
     list_display_links = ("id",)
     list_filter = ("status", "reason", "via", "full", CreatedWithinFilter)
     list_select_related = ("member", "redemption__reward", "requested_by", "approved_by", "rejected_by")

@@ -81,7 +81,7 @@ class RollbackIn(serializers.Serializer):
     points = serializers.IntegerField(
         min_value=1, max_value=MAX_POINTS, required=False, allow_null=True, help_text="Omit for a full rollback."
     )
-    note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    note = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
 
 
 class RollbackApproveIn(serializers.Serializer):

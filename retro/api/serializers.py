@@ -21,7 +21,7 @@ class RetroClaimIn(serializers.Serializer):
     member = serializers.SlugRelatedField(
         slug_field="external_id", queryset=Member.objects.all(), help_text="The member's external_id."
     )
-    note = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    note = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")
 
 
 class RejectIn(serializers.Serializer):

@@ -99,9 +99,10 @@ def test_member_search_by_email_id_name_and_phone(member, admin_user, term):
 
 
 @pytest.mark.django_db
-def test_member_search_finds_nothing_for_a_partial_email(member, admin_user):
-    response = login(admin_user).get(url("member_changelist", query="q=example.com"))
-    assert list(response.context["cl"].result_list) == []
+def test_member_search_finds_a_partial_email_and_not_the_others(member, admin_user):
+    services.enroll_member(external_id="M-2", email="bob@example.com", name="Bob Other")
+    response = login(admin_user).get(url("member_changelist", query="q=ann%40exa"))
+    assert [m.external_id for m in response.context["cl"].result_list] == ["M-1"]
 
 
 @pytest.mark.django_db

@@ -51,9 +51,12 @@ def test_conditions_skip_rules_and_say_why():
     ok = PurchaseData(amount=Decimal(25), occurred_at=AT, channel="online")
     assert compute_earning(ok, "GOLD", one_rule_set(rule))["points"] == 50
     cases = {
-        "amount below 20": (PurchaseData(amount=Decimal(19), occurred_at=AT, channel="online"), "GOLD"),
-        "channel pos not in ['online']": (PurchaseData(amount=Decimal(25), occurred_at=AT, channel="pos"), "GOLD"),
-        "tier SILVER not in ['GOLD']": (ok, "SILVER"),
+        "the amount is below 20": (PurchaseData(amount=Decimal(19), occurred_at=AT, channel="online"), "GOLD"),
+        "only for channel online; this purchase: pos": (
+            PurchaseData(amount=Decimal(25), occurred_at=AT, channel="pos"),
+            "GOLD",
+        ),
+        "only for tier GOLD; the member's tier: SILVER": (ok, "SILVER"),
     }
     for why, (purchase, tier) in cases.items():
         result = compute_earning(purchase, tier, one_rule_set(rule))

@@ -204,7 +204,7 @@ def test_refusals_each_carry_their_code_and_write_nothing(seed_world, campaign_m
         (d(2023, 8, 17), {}, {"transaction": "OWNED"}, 409, "already_claimed"),
         (d(2023, 8, 17), {}, {"transaction": "NOPE"}, 400, "invalid"),
         (d(2023, 8, 17), {}, {"member": "NOPE"}, 400, "invalid"),
-        (d(2023, 8, 17), {}, {"note": "x" * 2001}, 400, "invalid"),
+        (d(2023, 8, 17), {}, {"note": "x" * 1001}, 400, "invalid"),
     ]
     for when, program, body, status, code in cases:
         defaults = ok(campaign_manager.get(f"{BASE}/program/"))

@@ -326,18 +326,8 @@ class Command(BaseCommand):
                 source_type="demo_import",
                 source_id=f"{external_id}-legacy",
             )
-        if rng.random() < 0.45:  # a redemption, soonest-expiring lots first
-            spend = min(self._balance(member, points), rng.choice([100, 300, 500])) // 100 * 100
-            if spend:
-                services.debit_points(
-                    member=member,
-                    metric=points,
-                    amount=spend,
-                    kind=LedgerEntry.Kind.REDEEM,
-                    reason="Redeemed: discount code",
-                    source_type="demo_redemption",
-                    source_id=f"{external_id}-r",
-                )
+        # Redemptions are made by redemptions/demo.py through the real service, so every "Redeem"
+        # ledger row has its redemption behind it.
         if i % 9 == 0:
             services.adjust_points(
                 member=member,

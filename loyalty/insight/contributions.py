@@ -1,0 +1,48 @@
+"""The loyalty core's own contributions: the stuck-outbox queue and the points figures.
+
+Failed webhook deliveries are another app's queue: it calls ``register_queue`` from its own
+``insight.py`` the same way (key ``failed_deliveries``).
+"""
+
+from __future__ import annotations
+
+from . import selectors
+from .registry import Figures, Lookup, Period, Queue, register_figures, register_lookup, register_queue
+
+
+def _points_figures(period: Period) -> dict:
+    return {
+        "liability": selectors.liability(),
+        "expiring_30_days": selectors.expiring_within(30),
+        "breakage": selectors.breakage(period),
+    }
+
+
+def register() -> None:
+    register_queue(
+        Queue(
+            key="stuck_outbox",
+            title="Stuck or failed background messages",
+            stats=selectors.stuck_outbox,
+            url_name="admin:loyalty_outboxmessage_changelist",
+            url_query="stuck=failed",
+            view_perms=("loyalty.view_outboxmessage",),
+            act_perms=("loyalty.resend_outboxmessage",),
+            instructions="Read the last error, fix the cause, then re-send the messages with a reason.",
+            in_report=False,
+            order=90,
+        )
+    )
+    register_figures(Figures(key="points", compute=_points_figures, order=10))
+    register_lookup(
+        Lookup(
+            key="members",
+            title="Find a member",
+            url_name="admin:loyalty_member_changelist",
+            param="q",
+            perms=("loyalty.view_member",),
+            placeholder="Name, email, phone or customer id",
+            help_text="Part of a name or email, the phone's digits, or the customer id in any case.",
+            order=10,
+        )
+    )

@@ -1,0 +1,84 @@
+"""The report: every app's figures for a date range, assembled and cached (GET /reports/summary/)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+
+from loyalty.exceptions import InvalidInput
+
+from .registry import Period, registered_daily, registered_figures, registered_queues
+
+MAX_DAYS = 366
+DEFAULT_DAYS = 30
+CACHE_PREFIX = "insight:summary:v1"
+
+
+def cache_seconds() -> int:
+    return int(getattr(settings, "INSIGHT_CACHE_SECONDS", 300))
+
+
+def parse_period(raw_from: str | None, raw_to: str | None, *, today: dt.date | None = None) -> Period:
+    """``from``/``to`` as YYYY-MM-DD (inclusive); either may be left out (the last 30 days)."""
+    errors: dict[str, list[str]] = {}
+    values: dict[str, dt.date | None] = {}
+    for name, raw in (("from", raw_from), ("to", raw_to)):
+        raw = (raw or "").strip()
+        if not raw:
+            values[name] = None
+            continue
+        try:
+            values[name] = dt.date.fromisoformat(raw)
+        except ValueError:
+            errors[name] = ["Use a date as YYYY-MM-DD."]
+    if errors:
+        raise InvalidInput("Invalid date range.", errors=errors)
+    default = Period.last_days(DEFAULT_DAYS, today=today)
+    end = values["to"] or (values["from"] + dt.timedelta(days=DEFAULT_DAYS - 1) if values["from"] else default.end)
+    start = values["from"] or end - dt.timedelta(days=DEFAULT_DAYS - 1)
+    if start > end:
+        raise InvalidInput("Invalid date range.", errors={"from": ["Must not be after 'to'."]})
+    if (end - start).days + 1 > MAX_DAYS:
+        raise InvalidInput("Invalid date range.", errors={"to": [f"At most {MAX_DAYS} days in one report."]})
+    return Period(start=start, end=end)
+
+
+def queue_figures() -> dict[str, dict[str, Any]]:
+    return {
+        q.key: {"count": s.count, "oldest_at": s.oldest_at}
+        for q in registered_queues()
+        if q.in_report
+        for s in [q.stats()]
+    }
+
+
+def build_summary(period: Period) -> dict[str, Any]:
+    """Compute the figures now (no cache): what the contributing apps registered, merged."""
+    summary: dict[str, Any] = {"from": period.start, "to": period.end}
+    for section in registered_figures():
+        summary.update(section.compute(period))
+    summary["queues"] = queue_figures()
+    series = {s.key: s.compute(period) for s in registered_daily()}
+    summary["daily"] = [
+        {"date": day, **{key: counts.get(day, 0) for key, counts in series.items()}} for day in period.days()
+    ]
+    redemptions = (summary.get("redemptions") or {}).get("count") or 0
+    rollbacks = (summary.get("rollbacks") or {}).get("count") or 0
+    summary["rollback_rate"] = round(rollbacks / redemptions, 4) if redemptions else 0.0
+    summary["generated_at"] = dt.datetime.now(dt.UTC)
+    return summary
+
+
+def summary(period: Period, *, fresh: bool = False) -> dict[str, Any]:
+    """The report for ``period``, from the cache when it was computed in the last few minutes."""
+    key = f"{CACHE_PREFIX}:{period.start.isoformat()}:{period.end.isoformat()}"
+    if not fresh:
+        cached = cache.get(key)
+        if cached is not None:
+            return cached
+    data = build_summary(period)
+    cache.set(key, data, cache_seconds())
+    return data

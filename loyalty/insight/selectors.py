@@ -1,0 +1,84 @@
+"""Reads behind the loyalty core's part of the report and the home page.
+
+Points are reported per metric (a point currency) and never added across metrics.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.db.models import Count, Min, Q, Sum
+from django.utils import timezone
+
+from loyalty.models import LedgerEntry, OutboxMessage, PointBalance, PointLot
+
+from .registry import Period, QueueStats
+
+STUCK_AFTER = dt.timedelta(minutes=10)
+# Credits that bring new points into the program (a rollback only gives back what was taken).
+ISSUING_KINDS = (
+    LedgerEntry.Kind.EARN,
+    LedgerEntry.Kind.RETRO,
+    LedgerEntry.Kind.AWARD,
+    LedgerEntry.Kind.ADJUSTMENT,
+)
+
+
+def liability() -> dict[str, dict[str, int]]:
+    """Per metric: the points members hold (spendable), pending, and the debt they owe."""
+    rows = (
+        PointBalance.objects.values("metric__code")
+        .annotate(balance=Sum("balance"), pending=Sum("pending"), debt=Sum("debt"))
+        .order_by("metric__code")
+    )
+    return {
+        r["metric__code"]: {"balance": r["balance"] or 0, "pending": r["pending"] or 0, "debt": r["debt"] or 0}
+        for r in rows
+    }
+
+
+def expiring_within(days: int = 30, *, now: dt.datetime | None = None) -> dict[str, int]:
+    """Per metric: points in open lots that expire within ``days`` (index pointlot_open_expiry)."""
+    now = now or timezone.now()
+    rows = (
+        PointLot.objects.filter(remaining__gt=0, expires_at__gt=now, expires_at__lte=now + dt.timedelta(days=days))
+        .values("metric__code")
+        .annotate(points=Sum("remaining"))
+        .order_by("metric__code")
+    )
+    return {r["metric__code"]: r["points"] or 0 for r in rows}
+
+
+def breakage(period: Period) -> dict[str, dict]:
+    """Per metric: points issued and points expired in the range, and expired ÷ issued."""
+    in_range = Q(created_at__gte=period.start_at, created_at__lt=period.end_at)
+    issued = dict(
+        LedgerEntry.objects.filter(in_range, kind__in=ISSUING_KINDS, amount__gt=0)
+        .values("metric__code")
+        .annotate(n=Sum("amount"))
+        .values_list("metric__code", "n")
+    )
+    expired = dict(
+        LedgerEntry.objects.filter(in_range, kind=LedgerEntry.Kind.EXPIRY)
+        .values("metric__code")
+        .annotate(n=Sum("amount"))
+        .values_list("metric__code", "n")
+    )
+    out = {}
+    for metric in sorted(set(issued) | set(expired)):
+        i, e = issued.get(metric) or 0, -(expired.get(metric) or 0)
+        out[metric] = {"issued": i, "expired": e, "rate": round(e / i, 4) if i else None}
+    return out
+
+
+def stuck_outbox(*, now: dt.datetime | None = None) -> QueueStats:
+    """Messages that failed for good, or that should have run more than ten minutes ago."""
+    now = now or timezone.now()
+    late = now - STUCK_AFTER
+    q = (
+        Q(status=OutboxMessage.Status.FAILED)
+        | Q(status=OutboxMessage.Status.PENDING, available_at__lte=late)
+        | Q(status__in=[OutboxMessage.Status.PUBLISHED, OutboxMessage.Status.RUNNING], lease_until__lte=late)
+    )
+    row = OutboxMessage.objects.filter(q).aggregate(n=Count("id"), oldest=Min("created_at"))
+    return QueueStats(count=row["n"], oldest_at=row["oldest"])

@@ -1,0 +1,24 @@
+"""What promotions adds to the report and the dashboard (loyalty.insight)."""
+
+from __future__ import annotations
+
+from loyalty.insight import DailySeries, Figures, Lookup, register_daily, register_figures, register_lookup
+
+from . import selectors
+
+
+def register() -> None:
+    register_figures(Figures(key="promotions", compute=selectors.report_figures, order=30))
+    register_daily(DailySeries(key="code_redemptions", compute=selectors.daily_code_redemptions, order=40))
+    register_lookup(
+        Lookup(
+            key="codes",
+            title="Look up a code",
+            url_name="admin:promotions_code_lookup",
+            param="code",
+            perms=("promotions.view_code",),
+            placeholder="The code as printed",
+            help_text="Its status, uses and whole timeline; case and dashes do not matter.",
+            order=20,
+        )
+    )

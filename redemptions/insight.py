@@ -1,0 +1,38 @@
+"""What redemptions adds to the operations home and the report (loyalty.insight)."""
+
+from __future__ import annotations
+
+from loyalty.insight import DailySeries, Figures, Queue, register_daily, register_figures, register_queue
+
+from . import selectors
+
+
+def register() -> None:
+    register_queue(
+        Queue(
+            key="redemption_approvals",
+            title="Redemptions waiting for approval",
+            stats=selectors.approval_queue_stats,
+            url_name="admin:redemptions_redemption_queue",
+            view_perms=("redemptions.view_redemption",),
+            act_perms=("redemptions.approve_redemption",),
+            instructions="Open each one, check the member and the reward, then approve, reject or return it.",
+            order=10,
+        )
+    )
+    register_queue(
+        Queue(
+            key="rollback_approvals",
+            title="Rollbacks waiting for a second person",
+            stats=selectors.rollback_queue_stats,
+            url_name="admin:redemptions_rollback_queue",
+            view_perms=("redemptions.view_rollback",),
+            act_perms=("redemptions.approve_rollback",),
+            instructions="You cannot approve a rollback you requested; approve or reject the others with a note.",
+            order=20,
+        )
+    )
+    register_figures(Figures(key="redemptions", compute=selectors.report_figures, order=20))
+    register_daily(DailySeries(key="redemptions", compute=selectors.daily_redemptions, order=10))
+    register_daily(DailySeries(key="awards", compute=selectors.daily_awards, order=20))
+    register_daily(DailySeries(key="rollbacks", compute=selectors.daily_rollbacks, order=30))
