@@ -1,7 +1,6 @@
 """The loyalty core's own contributions: the stuck-outbox queue and the points figures.
 
-Failed webhook deliveries are another app's queue: it calls ``register_queue`` from its own
-``insight.py`` the same way (key ``failed_deliveries``).
+Other apps register their queues the same way, from their own ``insight.py``.
 """
 
 from __future__ import annotations
@@ -31,6 +30,20 @@ def register() -> None:
             instructions="Read the last error, fix the cause, then re-send the messages with a reason.",
             in_report=False,
             order=90,
+        )
+    )
+    register_queue(
+        Queue(
+            key="failed_deliveries",
+            title="Failed webhook deliveries",
+            stats=selectors.failed_deliveries,
+            url_name="admin:loyalty_webhookdelivery_changelist",
+            url_query="status__exact=failed",
+            view_perms=("loyalty.view_webhookdelivery",),
+            act_perms=("loyalty.replay_webhookdelivery",),
+            instructions="Check the receiver (last status code and error), then replay the deliveries.",
+            in_report=False,
+            order=95,
         )
     )
     register_figures(Figures(key="points", compute=_points_figures, order=10))

@@ -71,6 +71,16 @@ def breakage(period: Period) -> dict[str, dict]:
     return out
 
 
+def failed_deliveries() -> QueueStats:
+    """Webhook deliveries that gave up: the receiver lost events until someone replays them."""
+    from loyalty.models import WebhookDelivery
+
+    row = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.FAILED).aggregate(
+        n=Count("id"), oldest=Min("created_at")
+    )
+    return QueueStats(count=row["n"], oldest_at=row["oldest"])
+
+
 def stuck_outbox(*, now: dt.datetime | None = None) -> QueueStats:
     """Messages that failed for good, or that should have run more than ten minutes ago."""
     now = now or timezone.now()

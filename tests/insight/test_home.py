@@ -99,3 +99,23 @@ def test_a_preview_shows_points_per_metric_never_one_sum():
     preview = {"points": 48, "points_by_metric": {"points": 45, "status_credits": 3}}
     assert points_by_metric(preview) == "45 points · 3 status_credits"
     assert points_by_metric({}) == "0 points"
+
+
+def test_failed_webhook_deliveries_are_a_queue_for_whoever_may_replay_them(admin_user, support_user):
+    from loyalty.events import webhooks
+    from loyalty.models import Event, WebhookDelivery
+
+    sub, _secret = webhooks.create_subscription(
+        url="https://crm.example.com/hook", events=["member.enrolled"], actor=admin_user
+    )
+    event = Event.objects.create(type="member.enrolled", data={})
+    WebhookDelivery.objects.create(
+        subscription=sub, event=event, event_type=event.type, status=WebhookDelivery.Status.FAILED, attempts=12
+    )
+    html = client_for(admin_user).get("/admin/").content.decode()
+    assert 'id="queue-failed_deliveries"' in html
+    queue = html.split('id="queue-failed_deliveries"')[1].split("</")[0]
+    assert 'data-count="1"' in queue
+    assert "/admin/loyalty/webhookdelivery/?status__exact=failed" in html
+    # Support cannot read the delivery log: no such queue on its home.
+    assert 'id="queue-failed_deliveries"' not in client_for(support_user).get("/admin/").content.decode()
