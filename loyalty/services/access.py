@@ -16,10 +16,14 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from loyalty.kernel import (
+    Actor,
+    require_perm,
+    save_with_history,
+)
+
 from ..exceptions import ApiKeyRejected, InvalidInput, InvalidTransition
 from ..models.access import KEY_PREFIX, PREFIX_LENGTH, ApiKey, key_digest
-from ..workflow import save_with_history
-from .core import User, _require_perm
 
 logger = logging.getLogger("loyalty.signin")
 
@@ -44,11 +48,11 @@ def create_api_key(
     owner: AbstractBaseUser,
     name: str,
     expires_in_days: int | None = None,
-    actor: User,
+    actor: Actor,
     reason: str = "API key created",
 ) -> NewApiKey:
     """Make a key for ``owner`` (whose groups decide what it may do); the key is in the result only."""
-    _require_perm(actor, "loyalty.add_apikey")
+    require_perm(actor, "loyalty.add_apikey")
     name = (name or "").strip()
     if not name:
         raise InvalidInput("Give the key a name.", errors={"name": ["This field is required."]})
@@ -73,9 +77,9 @@ def create_api_key(
 
 
 @transaction.atomic
-def revoke_api_key(*, api_key: ApiKey, actor: User, reason: str) -> ApiKey:
+def revoke_api_key(*, api_key: ApiKey, actor: Actor, reason: str) -> ApiKey:
     """Stop a key for good (it answers 401 from now on); who and why stay on the key and in history."""
-    _require_perm(actor, "loyalty.revoke_apikey")
+    require_perm(actor, "loyalty.revoke_apikey")
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput("A reason is required.", errors={"reason": ["This field is required."]})
@@ -115,10 +119,10 @@ def authenticate_api_key(key: str) -> ApiKey:
 
 
 @transaction.atomic
-def unlock_sign_in(*, attempts, actor: User, reason: str) -> int:
+def unlock_sign_in(*, attempts, actor: Actor, reason: str) -> int:
     """Lift admin sign-in lockouts: forget the failed attempts (django-axes rows) of the given
     (username, IP) pairs. Needs ``axes.delete_accessattempt``; logged with who and why."""
-    _require_perm(actor, "axes.delete_accessattempt")
+    require_perm(actor, "axes.delete_accessattempt")
     rows = list(attempts.values_list("pk", "username", "ip_address"))
     if rows:
         attempts.model.objects.filter(pk__in=[r[0] for r in rows]).delete()

@@ -9,21 +9,27 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+
+from loyalty.exceptions import LEDGER_INCONSISTENT
+from loyalty.kernel import (
+    SYSTEM,
+    Actor,
+    history_user,
+    is_whole_number,
+    require_perm,
+    require_reason,
+)
 
 from ..exceptions import (
     Conflict,
     InsufficientPoints,
     InvalidInput,
     MemberInactive,
-    PermissionRequired,
 )
 from ..models import LedgerEntry, LotConsumption, Member, Metric, PointBalance, PointLot
-
-User = AbstractBaseUser | AnonymousUser | None
 
 # The largest single movement of points we accept; anything bigger is a typo or an attack.
 MAX_POINTS_PER_ENTRY = 1_000_000_000
@@ -43,19 +49,8 @@ DEBIT_KINDS = {
 }
 
 
-def _require_perm(actor: User, perm: str) -> None:
-    if actor is None:  # system actions (beat tasks, migrations) run without a user
-        return
-    if not actor.has_perm(perm):
-        raise PermissionRequired(f"You need the permission {perm!r}.")
-
-
-def _user_or_none(actor: User) -> AbstractBaseUser | None:
-    return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
-
-
 def _check_points(amount: int, *, field: str = "amount") -> None:
-    if isinstance(amount, bool) or not isinstance(amount, int):
+    if not is_whole_number(amount):
         raise InvalidInput("Points must be a whole number.", errors={field: ["Must be an integer."]})
     if amount <= 0:
         raise InvalidInput("Points must be positive.", errors={field: ["Must be greater than zero."]})
@@ -97,7 +92,7 @@ def credit_points(
     metric: Metric,
     amount: int,
     kind: str = LedgerEntry.Kind.EARN,
-    actor: User = None,
+    actor: Actor = SYSTEM,
     reason: str = "",
     effective_at: dt.datetime | None = None,
     expires_at: dt.datetime | None = None,
@@ -148,7 +143,7 @@ def credit_points(
         reverses=reverses,
         source_type=source_type,
         source_id=str(source_id or ""),
-        actor=_user_or_none(actor),
+        actor=history_user(actor),
         reason=reason,
         breakdown=breakdown or {},
         idempotency_key=idempotency_key,
@@ -252,7 +247,7 @@ def debit_points(
     metric: Metric,
     amount: int,
     kind: str = LedgerEntry.Kind.REDEEM,
-    actor: User = None,
+    actor: Actor = SYSTEM,
     reason: str = "",
     source_type: str = "",
     source_id: str = "",
@@ -292,7 +287,7 @@ def debit_points(
         reverses=reverses,
         source_type=source_type,
         source_id=str(source_id or ""),
-        actor=_user_or_none(actor),
+        actor=history_user(actor),
         reason=reason,
         breakdown=breakdown or {},
         idempotency_key=idempotency_key,
@@ -306,7 +301,7 @@ def debit_points(
     left = _consume(entry, lots, amount)
     if left:  # the cached balance and the lots disagree: refuse rather than corrupt
         raise Conflict(
-            "Ledger inconsistency: lots do not cover the balance. Run verify_ledger.", code="ledger_inconsistent"
+            "Ledger inconsistency: lots do not cover the balance. Run verify_ledger.", code=LEDGER_INCONSISTENT
         )
     PointBalance.objects.filter(pk=balance.pk).update(balance=F("balance") - amount)
     return entry
@@ -318,15 +313,14 @@ def adjust_points(
     member: Member,
     metric: Metric,
     amount: int,
-    actor: User,
+    actor: Actor,
     reason: str,
     idempotency_key: str | None = None,
 ) -> LedgerEntry:
     """A support adjustment: positive credits a lot, negative debits (and can never overdraw)."""
-    _require_perm(actor, "loyalty.adjust_points")
-    if not (reason or "").strip():
-        raise InvalidInput("A reason is required.", errors={"reason": ["This field is required."]})
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0:
+    require_perm(actor, "loyalty.adjust_points")
+    require_reason(reason)
+    if not is_whole_number(amount) or amount == 0:
         raise InvalidInput("The amount must be a non-zero whole number.", errors={"amount": ["Must be non-zero."]})
     common = dict(
         member=member,

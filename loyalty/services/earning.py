@@ -10,6 +10,15 @@ from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from loyalty.exceptions import ALREADY_RETURNED, RETURN_EXCEEDS_AMOUNT
+from loyalty.kernel import (
+    SYSTEM,
+    Actor,
+    history_user,
+    require_perm,
+    save_with_history,
+)
+
 from ..earning import PurchaseData, compute_earning, share_of_points
 from ..exceptions import AlreadyExists, Conflict, InvalidInput, MemberInactive
 from ..models import (
@@ -22,8 +31,7 @@ from ..models import (
     TransactionReturn,
 )
 from ..selectors import rule_set_at, rule_set_data, tier_at
-from ..workflow import save_with_history
-from .core import User, _require_perm, _user_or_none, credit_points, lock_balances
+from .core import credit_points, lock_balances
 from .qualification import track_purchase
 from .reversals import reverse_earning
 
@@ -82,10 +90,10 @@ def record_transaction(
     channel: str = "",
     store: str = "",
     member: Member | None = None,
-    actor: User = None,
+    actor: Actor = SYSTEM,
 ) -> Transaction:
     """Store a purchase; with a member it earns at once by the rules and tier at ``occurred_at``."""
-    _require_perm(actor, "loyalty.add_transaction")
+    require_perm(actor, "loyalty.add_transaction")
     external_id = (external_id or "").strip()
     errors: dict[str, list[str]] = {}
     if not external_id:
@@ -111,7 +119,7 @@ def record_transaction(
         currency=program.currency,
         channel=(channel or "").strip(),
         store=(store or "").strip(),
-        created_by=_user_or_none(actor),
+        created_by=history_user(actor),
     )
     try:
         with transaction.atomic():
@@ -129,7 +137,7 @@ def earn_for_transaction(
     *,
     transaction_: Transaction,
     member: Member,
-    actor: User,
+    actor: Actor,
     kind: str = LedgerEntry.Kind.EARN,
     reason: str = "Purchase",
     idempotency_prefix: str | None = None,
@@ -146,7 +154,7 @@ def earn_for_transaction(
     _check_member_can_earn(member)
     kept = kept_amount(transaction_)
     if kept <= 0:
-        raise Conflict(f"Bill {transaction_.external_id} was returned in full.", code="already_returned")
+        raise Conflict(f"Bill {transaction_.external_id} was returned in full.", code=ALREADY_RETURNED)
     breakdown = preview_earning(
         amount=kept,
         occurred_at=transaction_.occurred_at,
@@ -200,14 +208,14 @@ def _earned_on(entry: LedgerEntry, txn: Transaction) -> Decimal:
 
 @transaction.atomic
 def return_transaction(
-    *, transaction_: Transaction, amount: Any = None, reason: str = "", actor: User = None
+    *, transaction_: Transaction, amount: Any = None, reason: str = "", actor: Actor = SYSTEM
 ) -> TransactionReturn:
     """Reverse, proportionally and by the original rules, the points a purchase earned.
 
     Pending points are cancelled first; points already spent become debt. Cumulative rounding
     makes a full return take back exactly what was earned, across any number of partial returns.
     """
-    _require_perm(actor, "loyalty.add_transactionreturn")
+    require_perm(actor, "loyalty.add_transactionreturn")
 
     def earnings():
         return list(
@@ -226,15 +234,15 @@ def return_transaction(
         lock_balances(earned[0].member, [e.metric for e in earned])
     left = txn.amount - txn.returned_amount
     if left <= 0:
-        raise Conflict(f"Bill {txn.external_id} is already fully returned.", code="already_returned")
+        raise Conflict(f"Bill {txn.external_id} is already fully returned.", code=ALREADY_RETURNED)
     value = left if amount in (None, "") else _clean_amount(amount)
     if value > left:
         raise Conflict(
             f"Only {left} of bill {txn.external_id} can still be returned.",
-            code="return_exceeds_amount",
+            code=RETURN_EXCEEDS_AMOUNT,
             errors={"amount": [f"At most {left}."]},
         )
-    ret = TransactionReturn(transaction=txn, amount=value, reason=reason, created_by=_user_or_none(actor))
+    ret = TransactionReturn(transaction=txn, amount=value, reason=reason, created_by=history_user(actor))
     save_with_history(ret, actor=actor, reason=reason or "Return")
     returned_total = txn.returned_amount + value
     reversed_points = debt = 0

@@ -6,12 +6,16 @@ from typing import Any
 
 from django.db import transaction
 
+from loyalty.kernel import (
+    Actor,
+    require_perm,
+    save_with_history,
+)
+
 from ..exceptions import InvalidInput
 from ..models import (
     ProgramSettings,
 )
-from ..workflow import save_with_history
-from .core import User, _require_perm
 
 PROGRAM_FIELDS = {f.name for f in ProgramSettings._meta.concrete_fields if f.name not in {"id", "updated_at"}}
 ROLLBACK_REASONS = {"customer_request", "technical_error", "fraud", "other"}
@@ -20,9 +24,11 @@ FULFILLMENT_STATUSES = {"none", "confirmed_paid", "shipped", "delivered", "retur
 
 
 @transaction.atomic
-def update_program_settings(*, actor: User, reason: str = "Program settings changed", **fields: Any) -> ProgramSettings:
+def update_program_settings(
+    *, actor: Actor, reason: str = "Program settings changed", **fields: Any
+) -> ProgramSettings:
     """Change program-wide settings (retro, rollback policy, qualification period...) with history."""
-    _require_perm(actor, "loyalty.change_programsettings")
+    require_perm(actor, "loyalty.change_programsettings")
     unknown = set(fields) - PROGRAM_FIELDS
     if unknown:
         raise InvalidInput(f"Unknown settings: {sorted(unknown)}.", errors={k: ["Unknown setting."] for k in unknown})

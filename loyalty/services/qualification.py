@@ -12,6 +12,11 @@ from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
+from loyalty.kernel import (
+    SYSTEM,
+    Actor,
+)
+
 from ..models import (
     Member,
     MemberTracker,
@@ -19,7 +24,6 @@ from ..models import (
     Tier,
     TierMembership,
 )
-from .core import User
 from .members import change_tier
 
 
@@ -35,7 +39,7 @@ def period_bounds(at: dt.datetime, months: int | None = None) -> tuple[dt.dateti
 
 
 def track_purchase(
-    *, member: Member, spend: Decimal, purchases: int, actor: User, evaluate: bool = True
+    *, member: Member, spend: Decimal, purchases: int, actor: Actor, evaluate: bool = True
 ) -> MemberTracker:
     """Count a purchase (or a return) in the tracker of the period **now** (processing time)."""
     start, end = period_bounds(timezone.now())
@@ -58,7 +62,7 @@ def qualified_tier(spend: Decimal, purchases: int) -> Tier | None:
     return best
 
 
-def upgrade_if_qualified(*, member: Member, tracker: MemberTracker, actor: User) -> TierMembership | None:
+def upgrade_if_qualified(*, member: Member, tracker: MemberTracker, actor: Actor) -> TierMembership | None:
     target = qualified_tier(tracker.spend, tracker.purchases)
     member.refresh_from_db(fields=["tier"])
     current_rank = member.tier.rank if member.tier_id else -1
@@ -115,7 +119,7 @@ def requalify_tiers(*, now: dt.datetime | None = None, batch_size: int = 500) ->
                     change_tier(
                         member=member,
                         tier=keep,
-                        actor=None,
+                        actor=SYSTEM,
                         cause=TierMembership.Cause.REQUALIFICATION,
                         check_permission=False,
                         reason=f"Period ended {start:%Y-%m-%d}: qualified for {keep.code} only",

@@ -8,18 +8,21 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from loyalty.kernel import (
+    Actor,
+    history_user,
+)
+
 from ..exceptions import (
     InvalidInput,
 )
 from ..models import LedgerEntry, LotConsumption, PointBalance, PointLot
 from .core import (
-    User,
     _check_points,
     _consume,
     _existing_entry,
     _expire_due_lots,
     _insert_entry,
-    _user_or_none,
     credit_points,
     lock_balance,
 )
@@ -30,7 +33,7 @@ def reverse_earning(
     *,
     entry: LedgerEntry,
     amount: int,
-    actor: User,
+    actor: Actor,
     reason: str,
     source_type: str,
     source_id: str,
@@ -59,7 +62,7 @@ def reverse_earning(
         reverses=entry,
         source_type=source_type,
         source_id=str(source_id),
-        actor=_user_or_none(actor),
+        actor=history_user(actor),
         reason=reason,
         idempotency_key=idempotency_key,
         breakdown={"reverses_entry": entry.pk},
@@ -94,7 +97,7 @@ def restore_debit(
     *,
     debit: LedgerEntry,
     amount: int | None = None,
-    actor: User,
+    actor: Actor,
     reason: str,
     source_type: str,
     source_id: str,

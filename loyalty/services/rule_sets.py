@@ -10,6 +10,16 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from loyalty.exceptions import RULE_SET_OVERLAP, RULE_SET_PUBLISHED, RULE_SET_REWRITES_PAST
+from loyalty.kernel import (
+    Actor,
+    history_user,
+    require_perm,
+    require_transition,
+    save_with_history,
+    transition,
+)
+
 from ..exceptions import BusinessRuleViolation, Conflict, InvalidInput
 from ..models import (
     Metric,
@@ -18,8 +28,6 @@ from ..models import (
     RuleSet,
     Tier,
 )
-from ..workflow import check_transition, save_with_history
-from .core import User, _require_perm, _user_or_none
 from .earning import MAX_AMOUNT
 
 RULE_FIELDS = {"name", "metric", "action", "points", "unit_amount", "percent_by_tier", "conditions", "position"}
@@ -128,11 +136,11 @@ def create_rule_set(
     valid_to: dt.datetime | None = None,
     description: str = "",
     rules: list[dict[str, Any]] | None = None,
-    actor: User,
+    actor: Actor,
     previous: RuleSet | None = None,
 ) -> RuleSet:
     """A new draft; its version follows the highest existing version of the same name."""
-    _require_perm(actor, "loyalty.add_ruleset")
+    require_perm(actor, "loyalty.add_ruleset")
     name = (name or "").strip()
     if not name:
         raise InvalidInput("A name is required.", errors={"name": ["This field is required."]})
@@ -145,7 +153,7 @@ def create_rule_set(
         valid_from=valid_from,
         valid_to=valid_to,
         previous=previous,
-        created_by=_user_or_none(actor),
+        created_by=history_user(actor),
     )
     save_with_history(rule_set, actor=actor, reason="Draft created")
     _write_rules(rule_set, rules or [])
@@ -155,16 +163,16 @@ def create_rule_set(
 def _editable(rule_set: RuleSet) -> RuleSet:
     locked = RuleSet.objects.select_for_update().get(pk=rule_set.pk)
     if locked.status != RuleSet.Status.DRAFT:
-        raise Conflict(f"{locked} is {locked.status}; create a new version to change it.", code="rule_set_published")
+        raise Conflict(f"{locked} is {locked.status}; create a new version to change it.", code=RULE_SET_PUBLISHED)
     return locked
 
 
 @transaction.atomic
 def update_rule_set(
-    *, rule_set: RuleSet, actor: User, rules: list[dict[str, Any]] | None = None, **fields: Any
+    *, rule_set: RuleSet, actor: Actor, rules: list[dict[str, Any]] | None = None, **fields: Any
 ) -> RuleSet:
     """Edit a draft (name, description, window, rules). Published sets are immutable."""
-    _require_perm(actor, "loyalty.change_ruleset")
+    require_perm(actor, "loyalty.change_ruleset")
     allowed = {"name", "description", "valid_from", "valid_to"}
     if set(fields) - allowed:
         raise InvalidInput(f"Cannot change {sorted(set(fields) - allowed)}.")
@@ -179,7 +187,7 @@ def update_rule_set(
 
 
 @transaction.atomic
-def new_rule_set_version(*, rule_set: RuleSet, actor: User, valid_from: dt.datetime | None = None) -> RuleSet:
+def new_rule_set_version(*, rule_set: RuleSet, actor: Actor, valid_from: dt.datetime | None = None) -> RuleSet:
     """Copy a rule set (usually a published one) into a new draft that starts ``valid_from`` (default now)."""
     source = RuleSet.objects.get(pk=rule_set.pk)
     start = valid_from or max(timezone.now(), source.valid_from)
@@ -220,18 +228,18 @@ def _overlapping(start: dt.datetime, end: dt.datetime | None, exclude: list[int]
 
 
 @transaction.atomic
-def publish_rule_set(*, rule_set: RuleSet, actor: User) -> RuleSet:
+def publish_rule_set(*, rule_set: RuleSet, actor: Actor) -> RuleSet:
     """Make a draft effective for its window.
 
     Its predecessor's window is closed at the new ``valid_from``; no other published set may overlap
     (409 ``rule_set_overlap``), and nothing in force at any moment before now may change (422
     ``rule_set_rewrites_past``): a window may start in the past only where no set covered that time.
     """
-    _require_perm(actor, "loyalty.publish_ruleset")
+    require_perm(actor, "loyalty.publish_ruleset")
     ProgramSettings.load()
     ProgramSettings.objects.select_for_update().get(pk=1)  # one publication at a time
     draft = RuleSet.objects.select_for_update().get(pk=rule_set.pk)
-    check_transition(RuleSet.STATUS_TRANSITIONS, draft.status, RuleSet.Status.PUBLISHED, field="status")
+    require_transition(draft, "status", RuleSet.Status.PUBLISHED)
     if not draft.rules.exists():
         raise InvalidInput("A rule set needs at least one rule.", errors={"rules": ["Add at least one rule."]})
     now = timezone.now()
@@ -249,7 +257,7 @@ def publish_rule_set(*, rule_set: RuleSet, actor: User) -> RuleSet:
         raise BusinessRuleViolation(
             f"Closing {predecessor} at {start:%Y-%m-%d %H:%M} would change rules already in force. "
             "Start the new version now or later.",
-            code="rule_set_rewrites_past",
+            code=RULE_SET_REWRITES_PAST,
             errors={"valid_from": ["Must not be in the past when it replaces a published version."]},
         )
     clashes = list(_overlapping(start, end, exclude=[draft.pk] + ([predecessor.pk] if predecessor else [])))
@@ -264,31 +272,34 @@ def publish_rule_set(*, rule_set: RuleSet, actor: User) -> RuleSet:
         )
         raise Conflict(
             f"The window overlaps published rule sets: {names}.",
-            code="rule_set_overlap",
+            code=RULE_SET_OVERLAP,
             errors={"valid_from": [f"Overlaps {names}."]},
         )
     if predecessor is not None:
         predecessor.valid_to = start
         predecessor._allow_lifecycle_change = True
         save_with_history(predecessor, actor=actor, reason=f"Closed by {draft}", update_fields=["valid_to"])
-    draft.status = RuleSet.Status.PUBLISHED
-    draft.published_at = now
-    draft.published_by = _user_or_none(actor)
     draft._allow_lifecycle_change = True
-    save_with_history(draft, actor=actor, reason="Published", update_fields=["status", "published_at", "published_by"])
+    transition(
+        draft,
+        "status",
+        RuleSet.Status.PUBLISHED,
+        actor=actor,
+        reason="Published",
+        changes={"published_at": now, "published_by": history_user(actor)},
+    )
     return draft
 
 
 @transaction.atomic
-def retire_rule_set(*, rule_set: RuleSet, actor: User, reason: str) -> RuleSet:
+def retire_rule_set(*, rule_set: RuleSet, actor: Actor, reason: str) -> RuleSet:
     """Stop a published set from now on; its past stays on record for retro processing."""
-    _require_perm(actor, "loyalty.publish_ruleset")
+    require_perm(actor, "loyalty.publish_ruleset")
     locked = RuleSet.objects.select_for_update().get(pk=rule_set.pk)
-    check_transition(RuleSet.STATUS_TRANSITIONS, locked.status, RuleSet.Status.RETIRED, field="status")
+    require_transition(locked, "status", RuleSet.Status.RETIRED)
     now = timezone.now()
     if locked.valid_to is None or locked.valid_to > now:
         locked.valid_to = max(now, locked.valid_from)
-    locked.status = RuleSet.Status.RETIRED
     locked._allow_lifecycle_change = True
-    save_with_history(locked, actor=actor, reason=reason or "Retired", update_fields=["status", "valid_to"])
+    transition(locked, "status", RuleSet.Status.RETIRED, actor=actor, reason=reason or "Retired", also=["valid_to"])
     return locked

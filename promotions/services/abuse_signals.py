@@ -8,8 +8,12 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from loyalty.services.core import User, _require_perm, _user_or_none
-from loyalty.workflow import save_with_history
+from loyalty.kernel import (
+    Actor,
+    history_user,
+    require_perm,
+    save_with_history,
+)
 from promotions.models import AbuseSignal, CodeEvent
 
 
@@ -22,9 +26,9 @@ def purge_code_validations(*, now: dt.datetime | None = None) -> int:
 
 
 @transaction.atomic
-def mark_signal_reviewed(*, signal: AbuseSignal, actor: User) -> AbuseSignal:
-    _require_perm(actor, "promotions.change_abusesignal")
+def mark_signal_reviewed(*, signal: AbuseSignal, actor: Actor) -> AbuseSignal:
+    require_perm(actor, "promotions.change_abusesignal")
     signal.reviewed = True
-    signal.reviewed_by = _user_or_none(actor)
+    signal.reviewed_by = history_user(actor)
     save_with_history(signal, actor=actor, reason="Reviewed", update_fields=["reviewed", "reviewed_by"])
     return signal

@@ -7,11 +7,17 @@ from typing import Any
 
 from django.db import transaction
 
-from loyalty.exceptions import Conflict, InvalidInput
+from loyalty.exceptions import Conflict, InvalidInput, InvalidTransition
+from loyalty.kernel import (
+    Actor,
+    history_user,
+    require_perm,
+    save_with_history,
+    transition,
+)
 from loyalty.models import Metric
-from loyalty.services.core import User, _require_perm, _user_or_none
-from loyalty.workflow import check_transition, save_with_history
 from promotions import codegen
+from promotions.exceptions import CAMPAIGN_IN_USE
 from promotions.models import Campaign
 
 MAX_ORDER_AMOUNT = Decimal("9999999999.99")
@@ -95,13 +101,13 @@ def _check_campaign(c: Campaign) -> None:
 
 @transaction.atomic
 def create_campaign(
-    *, actor: User, eligible_tiers: list | None = None, eligible_segments: list | None = None, **fields: Any
+    *, actor: Actor, eligible_tiers: list | None = None, eligible_segments: list | None = None, **fields: Any
 ) -> Campaign:
-    _require_perm(actor, "promotions.add_campaign")
+    require_perm(actor, "promotions.add_campaign")
     unknown = set(fields) - CAMPAIGN_FIELDS
     if unknown:
         raise InvalidInput(f"Unknown fields: {sorted(unknown)}.")
-    campaign = Campaign(created_by=_user_or_none(actor), **fields)
+    campaign = Campaign(created_by=history_user(actor), **fields)
     _check_campaign(campaign)
     save_with_history(campaign, actor=actor, reason="Created")
     if eligible_tiers:
@@ -115,23 +121,23 @@ def create_campaign(
 def update_campaign(
     *,
     campaign: Campaign,
-    actor: User,
+    actor: Actor,
     eligible_tiers: list | None = None,
     eligible_segments: list | None = None,
     reason: str = "Edited",
     **fields: Any,
 ) -> Campaign:
-    _require_perm(actor, "promotions.change_campaign")
+    require_perm(actor, "promotions.change_campaign")
     unknown = set(fields) - CAMPAIGN_FIELDS - {"status"}
     if unknown:
         raise InvalidInput(f"Unknown fields: {sorted(unknown)}.")
     locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
     if locked.status == Campaign.Status.ENDED:
-        raise Conflict("An ended campaign cannot change.", code="invalid_transition")
+        raise InvalidTransition("An ended campaign cannot change.")
     if locked.redemptions_count and {"kind", "value"} & set(fields):
         changed = [k for k in ("kind", "value") if k in fields and fields[k] != getattr(locked, k)]
         if changed:
-            raise Conflict(f"{', '.join(changed)} cannot change once codes were redeemed.", code="campaign_in_use")
+            raise Conflict(f"{', '.join(changed)} cannot change once codes were redeemed.", code=CAMPAIGN_IN_USE)
     status = fields.pop("status", None)
     for key, value in fields.items():
         setattr(locked, key, value)
@@ -147,10 +153,8 @@ def update_campaign(
 
 
 @transaction.atomic
-def change_campaign_status(*, campaign: Campaign, status: str, actor: User, reason: str = "") -> Campaign:
-    _require_perm(actor, "promotions.change_campaign")
+def change_campaign_status(*, campaign: Campaign, status: str, actor: Actor, reason: str = "") -> Campaign:
+    require_perm(actor, "promotions.change_campaign")
     locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
-    check_transition(Campaign.STATUS_TRANSITIONS, locked.status, status, field="status")
-    locked.status = status
-    save_with_history(locked, actor=actor, reason=reason or f"Status → {status}", update_fields=["status"])
+    transition(locked, "status", status, actor=actor, reason=reason or f"Status → {status}")
     return locked

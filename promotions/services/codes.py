@@ -11,11 +11,22 @@ from django.utils import timezone
 
 from loyalty import outbox
 from loyalty.exceptions import AlreadyExists, Conflict, InvalidInput
+from loyalty.kernel import (
+    SYSTEM,
+    Actor,
+    actor_name,
+    bulk_transition,
+    history_user,
+    may_transition,
+    require_perm,
+    require_reason,
+    save_with_history,
+    transition,
+)
 from loyalty.models import Member
 from loyalty.notifications import notify_member
-from loyalty.services.core import User, _require_perm, _user_or_none
-from loyalty.workflow import check_transition, save_with_history
 from promotions import codegen
+from promotions.exceptions import CAMPAIGN_INACTIVE
 from promotions.models import Campaign, Code, CodeBatch, CodeEvent
 
 from .campaigns import change_campaign_status
@@ -28,7 +39,7 @@ GENERATION_CHUNK = 20_000
 def create_code_batch(
     *,
     campaign: Campaign,
-    actor: User,
+    actor: Actor,
     count: int | None = None,
     pattern: str = "",
     prefix: str = "",
@@ -42,9 +53,9 @@ def create_code_batch(
     email_members: bool = False,
 ) -> CodeBatch:
     """Queue the generation of ``count`` codes (or one per member of ``segment``) as chunked Celery work."""
-    _require_perm(actor, "promotions.generate_codes")
+    require_perm(actor, "promotions.generate_codes")
     if campaign.status == Campaign.Status.ENDED:
-        raise Conflict("The campaign has ended.", code="campaign_inactive")
+        raise Conflict("The campaign has ended.", code=CAMPAIGN_INACTIVE)
     if segment is not None:
         count = segment.members.count()
         if count == 0:
@@ -77,7 +88,7 @@ def create_code_batch(
         valid_until=valid_until,
         segment=segment,
         email_members=email_members,
-        created_by=_user_or_none(actor),
+        created_by=history_user(actor),
     )
     save_with_history(batch, actor=actor, reason="Generation requested")
     from promotions.tasks import generate_code_batch
@@ -93,10 +104,14 @@ def generate_code_batch(*, batch_id: int, chunk_size: int = GENERATION_CHUNK) ->
         if batch.status == CodeBatch.Status.COMPLETED:
             return batch
         if batch.status != CodeBatch.Status.RUNNING:
-            check_transition(CodeBatch.STATUS_TRANSITIONS, batch.status, CodeBatch.Status.RUNNING, field="status")
-            batch.status = CodeBatch.Status.RUNNING
-            batch.error = ""
-            save_with_history(batch, actor=None, reason="Generation started", update_fields=["status", "error"])
+            transition(
+                batch,
+                "status",
+                CodeBatch.Status.RUNNING,
+                actor=SYSTEM,
+                reason="Generation started",
+                changes={"error": ""},
+            )
     pattern = codegen.Pattern(text=batch.pattern, charset=batch.charset or codegen.DEFAULT_CHARSET)
     stalls = 0
     try:
@@ -130,9 +145,14 @@ def generate_code_batch(*, batch_id: int, chunk_size: int = GENERATION_CHUNK) ->
             outbox.heartbeat()  # still alive: the sweep must not hand this batch to another worker
         with transaction.atomic():
             batch = CodeBatch.objects.select_for_update().get(pk=batch_id)
-            batch.status = CodeBatch.Status.COMPLETED
-            batch.finished_at = timezone.now()
-            save_with_history(batch, actor=None, reason="Generation completed", update_fields=["status", "finished_at"])
+            transition(
+                batch,
+                "status",
+                CodeBatch.Status.COMPLETED,
+                actor=SYSTEM,
+                reason="Generation completed",
+                changes={"finished_at": timezone.now()},
+            )
             if batch.segment_id and batch.email_members:
                 for code in Code.objects.filter(batch=batch).select_related("assigned_member", "campaign"):
                     notify_member(
@@ -147,7 +167,14 @@ def generate_code_batch(*, batch_id: int, chunk_size: int = GENERATION_CHUNK) ->
                     )
     except Exception as exc:
         with transaction.atomic():
-            CodeBatch.objects.filter(pk=batch_id).update(status=CodeBatch.Status.FAILED, error=str(exc)[:2000])
+            failed = CodeBatch.objects.select_for_update().get(pk=batch_id)
+            error = {"error": str(exc)[:2000]}
+            if may_transition(failed, "status", CodeBatch.Status.FAILED):
+                transition(
+                    failed, "status", CodeBatch.Status.FAILED, actor=SYSTEM, reason="Generation failed", changes=error
+                )
+            else:  # already failed (or completed meanwhile): keep the last error
+                CodeBatch.objects.filter(pk=batch_id).update(**error)
         raise
     return batch
 
@@ -157,14 +184,14 @@ def create_named_code(
     *,
     campaign: Campaign,
     code: str,
-    actor: User,
+    actor: Actor,
     max_uses: int = 1,
     assigned_member: Member | None = None,
     valid_from: dt.datetime | None = None,
     valid_until: dt.datetime | None = None,
 ) -> Code:
     """One public code such as WELCOME10 (often multi-use)."""
-    _require_perm(actor, "promotions.generate_codes")
+    require_perm(actor, "promotions.generate_codes")
     text = (code or "").strip().upper()
     normalized = codegen.normalize(text)
     if not normalized or len(text) > codegen.MAX_CODE_LENGTH or not normalized.isalnum():
@@ -177,7 +204,7 @@ def create_named_code(
     if valid_from and valid_until and valid_until <= valid_from:
         raise InvalidInput("valid_until must be after valid_from.", errors={"valid_until": ["After valid_from."]})
     if campaign.status == Campaign.Status.ENDED:
-        raise Conflict("The campaign has ended.", code="campaign_inactive")
+        raise Conflict("The campaign has ended.", code=CAMPAIGN_INACTIVE)
     obj = Code(
         campaign=campaign,
         code=text,
@@ -196,48 +223,44 @@ def create_named_code(
         code=obj,
         code_text=normalized,
         kind=CodeEvent.Kind.CREATED,
-        actor=_user_or_none(actor),
-        client=getattr(actor, "username", "") or "",
+        actor=history_user(actor),
+        client=actor_name(actor),
         member=assigned_member,
     )
     return obj
 
 
 @transaction.atomic
-def void_code(*, code: Code, actor: User, reason: str) -> Code:
-    _require_perm(actor, "promotions.void_code")
-    if not (reason or "").strip():
-        raise InvalidInput("A reason is required.", errors={"reason": ["This field is required."]})
+def void_code(*, code: Code, actor: Actor, reason: str) -> Code:
+    require_perm(actor, "promotions.void_code")
+    require_reason(reason)
     locked = Code.objects.select_for_update().get(pk=code.pk)
-    check_transition(Code.STATUS_TRANSITIONS, locked.status, Code.Status.VOID, field="status")
-    locked.status = Code.Status.VOID
-    locked.save(update_fields=["status", "updated_at"])
+    transition(locked, "status", Code.Status.VOID, actor=actor, reason=reason)
     CodeEvent.objects.create(
         code=locked,
         code_text=locked.normalized,
         kind=CodeEvent.Kind.VOIDED,
-        actor=_user_or_none(actor),
-        client=getattr(actor, "username", "") or "",
+        actor=history_user(actor),
+        client=actor_name(actor),
         detail={"reason": reason},
     )
     return locked
 
 
-def void_code_for_system(*, code: Code, actor: User, reason: str) -> bool:
+def void_code_for_system(*, code: Code, actor: Actor, reason: str) -> bool:
     """Void an unused code as part of another operation (a reward rollback). False if it was used."""
     locked = Code.objects.select_for_update().get(pk=code.pk)
     if locked.status == Code.Status.VOID:
         return True
     if locked.uses > 0:
         return False
-    locked.status = Code.Status.VOID
-    locked.save(update_fields=["status", "updated_at"])
+    transition(locked, "status", Code.Status.VOID, actor=actor, reason=reason)
     CodeEvent.objects.create(
         code=locked,
         code_text=locked.normalized,
         kind=CodeEvent.Kind.VOIDED,
-        actor=_user_or_none(actor),
-        client=getattr(actor, "username", "") or "",
+        actor=history_user(actor),
+        client=actor_name(actor),
         detail={"reason": reason},
     )
     return True
@@ -246,11 +269,14 @@ def void_code_for_system(*, code: Code, actor: User, reason: str) -> bool:
 def expire_codes(*, now: dt.datetime | None = None) -> int:
     """Mark codes past their validity as expired (their timeline shows it from valid_until)."""
     now = now or timezone.now()
-    expired = Code.objects.filter(status=Code.Status.ACTIVE, valid_until__lte=now).update(
-        status=Code.Status.EXPIRED, updated_at=now
+    expired = bulk_transition(
+        Code.objects.filter(status=Code.Status.ACTIVE, valid_until__lte=now),
+        "status",
+        Code.Status.EXPIRED,
+        changes={"updated_at": now},
     )
     ended = Campaign.objects.filter(status__in=[Campaign.Status.ACTIVE, Campaign.Status.PAUSED], ends_at__lte=now)
     for campaign in ended:
         with transaction.atomic():
-            change_campaign_status(campaign=campaign, status=Campaign.Status.ENDED, actor=None, reason="Window ended")
+            change_campaign_status(campaign=campaign, status=Campaign.Status.ENDED, actor=SYSTEM, reason="Window ended")
     return expired

@@ -6,10 +6,11 @@ from typing import Any
 
 from django.db.models import F
 
-from loyalty.exceptions import InvalidInput
+from loyalty.kernel import (
+    Actor,
+)
 from loyalty.models import Member, Reward
 from loyalty.services import lock_balance
-from loyalty.services.core import User
 
 from ..exceptions import OutOfStock
 from ..models import Redemption
@@ -52,17 +53,12 @@ def give_stock_back(redemption: Redemption) -> bool:
     return True
 
 
-def void_issued_code(redemption: Redemption, actor: User, reason: str) -> bool:
+def void_issued_code(redemption: Redemption, actor: Actor, reason: str) -> bool:
     from promotions.services import void_code_for_system
 
     if not redemption.issued_code_id:
         return False
     return void_code_for_system(code=redemption.issued_code, actor=actor, reason=reason)
-
-
-def require_reason(reason: str) -> None:
-    if not (reason or "").strip():
-        raise InvalidInput("A reason is required.", errors={"reason": ["This field is required."]})
 
 
 def email_context(r: Redemption, reason: str) -> dict[str, Any]:

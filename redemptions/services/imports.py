@@ -7,9 +7,13 @@ import datetime as dt
 from django.db import IntegrityError, transaction
 
 from loyalty.exceptions import InvalidInput
+from loyalty.kernel import (
+    Actor,
+    history_user,
+    require_perm,
+    save_with_history,
+)
 from loyalty.models import Member, Reward
-from loyalty.services.core import User, _require_perm, _user_or_none
-from loyalty.workflow import save_with_history
 
 from ..models import Redemption
 from .common import MAX_QUANTITY
@@ -25,7 +29,7 @@ def import_legacy_redemption(
     status: str,
     created_at: dt.datetime,
     external_ref: str,
-    actor: User,
+    actor: Actor,
 ) -> Redemption:
     """Record a redemption made on a legacy platform, WITHOUT a ledger movement.
 
@@ -33,7 +37,7 @@ def import_legacy_redemption(
     entry is written and no stock is taken; the row keeps ``external_ref`` (unique) and its original
     ``created_at``. Such redemptions are undone on the legacy platform, never rolled back here.
     """
-    _require_perm(actor, "redemptions.import_redemptions")
+    require_perm(actor, "redemptions.import_redemptions")
     external_ref = (external_ref or "").strip()
     if not external_ref or len(external_ref) > 64:
         raise InvalidInput("external_ref is required (at most 64 characters).", errors={"external_ref": ["Required."]})
@@ -61,7 +65,7 @@ def import_legacy_redemption(
         channel=Redemption.Channel.IMPORT,
         external_ref=external_ref,
         stock_returned=True,  # no stock was taken here: never give any back
-        created_by=_user_or_none(actor),
+        created_by=history_user(actor),
     )
     try:
         with transaction.atomic():

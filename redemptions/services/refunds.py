@@ -27,12 +27,18 @@ from loyalty.exceptions import (
     InvalidInput,
     InvalidTransition,
 )
+from loyalty.kernel import (
+    Actor,
+    history_user,
+    require_transition,
+    save_with_history,
+    transition,
+)
 from loyalty.models import LedgerEntry, ProgramSettings
 from loyalty.notifications import notify_member
 from loyalty.services import restore_debit
-from loyalty.services.core import User, _user_or_none
-from loyalty.workflow import check_transition, save_with_history
 from promotions.models import Code
+from redemptions.exceptions import CODE_ALREADY_USED, PARTIAL_NOT_ALLOWED
 
 from ..exceptions import RollbackApprovalRequired, RollbackPending, RollbackWindowClosed
 from ..models import Redemption, Rollback
@@ -164,19 +170,21 @@ def give_back(
     redemption: Redemption,
     *,
     path: Path,
-    actor: User,
+    actor: Actor,
     history_reason: str,
     reason: str = Rollback.Reason.OTHER,
     note: str = "",
     points: int | None = None,
     rollback: Rollback | None = None,
     fields: tuple[str, ...] = (),
+    moves: dict[str, str] | None = None,
 ) -> Rollback | None:
     """Apply the rollback policy for ``path`` and give back (all that is left, or ``points``).
 
     Returns the Rollback that records it (recorded paths), which is ``pending_approval`` where the
     path waits for a second person; ``None`` for the paths that record none. ``fields`` are the
-    caller's own changes on the locked row (e.g. the approval decision), saved with the give-back.
+    caller's own changes on the locked row (e.g. who decided), ``moves`` its status moves (the
+    approval decision), saved with the give-back through the transition helper.
     """
     program = ProgramSettings.load()
     rules = _rules_for(redemption, path)
@@ -215,7 +223,7 @@ def give_back(
             raise Conflict(
                 f"The issued code {code.code} was used; nothing comes back while that use stands. "
                 "Roll the code use back first.",
-                code="code_already_used",
+                code=CODE_ALREADY_USED,
             )
     why = (
         second_person_reasons(redemption, program, reason=reason, points=amount, pending_points=pending_points)
@@ -228,7 +236,7 @@ def give_back(
             f"(POST /redemptions/{redemption.pk}/rollback, or Roll back in the admin) so that an approver decides.",
             errors={"approval_required_because": why},
         )
-    user = _user_or_none(actor)
+    user = history_user(actor)
     if rules.recorded and rollback is None:
         if user is None:
             raise InvalidInput("A rollback is requested by a person; system jobs only expire awards.")
@@ -259,6 +267,7 @@ def give_back(
         rollback=rollback,
         history_reason=history_reason,
         fields=fields,
+        moves=moves or {},
     )
 
 
@@ -297,7 +306,7 @@ def _amount(
         )
     full = points == left
     if not full and not program.rollback_partial_allowed:
-        raise BusinessRuleViolation("Partial rollbacks are not allowed by the policy.", code="partial_not_allowed")
+        raise BusinessRuleViolation("Partial rollbacks are not allowed by the policy.", code=PARTIAL_NOT_ALLOWED)
     return points, full
 
 
@@ -343,12 +352,13 @@ def _execute(
     program: ProgramSettings,
     *,
     path: Path,
-    actor: User,
+    actor: Actor,
     amount: int,
     full: bool,
     rollback: Rollback | None,
     history_reason: str,
     fields: tuple[str, ...],
+    moves: dict[str, str],
 ) -> Rollback | None:
     """The only writer of a give-back: points with their original lots, then (when everything
     comes back) the unused issued code voided, stock back if the item is in the warehouse, and
@@ -368,27 +378,44 @@ def _execute(
         )
         redemption.points_returned += sum(e.amount for e in entries)
     update = ["points_returned", *fields]
+    moves = dict(moves)
     code_voided = stock_restored = False
     if full:
+        require_transition(redemption, "status", Redemption.Status.CANCELED)
         code_voided = void_issued_code(redemption, actor, f"Rollback #{rollback.pk}" if rollback else history_reason)
         if redemption.fulfillment_status in STOCK_BACK_FULFILLMENT:
             stock_restored = give_stock_back(redemption)
-        check_transition(Redemption.STATUS_TRANSITIONS, redemption.status, Redemption.Status.CANCELED, field="status")
-        redemption.status = Redemption.Status.CANCELED
-        update += ["status", "stock_returned"]
+        moves["status"] = Redemption.Status.CANCELED
+        update.append("stock_returned")
         if redemption.kind == Redemption.Kind.AWARD:
-            redemption.award_status = Redemption.AwardStatus.CANCELED
-            update.append("award_status")
-    save_with_history(redemption, actor=actor, reason=history_reason, update_fields=list(dict.fromkeys(update)))
+            moves["award_status"] = Redemption.AwardStatus.CANCELED
+    if moves:
+        transition(redemption, moves, actor=actor, reason=history_reason, also=update)
+    else:
+        save_with_history(redemption, actor=actor, reason=history_reason, update_fields=list(dict.fromkeys(update)))
     if rollback is None:
         return None
-    rollback.status = Rollback.Status.EXECUTED
-    rollback.points_requested = amount
-    rollback.points_returned = sum(e.amount for e in entries)
-    rollback.code_voided = code_voided
-    rollback.stock_restored = stock_restored
-    rollback.executed_at = timezone.now()
-    save_with_history(rollback, actor=actor, reason="Executed")
+    outcome = {
+        "points_requested": amount,
+        "points_returned": sum(e.amount for e in entries),
+        "code_voided": code_voided,
+        "stock_restored": stock_restored,
+        "executed_at": timezone.now(),
+    }
+    if rollback.status == Rollback.Status.EXECUTED:  # executed at once: recorded as such when requested
+        for name, value in outcome.items():
+            setattr(rollback, name, value)
+        save_with_history(rollback, actor=actor, reason="Executed")
+    else:
+        transition(
+            rollback,
+            "status",
+            Rollback.Status.EXECUTED,
+            actor=actor,
+            reason="Executed",
+            changes=outcome,
+            also=("approved_by", "decision_note"),  # set by approve_rollback
+        )
     rollback.ledger_entries.set(entries)
     notify_rollback(rollback, "rollback_executed")
     return rollback
