@@ -13,6 +13,7 @@ Entries are "app_label.codename"; view/add/change/delete are Django's model perm
 
 from __future__ import annotations
 
+from functools import cache
 from importlib import import_module
 from typing import Any
 
@@ -89,8 +90,10 @@ PERMISSIONS: dict[str, list[str]] = {
 STAFF_ROLES = [SUPPORT_AGENT, APPROVER, CAMPAIGN_MANAGER, AUDITOR]
 
 
+@cache
 def role_permissions() -> dict[str, list[str]]:
-    """Every role's permissions: each installed app's ``roles.PERMISSIONS``, in INSTALLED_APPS order."""
+    """Every role's permissions: each installed app's ``roles.PERMISSIONS``, in INSTALLED_APPS order
+    (collected once, when first asked, after the app registry is ready)."""
     from django.apps import apps
 
     merged: dict[str, list[str]] = {role: [] for role in ROLES}

@@ -18,6 +18,8 @@ from loyalty.kernel import (
     SYSTEM,
     Actor,
     history_user,
+    outer_service,
+    own_transaction,
     require_four_eyes,
     require_perm,
     require_reason,
@@ -41,7 +43,7 @@ def _already_claimed(transaction_: Transaction) -> Conflict:
     )
 
 
-@transaction.atomic
+@outer_service
 def submit_retro_claim(
     *,
     transaction_: Transaction,
@@ -129,7 +131,7 @@ def _approve(claim: RetroClaim, *, actor: Actor, reason: str) -> None:
     enqueue_on_commit(process_retro_claim, claim.pk)
 
 
-@transaction.atomic
+@outer_service
 def approve_retro_claim(*, claim: RetroClaim, actor: Actor) -> RetroClaim:
     """Four-eyes: an Approver who did not file the claim. Processing is queued after commit."""
     require_perm(actor, "retro.approve_retroclaim")
@@ -139,7 +141,7 @@ def approve_retro_claim(*, claim: RetroClaim, actor: Actor) -> RetroClaim:
     return claim
 
 
-@transaction.atomic
+@outer_service
 def reject_retro_claim(*, claim: RetroClaim, actor: Actor, reason: str) -> RetroClaim:
     require_perm(actor, "retro.approve_retroclaim")
     require_reason(reason)
@@ -164,9 +166,11 @@ def process_retro_claim(*, claim_id: int) -> dict[str, Any]:
     Safe to run twice or after a crash: it locks the claim, re-checks its status, and the ledger
     credit carries an idempotency key tied to the claim. Locks the claim before the balance rows;
     nothing else locks a claim, so the order cannot deadlock.
+
+    Runs its own transactions (durable): one for the credit, one to mark a failure.
     """
     try:
-        with transaction.atomic():
+        with own_transaction():
             claim = (
                 RetroClaim.objects.select_for_update(of=("self",))
                 .select_related("member", "approved_by")
@@ -220,7 +224,7 @@ def process_retro_claim(*, claim_id: int) -> dict[str, Any]:
         return {"claim": claim_id, "failed": exc.code}
 
 
-@transaction.atomic
+@outer_service
 def _mark_failed(claim_id: int, error: str) -> None:
     claim = RetroClaim.objects.select_for_update().get(pk=claim_id)
     if claim.status != RetroClaim.Status.APPROVED:

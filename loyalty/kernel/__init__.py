@@ -10,7 +10,8 @@ exports, never a private name of ``loyalty``. See docs/architecture.md.
   ``require_transition`` (an early check), ``may_transition``,
   ``bulk_transition`` (housekeeping over many rows), ``check_transition``, ``transitions_of``; ``save_with_history``.
 - Transactions: ``outer_service`` (``transaction.atomic(durable=True)``: an operation that starts
-  the transaction) and ``in_transaction`` (a building block asserting its caller holds one).
+  the transaction) and ``in_transaction`` (a building block asserting its caller holds one),
+  ``own_transaction`` (one piece of a job's work).
 - Errors: the ``DomainError`` classes and the code registry (``register_code``, ``ERROR_CODES``).
 """
 
@@ -43,7 +44,7 @@ from .checks import (
     require_perm,
     require_reason,
 )
-from .transactions import in_transaction, outer_service
+from .transactions import in_transaction, outer_service, own_transaction
 from .transitions import (
     bulk_transition,
     check_transition,
@@ -83,6 +84,7 @@ __all__ = [
     "is_whole_number",
     "may_transition",
     "outer_service",
+    "own_transaction",
     "register_code",
     "require_four_eyes",
     "require_perm",

@@ -12,12 +12,12 @@ import secrets
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from loyalty.kernel import (
     Actor,
+    outer_service,
     require_perm,
     save_with_history,
 )
@@ -42,7 +42,7 @@ def _new_secret() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(30)  # 40 characters, 240 random bits
 
 
-@transaction.atomic
+@outer_service
 def create_api_key(
     *,
     owner: AbstractBaseUser,
@@ -76,7 +76,7 @@ def create_api_key(
     return NewApiKey(api_key=api_key, key=key)
 
 
-@transaction.atomic
+@outer_service
 def revoke_api_key(*, api_key: ApiKey, actor: Actor, reason: str) -> ApiKey:
     """Stop a key for good (it answers 401 from now on); who and why stay on the key and in history."""
     require_perm(actor, "loyalty.revoke_apikey")
@@ -97,7 +97,10 @@ def revoke_api_key(*, api_key: ApiKey, actor: Actor, reason: str) -> ApiKey:
 
 def authenticate_api_key(key: str) -> ApiKey:
     """The live key for ``key`` with its owner, or ApiKeyRejected. Records the use (at most once a
-    minute per key, a conditional UPDATE outside any transaction)."""
+    minute per key, a conditional UPDATE outside any transaction).
+
+    Runs its own transactions: the use is recorded with one conditional UPDATE (autocommit).
+    """
     if not key or len(key) > 200:
         raise ApiKeyRejected()
     api_key = ApiKey.objects.select_related("owner").filter(digest=key_digest(key)).first()
@@ -118,7 +121,7 @@ def authenticate_api_key(key: str) -> ApiKey:
     return api_key
 
 
-@transaction.atomic
+@outer_service
 def unlock_sign_in(*, attempts, actor: Actor, reason: str) -> int:
     """Lift admin sign-in lockouts: forget the failed attempts (django-axes rows) of the given
     (username, IP) pairs. Needs ``axes.delete_accessattempt``; logged with who and why."""

@@ -9,7 +9,6 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -19,6 +18,8 @@ from loyalty.kernel import (
     Actor,
     history_user,
     is_whole_number,
+    outer_service,
+    own_transaction,
     require_perm,
     require_reason,
 )
@@ -61,7 +62,10 @@ def _check_points(amount: int, *, field: str = "amount") -> None:
 
 
 def lock_balance(member: Member | int, metric: Metric | int) -> PointBalance:
-    """Lock (creating if needed) the member's balance row: the first lock of every ledger write."""
+    """Lock (creating if needed) the member's balance row: the first lock of every ledger write.
+
+    Building block: the caller holds the transaction.
+    """
     member_id = getattr(member, "pk", member)
     metric_id = getattr(metric, "pk", metric)
     PointBalance.objects.get_or_create(member_id=member_id, metric_id=metric_id)
@@ -69,7 +73,10 @@ def lock_balance(member: Member | int, metric: Metric | int) -> PointBalance:
 
 
 def lock_balances(member: Member, metrics: Iterable[Metric]) -> dict[int, PointBalance]:
-    """Lock several balance rows in metric-id order so concurrent writers never deadlock."""
+    """Lock several balance rows in metric-id order so concurrent writers never deadlock.
+
+    Building block: the caller holds the transaction.
+    """
     return {m.pk: lock_balance(member, m) for m in sorted(set(metrics), key=lambda m: m.pk)}
 
 
@@ -85,8 +92,7 @@ def _insert_entry(**fields: Any) -> LedgerEntry:
     return entry
 
 
-@transaction.atomic
-def credit_points(
+def credit_points_in_transaction(
     *,
     member: Member,
     metric: Metric,
@@ -110,6 +116,9 @@ def credit_points(
     Purchase earnings (``purchase_at`` given) stay pending until the metric's return window after
     the purchase has passed. Any debt from earlier returns is repaid from the new lot first.
     With an ``idempotency_key`` a repeated call returns the first entry and credits nothing.
+
+    Building block: the caller holds the transaction (``credit_points`` is the outer service).
+    in_transaction()
     """
     _check_points(amount)
     if kind not in CREDIT_KINDS:
@@ -164,6 +173,12 @@ def credit_points(
     figure = "pending" if pending else "balance"
     PointBalance.objects.filter(pk=balance.pk).update(**{figure: F(figure) + net, "debt": F("debt") - repaid})
     return entry
+
+
+@outer_service
+def credit_points(**kwargs: Any) -> LedgerEntry:
+    """Outer service: runs ``credit_points_in_transaction`` (same arguments) in its own transaction."""
+    return credit_points_in_transaction(**kwargs)
 
 
 def _repay_debt(balance: PointBalance, lot: PointLot) -> int:
@@ -240,8 +255,7 @@ def _expire_due_lots(balance: PointBalance, now: dt.datetime) -> list[LedgerEntr
     return entries
 
 
-@transaction.atomic
-def debit_points(
+def debit_points_in_transaction(
     *,
     member: Member,
     metric: Metric,
@@ -258,6 +272,9 @@ def debit_points(
     """Spend points, consuming lots soonest-expiring first (never-expiring lots last).
 
     Expired lots are expired first, so nobody spends points that are already gone.
+
+    Building block: the caller holds the transaction (``debit_points`` is the outer service).
+    in_transaction()
     """
     _check_points(amount)
     if kind not in DEBIT_KINDS:
@@ -307,7 +324,13 @@ def debit_points(
     return entry
 
 
-@transaction.atomic
+@outer_service
+def debit_points(**kwargs: Any) -> LedgerEntry:
+    """Outer service: runs ``debit_points_in_transaction`` (same arguments) in its own transaction."""
+    return debit_points_in_transaction(**kwargs)
+
+
+@outer_service
 def adjust_points(
     *,
     member: Member,
@@ -332,12 +355,15 @@ def adjust_points(
         idempotency_key=idempotency_key,
     )
     if amount > 0:
-        return credit_points(amount=amount, **common)
-    return debit_points(amount=-amount, **common)
+        return credit_points_in_transaction(amount=amount, **common)
+    return debit_points_in_transaction(amount=-amount, **common)
 
 
 def expire_points(*, now: dt.datetime | None = None, batch_size: int = 500) -> int:
-    """Write expiry entries for every lot that is due; one short transaction per account."""
+    """Write expiry entries for every lot that is due; one short transaction per account.
+
+    Runs its own transactions (durable), one per account.
+    """
     now = now or timezone.now()
     written = 0
     while True:
@@ -349,13 +375,16 @@ def expire_points(*, now: dt.datetime | None = None, batch_size: int = 500) -> i
         if not accounts:
             return written
         for member_id, metric_id in accounts:
-            with transaction.atomic():
+            with own_transaction():
                 balance = lock_balance(member_id, metric_id)
                 written += len(_expire_due_lots(balance, now))
 
 
 def activate_pending_points(*, now: dt.datetime | None = None, batch_size: int = 500) -> int:
-    """Make pending lots whose return window has passed spendable; one transaction per account."""
+    """Make pending lots whose return window has passed spendable; one transaction per account.
+
+    Runs its own transactions (durable), one per account.
+    """
     now = now or timezone.now()
     activated = 0
     while True:
@@ -367,7 +396,7 @@ def activate_pending_points(*, now: dt.datetime | None = None, batch_size: int =
         if not accounts:
             return activated
         for member_id, metric_id in accounts:
-            with transaction.atomic():
+            with own_transaction():
                 balance = lock_balance(member_id, metric_id)
                 lots = list(
                     PointLot.objects.select_for_update().filter(

@@ -15,6 +15,7 @@ from loyalty.kernel import (
     SYSTEM,
     Actor,
     history_user,
+    outer_service,
     require_perm,
     save_with_history,
 )
@@ -31,9 +32,9 @@ from ..models import (
     TransactionReturn,
 )
 from ..selectors import rule_set_at, rule_set_data, tier_at
-from .core import credit_points, lock_balances
+from .core import credit_points_in_transaction, lock_balances
 from .qualification import track_purchase
-from .reversals import reverse_earning
+from .reversals import reverse_earning_in_transaction
 
 # A POS clock may run a little ahead; anything further in the future is a mistake.
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
@@ -65,7 +66,10 @@ def preview_earning(
     channel: str = "",
     store: str = "",
 ) -> dict[str, Any]:
-    """The breakdown a purchase would earn, without writing anything (admin preview, retro preview)."""
+    """The breakdown a purchase would earn, without writing anything (admin preview, retro preview).
+
+    No transaction: it writes nothing.
+    """
     tier_code = tier.code if tier else None
     if tier is None and member is not None:
         at = tier_at(member, occurred_at)
@@ -80,7 +84,7 @@ def _check_member_can_earn(member: Member) -> None:
         raise MemberInactive(f"Member {member.external_id} is {member.status} and cannot earn points.")
 
 
-@transaction.atomic
+@outer_service
 def record_transaction(
     *,
     external_id: str,
@@ -149,6 +153,8 @@ def earn_for_transaction(
     It earns on what the customer kept: a bill returned in part before it earned (a retro claim
     processed after a return) earns on the rest, and the trackers count the rest; a bill returned
     in full earns nothing (409 ``already_returned``). Caller holds the transaction's row lock.
+
+    Building block: the caller holds the transaction.
     """
     prefix = idempotency_prefix or f"txn:{transaction_.pk}"
     _check_member_can_earn(member)
@@ -168,7 +174,7 @@ def earn_for_transaction(
     metrics = {m.code: m for m in Metric.objects.filter(code__in=breakdown["points_by_metric"])}
     lock_balances(member, metrics.values())
     for code, points in sorted(breakdown["points_by_metric"].items()):
-        credit_points(
+        credit_points_in_transaction(
             member=member,
             metric=metrics[code],
             amount=points,
@@ -194,7 +200,10 @@ def earn_for_transaction(
 
 
 def kept_amount(transaction_: Transaction) -> Decimal:
-    """What the customer kept of a bill: its amount less everything returned."""
+    """What the customer kept of a bill: its amount less everything returned.
+
+    No transaction: it writes nothing.
+    """
     return transaction_.amount - transaction_.returned_amount
 
 
@@ -206,7 +215,7 @@ def _earned_on(entry: LedgerEntry, txn: Transaction) -> Decimal:
         return txn.amount
 
 
-@transaction.atomic
+@outer_service
 def return_transaction(
     *, transaction_: Transaction, amount: Any = None, reason: str = "", actor: Actor = SYSTEM
 ) -> TransactionReturn:
@@ -259,7 +268,7 @@ def return_transaction(
         returned_since = max(returned_total - (txn.amount - base), Decimal(0))
         take = share_of_points(entry.amount, base, returned_since) - already
         if take > 0:
-            _, owed = reverse_earning(
+            _, owed = reverse_earning_in_transaction(
                 entry=entry,
                 amount=take,
                 actor=actor,

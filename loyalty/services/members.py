@@ -14,6 +14,7 @@ from loyalty.kernel import (
     SYSTEM,
     Actor,
     history_user,
+    outer_service,
     require_perm,
     require_reason,
     save_with_history,
@@ -29,7 +30,7 @@ from ..exceptions import (
 from ..models import Member, Tier, TierMembership
 
 
-@transaction.atomic
+@outer_service
 def enroll_member(
     *,
     external_id: str,
@@ -74,7 +75,7 @@ def enroll_member(
     return member
 
 
-@transaction.atomic
+@outer_service
 def update_member(*, member: Member, actor: Actor, reason: str = "Profile update", **fields: Any) -> Member:
     """Change profile fields and, through the transition table, the status."""
     allowed = {"email", "name", "phone", "status"}
@@ -93,8 +94,7 @@ def update_member(*, member: Member, actor: Actor, reason: str = "Profile update
     return member
 
 
-@transaction.atomic
-def change_tier(
+def change_tier_in_transaction(
     *,
     member: Member,
     tier: Tier,
@@ -106,6 +106,9 @@ def change_tier(
     """Move a member to ``tier`` from now on: close the open interval, open a new one.
 
     Never backdated, so no earning already computed can change.
+
+    Building block: the caller holds the transaction (``change_tier`` is the outer service).
+    in_transaction()
     """
     if cause == TierMembership.Cause.MANUAL and check_permission:
         require_perm(actor, "loyalty.change_member_tier")
@@ -132,6 +135,12 @@ def change_tier(
     return membership
 
 
+@outer_service
+def change_tier(**kwargs: Any) -> TierMembership:
+    """Outer service: runs ``change_tier_in_transaction`` (same arguments) in its own transaction."""
+    return change_tier_in_transaction(**kwargs)
+
+
 def _check_no_overlap(
     member: Member, start: dt.datetime, end: dt.datetime | None, exclude_pk: int | None = None
 ) -> None:
@@ -147,7 +156,7 @@ def _check_no_overlap(
         raise Conflict("Tier history intervals may not overlap.", code=TIER_HISTORY_OVERLAP)
 
 
-@transaction.atomic
+@outer_service
 def record_tier_interval(
     *, member: Member, tier: Tier, valid_from: dt.datetime, valid_to: dt.datetime | None, actor: Actor, reason: str
 ) -> TierMembership:

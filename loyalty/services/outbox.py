@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db import transaction
 from django.utils import timezone
 
 from loyalty.kernel import (
     Actor,
+    outer_service,
     require_perm,
     require_reason,
     save_with_history,
@@ -22,7 +22,7 @@ from ..models import OutboxMessage
 Status = OutboxMessage.Status
 
 
-@transaction.atomic
+@outer_service
 def resend_outbox_messages(*, messages: Iterable[OutboxMessage], actor: Actor, reason: str) -> int:
     """Send messages again now: failed ones after the cause is fixed, done ones on purpose (an email
     the member did not get), waiting ones without their backoff. The attempt count starts again.

@@ -4,13 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
-
-from loyalty.kernel import (
-    Actor,
-    require_perm,
-    save_with_history,
-)
+from loyalty.kernel import Actor, outer_service, require_perm, save_with_history
 
 from ..exceptions import InvalidInput
 from ..models import (
@@ -23,7 +17,7 @@ PROCESSING_STATUSES = {"pending", "processing", "completed", "errored"}
 FULFILLMENT_STATUSES = {"none", "confirmed_paid", "shipped", "delivered", "returned_to_sender", "lost_in_transit"}
 
 
-@transaction.atomic
+@outer_service
 def update_program_settings(
     *, actor: Actor, reason: str = "Program settings changed", **fields: Any
 ) -> ProgramSettings:

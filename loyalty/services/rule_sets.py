@@ -6,7 +6,6 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -14,6 +13,8 @@ from loyalty.exceptions import RULE_SET_OVERLAP, RULE_SET_PUBLISHED, RULE_SET_RE
 from loyalty.kernel import (
     Actor,
     history_user,
+    in_transaction,
+    outer_service,
     require_perm,
     require_transition,
     save_with_history,
@@ -128,8 +129,7 @@ def _write_rules(rule_set: RuleSet, rules: list[dict[str, Any]]) -> None:
         Rule.objects.create(rule_set=rule_set, **values)
 
 
-@transaction.atomic
-def create_rule_set(
+def create_rule_set_in_transaction(
     *,
     name: str,
     valid_from: dt.datetime,
@@ -139,7 +139,11 @@ def create_rule_set(
     actor: Actor,
     previous: RuleSet | None = None,
 ) -> RuleSet:
-    """A new draft; its version follows the highest existing version of the same name."""
+    """A new draft; its version follows the highest existing version of the same name.
+
+    Building block: the caller holds the transaction (``create_rule_set`` is the outer service).
+    """
+    in_transaction()
     require_perm(actor, "loyalty.add_ruleset")
     name = (name or "").strip()
     if not name:
@@ -160,6 +164,12 @@ def create_rule_set(
     return rule_set
 
 
+@outer_service
+def create_rule_set(**kwargs: Any) -> RuleSet:
+    """Outer service: runs ``create_rule_set_in_transaction`` (same arguments) in its own transaction."""
+    return create_rule_set_in_transaction(**kwargs)
+
+
 def _editable(rule_set: RuleSet) -> RuleSet:
     locked = RuleSet.objects.select_for_update().get(pk=rule_set.pk)
     if locked.status != RuleSet.Status.DRAFT:
@@ -167,7 +177,7 @@ def _editable(rule_set: RuleSet) -> RuleSet:
     return locked
 
 
-@transaction.atomic
+@outer_service
 def update_rule_set(
     *, rule_set: RuleSet, actor: Actor, rules: list[dict[str, Any]] | None = None, **fields: Any
 ) -> RuleSet:
@@ -186,7 +196,7 @@ def update_rule_set(
     return rule_set
 
 
-@transaction.atomic
+@outer_service
 def new_rule_set_version(*, rule_set: RuleSet, actor: Actor, valid_from: dt.datetime | None = None) -> RuleSet:
     """Copy a rule set (usually a published one) into a new draft that starts ``valid_from`` (default now)."""
     source = RuleSet.objects.get(pk=rule_set.pk)
@@ -208,7 +218,7 @@ def new_rule_set_version(*, rule_set: RuleSet, actor: Actor, valid_from: dt.date
         for r in source.rules.select_related("metric")
     ]
     valid_to = source.valid_to if source.valid_to is None or source.valid_to > start else None
-    return create_rule_set(
+    return create_rule_set_in_transaction(
         name=source.name,
         description=source.description,
         valid_from=start,
@@ -227,7 +237,7 @@ def _overlapping(start: dt.datetime, end: dt.datetime | None, exclude: list[int]
     return qs
 
 
-@transaction.atomic
+@outer_service
 def publish_rule_set(*, rule_set: RuleSet, actor: Actor) -> RuleSet:
     """Make a draft effective for its window.
 
@@ -291,7 +301,7 @@ def publish_rule_set(*, rule_set: RuleSet, actor: Actor) -> RuleSet:
     return draft
 
 
-@transaction.atomic
+@outer_service
 def retire_rule_set(*, rule_set: RuleSet, actor: Actor, reason: str) -> RuleSet:
     """Stop a published set from now on; its past stays on record for retro processing."""
     require_perm(actor, "loyalty.publish_ruleset")

@@ -5,12 +5,12 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db import transaction
-
 from loyalty.exceptions import Conflict, InvalidInput, InvalidTransition
 from loyalty.kernel import (
     Actor,
     history_user,
+    in_transaction,
+    outer_service,
     require_perm,
     save_with_history,
     transition,
@@ -99,10 +99,18 @@ def _check_campaign(c: Campaign) -> None:
         raise InvalidInput("The campaign is invalid.", errors=errors)
 
 
-@transaction.atomic
+@outer_service
 def create_campaign(
-    *, actor: Actor, eligible_tiers: list | None = None, eligible_segments: list | None = None, **fields: Any
+    *,
+    actor: Actor,
+    eligible_tiers: list | None = None,
+    eligible_segments: list | None = None,
+    status: str | None = None,
+    status_reason: str = "",
+    **fields: Any,
 ) -> Campaign:
+    """A new campaign (a draft), moved on at once to ``status`` if one is given (which needs
+    ``promotions.change_campaign`` too, and follows the transition table)."""
     require_perm(actor, "promotions.add_campaign")
     unknown = set(fields) - CAMPAIGN_FIELDS
     if unknown:
@@ -114,10 +122,14 @@ def create_campaign(
         campaign.eligible_tiers.set(eligible_tiers)
     if eligible_segments:
         campaign.eligible_segments.set(eligible_segments)
+    if status and status != campaign.status:
+        campaign = change_campaign_status_in_transaction(
+            campaign=campaign, status=status, actor=actor, reason=status_reason or f"Status → {status}"
+        )
     return campaign
 
 
-@transaction.atomic
+@outer_service
 def update_campaign(
     *,
     campaign: Campaign,
@@ -148,13 +160,22 @@ def update_campaign(
     if eligible_segments is not None:
         locked.eligible_segments.set(eligible_segments)
     if status and status != locked.status:
-        change_campaign_status(campaign=locked, status=status, actor=actor, reason=reason)
+        change_campaign_status_in_transaction(campaign=locked, status=status, actor=actor, reason=reason)
     return locked
 
 
-@transaction.atomic
-def change_campaign_status(*, campaign: Campaign, status: str, actor: Actor, reason: str = "") -> Campaign:
+def change_campaign_status_in_transaction(
+    *, campaign: Campaign, status: str, actor: Actor, reason: str = ""
+) -> Campaign:
+    """Building block: the caller holds the transaction (``change_campaign_status`` is the outer service)."""
+    in_transaction()
     require_perm(actor, "promotions.change_campaign")
     locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
     transition(locked, "status", status, actor=actor, reason=reason or f"Status → {status}")
     return locked
+
+
+@outer_service
+def change_campaign_status(**kwargs: Any) -> Campaign:
+    """Outer service: runs ``change_campaign_status_in_transaction`` (same arguments) in its own transaction."""
+    return change_campaign_status_in_transaction(**kwargs)

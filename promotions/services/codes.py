@@ -18,6 +18,8 @@ from loyalty.kernel import (
     bulk_transition,
     history_user,
     may_transition,
+    outer_service,
+    own_transaction,
     require_perm,
     require_reason,
     save_with_history,
@@ -29,13 +31,13 @@ from promotions import codegen
 from promotions.exceptions import CAMPAIGN_INACTIVE
 from promotions.models import Campaign, Code, CodeBatch, CodeEvent
 
-from .campaigns import change_campaign_status
+from .campaigns import change_campaign_status_in_transaction
 from .copy_codes import insert_codes
 
 GENERATION_CHUNK = 20_000
 
 
-@transaction.atomic
+@outer_service
 def create_code_batch(
     *,
     campaign: Campaign,
@@ -98,8 +100,11 @@ def create_code_batch(
 
 
 def generate_code_batch(*, batch_id: int, chunk_size: int = GENERATION_CHUNK) -> CodeBatch:
-    """Generate a batch chunk by chunk; each chunk commits with its progress, so a crash resumes."""
-    with transaction.atomic():
+    """Generate a batch chunk by chunk; each chunk commits with its progress, so a crash resumes.
+
+    Runs its own transactions (durable), one per chunk.
+    """
+    with own_transaction():
         batch = CodeBatch.objects.select_for_update().get(pk=batch_id)
         if batch.status == CodeBatch.Status.COMPLETED:
             return batch
@@ -116,7 +121,7 @@ def generate_code_batch(*, batch_id: int, chunk_size: int = GENERATION_CHUNK) ->
     stalls = 0
     try:
         while True:
-            with transaction.atomic():
+            with own_transaction():
                 batch = CodeBatch.objects.select_for_update().get(pk=batch_id)
                 need = batch.count - batch.generated
                 if need <= 0:
@@ -143,7 +148,7 @@ def generate_code_batch(*, batch_id: int, chunk_size: int = GENERATION_CHUNK) ->
                 if stalls >= 5:
                     raise RuntimeError("Could not find free codes in the pattern's space; use a longer pattern.")
             outbox.heartbeat()  # still alive: the sweep must not hand this batch to another worker
-        with transaction.atomic():
+        with own_transaction():
             batch = CodeBatch.objects.select_for_update().get(pk=batch_id)
             transition(
                 batch,
@@ -166,7 +171,7 @@ def generate_code_batch(*, batch_id: int, chunk_size: int = GENERATION_CHUNK) ->
                         },
                     )
     except Exception as exc:
-        with transaction.atomic():
+        with own_transaction():
             failed = CodeBatch.objects.select_for_update().get(pk=batch_id)
             error = {"error": str(exc)[:2000]}
             if may_transition(failed, "status", CodeBatch.Status.FAILED):
@@ -179,7 +184,7 @@ def generate_code_batch(*, batch_id: int, chunk_size: int = GENERATION_CHUNK) ->
     return batch
 
 
-@transaction.atomic
+@outer_service
 def create_named_code(
     *,
     campaign: Campaign,
@@ -230,7 +235,7 @@ def create_named_code(
     return obj
 
 
-@transaction.atomic
+@outer_service
 def void_code(*, code: Code, actor: Actor, reason: str) -> Code:
     require_perm(actor, "promotions.void_code")
     require_reason(reason)
@@ -248,7 +253,10 @@ def void_code(*, code: Code, actor: Actor, reason: str) -> Code:
 
 
 def void_code_for_system(*, code: Code, actor: Actor, reason: str) -> bool:
-    """Void an unused code as part of another operation (a reward rollback). False if it was used."""
+    """Void an unused code as part of another operation (a reward rollback). False if it was used.
+
+    Building block: the caller holds the transaction.
+    """
     locked = Code.objects.select_for_update().get(pk=code.pk)
     if locked.status == Code.Status.VOID:
         return True
@@ -267,7 +275,10 @@ def void_code_for_system(*, code: Code, actor: Actor, reason: str) -> bool:
 
 
 def expire_codes(*, now: dt.datetime | None = None) -> int:
-    """Mark codes past their validity as expired (their timeline shows it from valid_until)."""
+    """Mark codes past their validity as expired (their timeline shows it from valid_until).
+
+    Runs its own transactions: one UPDATE, then one (durable) per ended campaign.
+    """
     now = now or timezone.now()
     expired = bulk_transition(
         Code.objects.filter(status=Code.Status.ACTIVE, valid_until__lte=now),
@@ -277,6 +288,8 @@ def expire_codes(*, now: dt.datetime | None = None) -> int:
     )
     ended = Campaign.objects.filter(status__in=[Campaign.Status.ACTIVE, Campaign.Status.PAUSED], ends_at__lte=now)
     for campaign in ended:
-        with transaction.atomic():
-            change_campaign_status(campaign=campaign, status=Campaign.Status.ENDED, actor=SYSTEM, reason="Window ended")
+        with own_transaction():
+            change_campaign_status_in_transaction(
+                campaign=campaign, status=Campaign.Status.ENDED, actor=SYSTEM, reason="Window ended"
+            )
     return expired

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -15,6 +14,8 @@ from loyalty.kernel import (
     Actor,
     actor_name,
     history_user,
+    outer_service,
+    own_transaction,
     require_perm,
     require_reason,
     require_transition,
@@ -22,7 +23,7 @@ from loyalty.kernel import (
     transition,
 )
 from loyalty.models import LedgerEntry, Member
-from loyalty.services import credit_points, debit_points, lock_balances
+from loyalty.services import credit_points_in_transaction, debit_points_in_transaction, lock_balances
 from promotions import abuse, codegen
 from promotions.engine import Evaluation, OrderView, evaluate
 from promotions.exceptions import CodesRejected
@@ -48,6 +49,7 @@ class CodeRequest:
 def clean_request(
     *, codes: Any, member: Member | None, order: dict[str, Any] | None, client: str = "", ip: str | None = None
 ) -> CodeRequest:
+    """No transaction: it writes nothing."""
     if not isinstance(codes, list) or not codes:
         raise InvalidInput("Give a list of codes.", errors={"codes": ["A non-empty list of strings."]})
     if len(codes) > MAX_CODES_PER_REQUEST:
@@ -114,7 +116,10 @@ def _evaluate(req: CodeRequest, codes: list[Code]) -> Evaluation:
 
 
 def validate_codes(req: CodeRequest, *, actor: Actor) -> Evaluation:
-    """Answer which codes apply, changing nothing but the timeline and the abuse counters."""
+    """Answer which codes apply, changing nothing but the timeline and the abuse counters.
+
+    Runs its own transactions: the attempts and abuse counters are written as it goes (autocommit).
+    """
     require_perm(actor, "promotions.view_code")
     abuse.check_not_locked(client=req.client, ip=req.ip)
     codes = list(Code.objects.filter(normalized__in=req.codes).select_related("campaign"))
@@ -128,13 +133,15 @@ def redeem_codes(req: CodeRequest, *, actor: Actor) -> list[CodeRedemption]:
 
     Locks, in order: the member's balance rows (bonus points), the codes by id, the campaigns by id,
     the member's usage rows; then evaluates on the locked rows and writes with F() updates.
+
+    Runs its own transactions: one durable transaction for the whole stack; refused attempts are recorded after it.
     """
     require_perm(actor, "promotions.add_coderedemption")
     member_id = req.member.pk if req.member else None
     abuse.check_not_locked(client=req.client, ip=req.ip)
     evaluation: Evaluation | None = None
     try:
-        with transaction.atomic():
+        with own_transaction():
             preview = list(Code.objects.filter(normalized__in=req.codes).select_related("campaign__metric"))
             bonus_metrics = {
                 c.campaign.metric
@@ -193,7 +200,7 @@ def redeem_codes(req: CodeRequest, *, actor: Actor) -> list[CodeRedemption]:
                 )
                 save_with_history(redemption, actor=actor, reason="Redeemed")
                 if result.bonus_points and req.member is not None:
-                    redemption.ledger_entry = credit_points(
+                    redemption.ledger_entry = credit_points_in_transaction(
                         member=req.member,
                         metric=campaign.metric,
                         amount=result.bonus_points,
@@ -229,7 +236,7 @@ def redeem_codes(req: CodeRequest, *, actor: Actor) -> list[CodeRedemption]:
     return created
 
 
-@transaction.atomic
+@outer_service
 def rollback_code_redemption(*, redemption: CodeRedemption, actor: Actor, reason: str) -> CodeRedemption:
     """Reverse one code use: counters go back, bonus points are taken back, and the code is usable
     again where its limits allow (not if it was voided or has expired)."""
@@ -243,7 +250,7 @@ def rollback_code_redemption(*, redemption: CodeRedemption, actor: Actor, reason
     code = Code.objects.select_for_update().get(pk=use.code_id)
     Campaign.objects.select_for_update().filter(pk=use.campaign_id).first()
     if use.bonus_points and use.ledger_entry_id:
-        debit_points(
+        debit_points_in_transaction(
             member=current.member,
             metric=current.campaign.metric,
             amount=use.bonus_points,

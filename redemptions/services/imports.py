@@ -10,6 +10,7 @@ from loyalty.exceptions import InvalidInput
 from loyalty.kernel import (
     Actor,
     history_user,
+    outer_service,
     require_perm,
     save_with_history,
 )
@@ -19,7 +20,7 @@ from ..models import Redemption
 from .common import MAX_QUANTITY
 
 
-@transaction.atomic
+@outer_service
 def import_legacy_redemption(
     *,
     member: Member,

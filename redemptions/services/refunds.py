@@ -35,14 +35,13 @@ from loyalty.kernel import (
     transition,
 )
 from loyalty.models import LedgerEntry, ProgramSettings
-from loyalty.notifications import notify_member
-from loyalty.services import restore_debit
+from loyalty.services import restore_debit_in_transaction
 from promotions.models import Code
 from redemptions.exceptions import CODE_ALREADY_USED, PARTIAL_NOT_ALLOWED
 
 from ..exceptions import RollbackApprovalRequired, RollbackPending, RollbackWindowClosed
 from ..models import Redemption, Rollback
-from .common import give_stock_back, void_issued_code
+from .common import give_stock_back, notify_rollback, void_issued_code
 
 
 class Path(enum.StrEnum):
@@ -146,6 +145,7 @@ STOCK_BACK_FULFILLMENT = frozenset(
 
 
 def pending_rollbacks(redemption: Redemption, *, exclude: Rollback | None = None) -> QuerySet[Rollback]:
+    """Building block: the caller holds the transaction."""
     qs = Rollback.objects.filter(redemption_id=redemption.pk, status=Rollback.Status.PENDING_APPROVAL)
     return qs.exclude(pk=exclude.pk) if exclude is not None else qs
 
@@ -153,7 +153,10 @@ def pending_rollbacks(redemption: Redemption, *, exclude: Rollback | None = None
 def check_may_move(redemption: Redemption, *, field: str = "status", deciding_approval: bool = False) -> None:
     """While approval is pending, or a rollback of it waits for approval, no other status of the
     object moves forward (DESIGN.md); only the approver's decision moves a submitted one. Caller
-    holds the lock."""
+    holds the lock.
+
+    Building block: the caller holds the transaction.
+    """
     if redemption.approval_status == Redemption.ApprovalStatus.SUBMITTED and not deciding_approval:
         raise InvalidTransition(
             f"{redemption} is waiting for approval; nothing else moves until an approver decides.",
@@ -185,6 +188,8 @@ def give_back(
     path waits for a second person; ``None`` for the paths that record none. ``fields`` are the
     caller's own changes on the locked row (e.g. who decided), ``moves`` its status moves (the
     approval decision), saved with the give-back through the transition helper.
+
+    Building block: the caller holds the transaction.
     """
     program = ProgramSettings.load()
     rules = _rules_for(redemption, path)
@@ -315,7 +320,10 @@ def second_person_reasons(
 ) -> list[str]:
     """Why a give-back needs a second person (empty: it does not). The threshold counts everything
     already returned for the redemption, everything pending and this request; the member count is
-    made under the member row lock (``lock_redemption``), so concurrent requests cannot all pass."""
+    made under the member row lock (``lock_redemption``), so concurrent requests cannot all pass.
+
+    Building block: the caller holds the transaction.
+    """
     why = []
     if reason in (program.rollback_approval_reasons or []):
         why.append(f"reason {reason}")
@@ -366,7 +374,7 @@ def _execute(
     entries: list[LedgerEntry] = []
     if amount and redemption.ledger_entry_id:
         label = f"Rollback ({rollback.reason})" if rollback else path.value.replace("_", " ").capitalize()
-        entries = restore_debit(
+        entries = restore_debit_in_transaction(
             debit=redemption.ledger_entry,
             amount=amount,
             actor=actor,
@@ -419,23 +427,3 @@ def _execute(
     rollback.ledger_entries.set(entries)
     notify_rollback(rollback, "rollback_executed")
     return rollback
-
-
-def notify_rollback(rollback: Rollback, template: str) -> None:
-    r = rollback.redemption
-    sent = notify_member(
-        member=r.member,
-        template=template,
-        context={
-            "reward": r.reward.name,
-            "points": rollback.points_returned or rollback.points_requested,
-            "code": r.issued_code.code if r.issued_code_id else "",
-            "code_voided": rollback.code_voided,
-            "reason": rollback.get_reason_display(),
-            "note": rollback.decision_note,
-        },
-    )
-    if sent:
-        rollback.notified = True
-        rollback.notified_at = timezone.now()
-        Rollback.objects.filter(pk=rollback.pk).update(notified=True, notified_at=rollback.notified_at)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from django.db import transaction
 from django.utils import timezone
 
 from loyalty.exceptions import (
@@ -26,6 +25,8 @@ from loyalty.kernel import (
     Actor,
     actor_name,
     history_user,
+    outer_service,
+    own_transaction,
     require_four_eyes,
     require_perm,
     require_reason,
@@ -36,7 +37,7 @@ from loyalty.kernel import (
 from loyalty.models import LedgerEntry, Member, Reward
 from loyalty.notifications import notify_member
 from loyalty.selectors import tier_at
-from loyalty.services import debit_points, lock_balance
+from loyalty.services import debit_points_in_transaction, lock_balance
 from promotions import codegen
 from promotions.models import Code, CodeEvent
 from redemptions.exceptions import NOT_ELIGIBLE, POOL_EXHAUSTED, REWARD_MISCONFIGURED, REWARD_UNAVAILABLE
@@ -113,7 +114,7 @@ def _expiry(reward: Reward) -> dt.datetime | None:
     return timezone.now() + dt.timedelta(days=reward.valid_days) if reward.valid_days else None
 
 
-@transaction.atomic
+@outer_service
 def redeem_reward(
     *,
     member: Member,
@@ -144,7 +145,7 @@ def redeem_reward(
     )
     save_with_history(redemption, actor=actor, reason="Redeemed")
     if cost:
-        redemption.ledger_entry = debit_points(
+        redemption.ledger_entry = debit_points_in_transaction(
             member=member,
             metric=reward.metric,
             amount=cost,
@@ -161,7 +162,7 @@ def redeem_reward(
     return redemption
 
 
-@transaction.atomic
+@outer_service
 def award_reward(
     *,
     member: Member,
@@ -227,26 +228,26 @@ def _decide(redemption: Redemption, target: str, *, actor: Actor, reason: str) -
     return locked
 
 
-@transaction.atomic
+@outer_service
 def approve_redemption(*, redemption: Redemption, actor: Actor, reason: str = "") -> Redemption:
     return _decide(redemption, Redemption.ApprovalStatus.APPROVED, actor=actor, reason=reason)
 
 
-@transaction.atomic
+@outer_service
 def reject_redemption(*, redemption: Redemption, actor: Actor, reason: str) -> Redemption:
     """Points and stock go back; the member may not redeem that reward again."""
     require_reason(reason)
     return _decide(redemption, Redemption.ApprovalStatus.REJECTED, actor=actor, reason=reason)
 
 
-@transaction.atomic
+@outer_service
 def return_redemption(*, redemption: Redemption, actor: Actor, reason: str) -> Redemption:
     """Points and stock go back; the member may redeem the reward again."""
     require_reason(reason)
     return _decide(redemption, Redemption.ApprovalStatus.RETURNED, actor=actor, reason=reason)
 
 
-@transaction.atomic
+@outer_service
 def change_status(*, redemption: Redemption, status: str, actor: Actor, reason: str = "") -> Redemption:
     """Processing status (pending, processing, completed, canceled, errored).
 
@@ -264,7 +265,7 @@ def change_status(*, redemption: Redemption, status: str, actor: Actor, reason: 
     return locked
 
 
-@transaction.atomic
+@outer_service
 def change_award_status(*, redemption: Redemption, award_status: str, actor: Actor, reason: str = "") -> Redemption:
     """Award status (pending, awarded, claimed, canceled); canceling goes through the gate."""
     require_perm(actor, "redemptions.change_redemption")
@@ -280,7 +281,7 @@ def change_award_status(*, redemption: Redemption, award_status: str, actor: Act
     return locked
 
 
-@transaction.atomic
+@outer_service
 def change_fulfillment(
     *, redemption: Redemption, fulfillment_status: str, actor: Actor, tracking_ref: str = "", reason: str = ""
 ) -> Redemption:
@@ -309,7 +310,10 @@ def change_fulfillment(
 def expire_awards(*, now: dt.datetime | None = None) -> int:
     """Unclaimed awards past their expiry are canceled through the gate (stock back, unused code
     voided). Awards waiting for approval wait for the approver; one whose code was used or that
-    shipped is skipped (it was received)."""
+    shipped is skipped (it was received).
+
+    Runs its own transactions (durable), one per award.
+    """
     now = now or timezone.now()
     expired = 0
     for award in (
@@ -322,7 +326,7 @@ def expire_awards(*, now: dt.datetime | None = None) -> int:
         .order_by("pk")
     ):
         try:
-            with transaction.atomic():
+            with own_transaction():
                 locked = lock_redemption(award)
                 require_transition(locked, "award_status", Redemption.AwardStatus.CANCELED)
                 give_back(locked, path=Path.AWARD_EXPIRY, actor=SYSTEM, history_reason="Award expired")

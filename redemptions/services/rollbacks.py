@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from django.db import transaction
-
 from loyalty.exceptions import InvalidInput
 from loyalty.kernel import (
     Actor,
+    outer_service,
     require_four_eyes,
     require_perm,
     require_reason,
@@ -15,11 +14,11 @@ from loyalty.kernel import (
 )
 
 from ..models import Redemption, Rollback
-from .common import lock_redemption
-from .refunds import Path, give_back, notify_rollback
+from .common import lock_redemption, notify_rollback
+from .refunds import Path, give_back
 
 
-@transaction.atomic
+@outer_service
 def rollback_redemption(
     *, redemption: Redemption, reason: str, actor: Actor, points: int | None = None, note: str = ""
 ) -> Rollback:
@@ -55,7 +54,7 @@ def _decide(rollback: Rollback, actor: Actor, target: str) -> tuple[Rollback, Re
     return locked, redemption
 
 
-@transaction.atomic
+@outer_service
 def approve_rollback(*, rollback: Rollback, actor: Actor, note: str = "") -> Rollback:
     """A second person executes a pending rollback; the gate re-checks what may have changed."""
     locked, redemption = _decide(rollback, actor, Rollback.Status.EXECUTED)
@@ -75,7 +74,7 @@ def approve_rollback(*, rollback: Rollback, actor: Actor, note: str = "") -> Rol
     return executed
 
 
-@transaction.atomic
+@outer_service
 def reject_rollback(*, rollback: Rollback, actor: Actor, reason: str) -> Rollback:
     """Nothing is given back; the member is told."""
     require_reason(reason)
