@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from loyalty.kernel import (
     Actor,
+    is_whole_number,
     outer_service,
     require_perm,
     save_with_history,
@@ -62,7 +63,7 @@ def create_api_key(
         raise InvalidInput("The owner is not an active user.", errors={"owner": ["Inactive user."]})
     expires_at = None
     if expires_in_days is not None:
-        if isinstance(expires_in_days, bool) or not isinstance(expires_in_days, int):
+        if not is_whole_number(expires_in_days):
             raise InvalidInput("expires_in_days must be a whole number.", errors={"expires_in_days": ["An integer."]})
         if not 1 <= expires_in_days <= MAX_EXPIRY_DAYS:
             raise InvalidInput(

@@ -14,6 +14,7 @@ from loyalty.kernel import (
     Actor,
     history_user,
     in_transaction,
+    is_whole_number,
     outer_service,
     require_perm,
     require_transition,
@@ -64,7 +65,7 @@ def _clean_rule(data: dict[str, Any], index: int) -> dict[str, Any]:
 
     def positive_int(key: str) -> int | None:
         value = data.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 1_000_000_000:
+        if not is_whole_number(value, 1, 1_000_000_000):
             errors.setdefault(key, []).append(f"Rule {index}: {key} must be a whole number above zero.")
             return None
         return value

@@ -16,6 +16,7 @@ from loyalty.kernel import (
     Actor,
     actor_name,
     bulk_transition,
+    check_whole_number,
     history_user,
     may_transition,
     outer_service,
@@ -63,10 +64,16 @@ def create_code_batch(
         if count == 0:
             raise InvalidInput("The segment has no members.", errors={"segment": ["Empty segment."]})
     limit = settings.CODE_BATCH_MAX_COUNT
-    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= limit:
-        raise InvalidInput(f"count must be between 1 and {limit}.", errors={"count": [f"Between 1 and {limit}."]})
-    if isinstance(max_uses, bool) or not isinstance(max_uses, int) or not 1 <= max_uses <= 1_000_000:
-        raise InvalidInput("max_uses must be at least 1.", errors={"max_uses": ["At least 1."]})
+    check_whole_number(
+        count,
+        field="count",
+        detail=f"count must be between 1 and {limit}.",
+        error=f"Between 1 and {limit}.",
+        maximum=limit,
+    )
+    check_whole_number(
+        max_uses, field="max_uses", detail="max_uses must be at least 1.", error="At least 1.", maximum=1_000_000
+    )
     if release_at and valid_until and valid_until <= release_at:
         raise InvalidInput("valid_until must be after release_at.", errors={"valid_until": ["After release_at."]})
     if not (pattern or length):
@@ -204,8 +211,9 @@ def create_named_code(
             "A code is letters and digits (separators allowed), at most 64 characters.",
             errors={"code": ["Invalid code."]},
         )
-    if isinstance(max_uses, bool) or not isinstance(max_uses, int) or not 1 <= max_uses <= 100_000_000:
-        raise InvalidInput("max_uses must be at least 1.", errors={"max_uses": ["At least 1."]})
+    check_whole_number(
+        max_uses, field="max_uses", detail="max_uses must be at least 1.", error="At least 1.", maximum=100_000_000
+    )
     if valid_from and valid_until and valid_until <= valid_from:
         raise InvalidInput("valid_until must be after valid_from.", errors={"valid_until": ["After valid_from."]})
     if campaign.status == Campaign.Status.ENDED:

@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from loyalty.exceptions import InvalidInput
 from loyalty.kernel import (
     Actor,
+    check_whole_number,
     history_user,
     outer_service,
     require_perm,
@@ -47,10 +48,20 @@ def import_legacy_redemption(
             f"Unknown status {status!r}; one of {', '.join(Redemption.Status.values)}.",
             errors={"status": ["Unknown status."]},
         )
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
-        raise InvalidInput(f"quantity must be between 1 and {MAX_QUANTITY}.", errors={"quantity": ["Out of range."]})
-    if isinstance(points_spent, bool) or not isinstance(points_spent, int) or points_spent < 0:
-        raise InvalidInput("points_spent must not be negative.", errors={"points_spent": ["Must be >= 0."]})
+    check_whole_number(
+        quantity,
+        field="quantity",
+        detail=f"quantity must be between 1 and {MAX_QUANTITY}.",
+        error="Out of range.",
+        maximum=MAX_QUANTITY,
+    )
+    check_whole_number(
+        points_spent,
+        field="points_spent",
+        detail="points_spent must not be negative.",
+        error="Must be >= 0.",
+        minimum=0,
+    )
     if Redemption.objects.filter(external_ref=external_ref).exists():
         raise InvalidInput(
             f"external_ref {external_ref!r} was already imported.", errors={"external_ref": ["Already imported."]}

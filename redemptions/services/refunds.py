@@ -29,6 +29,7 @@ from loyalty.exceptions import (
 )
 from loyalty.kernel import (
     Actor,
+    check_whole_number,
     history_user,
     require_transition,
     save_with_history,
@@ -302,8 +303,9 @@ def _amount(
         return max(left, 0), True
     if path not in (Path.ROLLBACK, Path.ROLLBACK_APPROVAL):
         raise InvalidInput("Only a rollback can give back part of what was spent.")
-    if isinstance(points, bool) or not isinstance(points, int) or points <= 0:
-        raise InvalidInput("points must be a positive whole number.", errors={"points": ["Positive integer."]})
+    check_whole_number(
+        points, field="points", detail="points must be a positive whole number.", error="Positive integer."
+    )
     if points > left:
         raise ExceedsSpent(
             f"Only {left} of the {redemption.points_spent} points spent can still be returned.",

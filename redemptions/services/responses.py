@@ -16,7 +16,6 @@ from loyalty.exceptions import (
     BusinessRuleViolation,
     Conflict,
     DomainError,
-    InvalidInput,
     InvalidTransition,
     MemberInactive,
 )
@@ -24,6 +23,7 @@ from loyalty.kernel import (
     SYSTEM,
     Actor,
     actor_name,
+    check_whole_number,
     history_user,
     outer_service,
     own_transaction,
@@ -50,8 +50,13 @@ logger = logging.getLogger(__name__)
 
 
 def _check_reward(reward: Reward, member: Member, quantity: int) -> None:
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
-        raise InvalidInput(f"quantity must be between 1 and {MAX_QUANTITY}.", errors={"quantity": ["Out of range."]})
+    check_whole_number(
+        quantity,
+        field="quantity",
+        detail=f"quantity must be between 1 and {MAX_QUANTITY}.",
+        error="Out of range.",
+        maximum=MAX_QUANTITY,
+    )
     if member.status != Member.Status.ACTIVE:
         raise MemberInactive(f"Member {member.external_id} is {member.status}.")
     now = timezone.now()
