@@ -43,16 +43,18 @@ _LOYALTY_READ = [
     "loyalty.view_programsettings",
 ]
 
+# What support agents and the point-of-sale integration both do to members and purchases.
+_MEMBER_WORK = [
+    "loyalty.add_member",
+    "loyalty.change_member",
+    "loyalty.adjust_points",
+    "loyalty.change_member_tier",
+    "loyalty.add_transaction",
+    "loyalty.add_transactionreturn",
+]
+
 PERMISSIONS: dict[str, list[str]] = {
-    SUPPORT_AGENT: _LOYALTY_READ
-    + [
-        "loyalty.add_member",
-        "loyalty.change_member",
-        "loyalty.adjust_points",
-        "loyalty.change_member_tier",
-        "loyalty.add_transaction",
-        "loyalty.add_transactionreturn",
-    ],
+    SUPPORT_AGENT: _LOYALTY_READ + _MEMBER_WORK,
     APPROVER: _LOYALTY_READ,
     CAMPAIGN_MANAGER: _LOYALTY_READ
     + [
@@ -74,16 +76,7 @@ PERMISSIONS: dict[str, list[str]] = {
     ],
     # Auditors see everything (every app's view_* permission, history included) and change nothing.
     AUDITOR: ["*.view_*"],
-    INTEGRATION: _LOYALTY_READ
-    + [
-        "loyalty.view_api_schema",
-        "loyalty.add_member",
-        "loyalty.change_member",
-        "loyalty.adjust_points",
-        "loyalty.change_member_tier",
-        "loyalty.add_transaction",
-        "loyalty.add_transactionreturn",
-    ],
+    INTEGRATION: [*_LOYALTY_READ, "loyalty.view_api_schema", *_MEMBER_WORK],
 }
 
 # Roles whose members may sign in to the admin.

@@ -248,15 +248,7 @@ def void_code(*, code: Code, actor: Actor, reason: str) -> Code:
     require_perm(actor, "promotions.void_code")
     require_reason(reason)
     locked = Code.objects.select_for_update().get(pk=code.pk)
-    transition(locked, "status", Code.Status.VOID, actor=actor, reason=reason)
-    CodeEvent.objects.create(
-        code=locked,
-        code_text=locked.normalized,
-        kind=CodeEvent.Kind.VOIDED,
-        actor=history_user(actor),
-        client=actor_name(actor),
-        detail={"reason": reason},
-    )
+    _void(locked, actor=actor, reason=reason)
     return locked
 
 
@@ -270,6 +262,11 @@ def void_code_for_system(*, code: Code, actor: Actor, reason: str) -> bool:
         return True
     if locked.uses > 0:
         return False
+    _void(locked, actor=actor, reason=reason)
+    return True
+
+
+def _void(locked: Code, *, actor: Actor, reason: str) -> None:
     transition(locked, "status", Code.Status.VOID, actor=actor, reason=reason)
     CodeEvent.objects.create(
         code=locked,
@@ -279,7 +276,6 @@ def void_code_for_system(*, code: Code, actor: Actor, reason: str) -> bool:
         client=actor_name(actor),
         detail={"reason": reason},
     )
-    return True
 
 
 def expire_codes(*, now: dt.datetime | None = None) -> int:
