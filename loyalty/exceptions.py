@@ -7,13 +7,42 @@ never rename one.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
+
+
+@dataclass(frozen=True)
+class ErrorCode:
+    code: str
+    status: int
+    meaning: str
+
+
+# Every code a service may raise, registered where it is defined: the classes below (and every
+# subclass, automatically) and the ``register_code`` constants in each app's ``exceptions.py``.
+# tests/test_kernel.py checks that no raise site uses an unregistered code and that docs/api.md
+# lists every one.
+ERROR_CODES: dict[str, ErrorCode] = {}
+
+
+def register_code(code: str, status: int, meaning: str) -> str:
+    """Register a stable error code (raised as ``SomeError(..., code=CONSTANT)``); returns it."""
+    known = ERROR_CODES.get(code)
+    if known is not None and known.status != status:
+        raise ValueError(f"Error code {code!r} is already registered with status {known.status}.")
+    ERROR_CODES.setdefault(code, ErrorCode(code, status, meaning))
+    return code
 
 
 class DomainError(Exception):
     code: str = "domain_error"
     status: int = 422
     default_detail: str = "The operation is not allowed."
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" in cls.__dict__:
+            register_code(cls.code, cls.status, (cls.__doc__ or cls.default_detail).strip())
 
     def __init__(
         self, detail: str | None = None, *, code: str | None = None, errors: dict[str, Any] | None = None
@@ -105,3 +134,19 @@ class ApiKeyRejected(DomainError):
     code = "authentication_failed"
     status = 401
     default_detail = "Invalid API key."
+
+
+register_code(DomainError.code, DomainError.status, DomainError.default_detail)
+
+# Codes raised with a base class above (``Conflict(..., code=X)``), owned by the loyalty app.
+ALREADY_IN_TIER = register_code("already_in_tier", 409, "Manual tier change to the current tier.")
+TIER_HISTORY_CONFLICT = register_code("tier_history_conflict", 409, "The open tier interval starts in the future.")
+TIER_HISTORY_OVERLAP = register_code("tier_history_overlap", 409, "Tier history would overlap.")
+RULE_SET_PUBLISHED = register_code("rule_set_published", 409, "Editing a published or retired rule set.")
+RULE_SET_OVERLAP = register_code("rule_set_overlap", 409, "Publishing would overlap another published set.")
+RULE_SET_REWRITES_PAST = register_code(
+    "rule_set_rewrites_past", 422, "A new version would close its predecessor in the past."
+)
+ALREADY_RETURNED = register_code("already_returned", 409, "The bill is already fully returned.")
+RETURN_EXCEEDS_AMOUNT = register_code("return_exceeds_amount", 409, "Return larger than what is left of the bill.")
+LEDGER_INCONSISTENT = register_code("ledger_inconsistent", 409, "Cached balance and lots disagree.")

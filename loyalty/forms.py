@@ -8,9 +8,9 @@ import uuid
 from django import forms
 
 from .exceptions import InvalidTransition
+from .kernel import check_transition
 from .models import ApiKey, Member, Metric, Tier
 from .services import MAX_POINTS_PER_ENTRY
-from .workflow import check_transition
 
 _TOKEN_RE = re.compile(r"^[0-9a-f]{32}$")
 

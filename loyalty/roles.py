@@ -1,10 +1,21 @@
-"""Role → permission map. Groups are created by a data migration; permissions are attached after
-every migrate (post_migrate), so apps added later extend a role by editing this file only.
+"""Roles, and the role → permission map collected from every app.
+
+Each app declares the permissions its roles get next to its models, in ``<app>/roles.py``::
+
+    PERMISSIONS = {SUPPORT_AGENT: ["promotions.view_code", ...], ...}
+
+naming only its own permissions; ``role_permissions()`` (and ``ROLE_PERMISSIONS``) merges them in
+INSTALLED_APPS order. Groups are created by a data migration; permissions are attached after every
+migrate (post_migrate), so an app added later extends a role in its own ``roles.py``.
 
 Entries are "app_label.codename"; view/add/change/delete are Django's model permissions.
 """
 
 from __future__ import annotations
+
+from functools import cache
+from importlib import import_module
+from typing import Any
 
 SUPPORT_AGENT = "Support agent"
 APPROVER = "Approver"
@@ -44,54 +55,22 @@ _WEBHOOKS = [
     "loyalty.replay_webhookdelivery",
 ]
 
-_PROMOTIONS_READ = [
-    "promotions.view_campaign",
-    "promotions.view_codebatch",
-    "promotions.view_code",
-    "promotions.view_coderedemption",
-    "promotions.view_codeevent",
-    "promotions.view_abusesignal",
+# What support agents and the point-of-sale integration both do to members and purchases.
+_MEMBER_WORK = [
+    "loyalty.add_member",
+    "loyalty.change_member",
+    "loyalty.adjust_points",
+    "loyalty.change_member_tier",
+    "loyalty.add_transaction",
+    "loyalty.add_transactionreturn",
 ]
 
-_REDEMPTIONS_READ = [
-    "redemptions.view_redemption",
-    "redemptions.view_award",
-    "redemptions.view_rewardcodepool",
-    "redemptions.view_rollback",
-]
-_REDEMPTIONS_WORK = [
-    "redemptions.add_redemption",
-    "redemptions.change_redemption",
-    "redemptions.award_reward",
-    "redemptions.change_fulfillment",
-    "redemptions.add_rollback",
-]
-
-ROLE_PERMISSIONS: dict[str, list[str]] = {
-    SUPPORT_AGENT: _LOYALTY_READ
-    + [
-        "loyalty.add_member",
-        "loyalty.change_member",
-        "loyalty.adjust_points",
-        "loyalty.change_member_tier",
-        "loyalty.add_transaction",
-        "loyalty.add_transactionreturn",
-        "retro.view_retroclaim",
-        "retro.add_retroclaim",
-        *_PROMOTIONS_READ,
-        "promotions.change_coderedemption",
-        "promotions.void_code",
-        *_REDEMPTIONS_READ,
-        *_REDEMPTIONS_WORK,
-    ],
-    APPROVER: _LOYALTY_READ
-    + ["retro.view_retroclaim", "retro.approve_retroclaim"]
-    + _PROMOTIONS_READ
-    + _REDEMPTIONS_READ
-    + ["redemptions.approve_redemption", "redemptions.approve_rollback", "redemptions.change_fulfillment"]
-    + ["loyalty.view_reports"],
+PERMISSIONS: dict[str, list[str]] = {
+    SUPPORT_AGENT: _LOYALTY_READ + _MEMBER_WORK,
+    APPROVER: [*_LOYALTY_READ, "loyalty.view_reports"],
     CAMPAIGN_MANAGER: _LOYALTY_READ
     + [
+        "loyalty.view_reports",
         "loyalty.add_metric",
         "loyalty.change_metric",
         "loyalty.add_tier",
@@ -107,55 +86,48 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "loyalty.change_programsettings",
         "loyalty.add_segment",
         "loyalty.change_segment",
-        "loyalty.view_reports",
-        *_PROMOTIONS_READ,
-        "promotions.add_campaign",
-        "promotions.change_campaign",
-        "promotions.add_codebatch",
-        "promotions.generate_codes",
-        "promotions.void_code",
-        "promotions.change_coderedemption",
-        "promotions.change_abusesignal",
-        "promotions.view_campaignmemberusage",
-        "promotions.add_coderedemption",
-        *_REDEMPTIONS_READ,
-        "redemptions.import_redemptions",
-        "redemptions.add_rewardcodepool",
-        "redemptions.change_rewardcodepool",
     ],
     # Auditors see everything (every app's view_* permission, history included) and change nothing.
     AUDITOR: ["*.view_*"],
-    INTEGRATION: _LOYALTY_READ
-    + [
-        "loyalty.view_api_schema",
-        "loyalty.add_member",
-        "loyalty.change_member",
-        "loyalty.adjust_points",
-        "loyalty.change_member_tier",
-        "loyalty.add_transaction",
-        "loyalty.add_transactionreturn",
-        "retro.view_retroclaim",
-        "retro.add_retroclaim",
-        "promotions.view_campaign",
-        "promotions.view_code",
-        "promotions.view_coderedemption",
-        "promotions.add_coderedemption",
-        "promotions.change_coderedemption",
-        *_REDEMPTIONS_READ,
-        *_REDEMPTIONS_WORK,
-        *_WEBHOOKS,
-    ],
+    INTEGRATION: [*_LOYALTY_READ, "loyalty.view_api_schema", *_MEMBER_WORK, *_WEBHOOKS],
 }
 
 # Roles whose members may sign in to the admin.
 STAFF_ROLES = [SUPPORT_AGENT, APPROVER, CAMPAIGN_MANAGER, AUDITOR]
 
 
+@cache
+def role_permissions() -> dict[str, list[str]]:
+    """Every role's permissions: each installed app's ``roles.PERMISSIONS``, in INSTALLED_APPS order
+    (collected once, when first asked, after the app registry is ready)."""
+    from django.apps import apps
+
+    merged: dict[str, list[str]] = {role: [] for role in ROLES}
+    for config in apps.get_app_configs():
+        try:
+            module = import_module(f"{config.name}.roles")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{config.name}.roles":
+                raise
+            continue
+        for role, entries in getattr(module, "PERMISSIONS", {}).items():
+            if role not in merged:
+                raise ValueError(f"{config.name}.roles names an unknown role {role!r}.")
+            merged[role].extend(e for e in entries if e not in merged[role])
+    return merged
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ROLE_PERMISSIONS":  # kept for old readers: the merged map
+        return role_permissions()
+    raise AttributeError(name)
+
+
 def sync_role_permissions(**kwargs) -> None:
     """Attach each role's permissions to its group (idempotent; missing permissions are skipped)."""
     from django.contrib.auth.models import Group, Permission
 
-    for role, wanted in ROLE_PERMISSIONS.items():
+    for role, wanted in role_permissions().items():
         group, _ = Group.objects.get_or_create(name=role)
         perms = []
         for entry in wanted:

@@ -6,6 +6,8 @@ import io
 
 import segno
 
+from loyalty.kernel import is_whole_number
+
 # Medium error correction survives a crease or a smudge on a printed voucher.
 ERROR_LEVEL = "m"
 MAX_SCALE = 40
@@ -26,7 +28,7 @@ def qr_svg(text: str, *, scale: int = 4) -> bytes:
 
 def qr_png(text: str, scale: int = 6) -> bytes:
     """A PNG image; ``scale`` is the size of one module in pixels (1 to 40)."""
-    if isinstance(scale, bool) or not isinstance(scale, int) or not 1 <= scale <= MAX_SCALE:
+    if not is_whole_number(scale, 1, MAX_SCALE):
         raise ValueError(f"scale must be between 1 and {MAX_SCALE}.")
     out = io.BytesIO()
     _qr(text).save(out, kind="png", scale=scale, border=4)

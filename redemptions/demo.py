@@ -16,8 +16,8 @@ from decimal import Decimal
 from django.utils import timezone
 
 from loyalty.demo import register_demo_step, say
+from loyalty.kernel import save_with_history
 from loyalty.models import Member, Reward
-from loyalty.workflow import save_with_history
 from promotions import services as promotions
 from promotions.models import Campaign
 

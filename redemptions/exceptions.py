@@ -1,6 +1,6 @@
 """Errors of the redemptions app (their codes are part of the API contract)."""
 
-from loyalty.exceptions import BusinessRuleViolation, Conflict
+from loyalty.exceptions import BusinessRuleViolation, Conflict, register_code
 
 
 class OutOfStock(Conflict):
@@ -21,3 +21,15 @@ class RollbackPending(Conflict):
 class RollbackApprovalRequired(BusinessRuleViolation):
     code = "rollback_approval_required"
     default_detail = "Giving this back needs a second person: request a rollback so that an approver decides."
+
+
+REWARD_UNAVAILABLE = register_code("reward_unavailable", 422, "Reward inactive or outside its window.")
+NOT_ELIGIBLE = register_code(
+    "not_eligible", 422, "Reward not for the member's tier, or a previous redemption of it was rejected."
+)
+REWARD_MISCONFIGURED = register_code("reward_misconfigured", 409, "Discount-code reward without a campaign.")
+POOL_EXHAUSTED = register_code("pool_exhausted", 409, "No free code can be made for a discount-code reward.")
+CODE_ALREADY_USED = register_code(
+    "code_already_used", 409, "Giving points back for a redemption whose issued code's use stands."
+)
+PARTIAL_NOT_ALLOWED = register_code("partial_not_allowed", 422, "Partial rollback while the policy forbids it.")

@@ -9,13 +9,29 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from loyalty import events
-from loyalty.exceptions import BusinessRuleViolation, Conflict, FourEyesRequired, InvalidInput, MemberInactive
+from loyalty.exceptions import (
+    ALREADY_RETURNED,
+    BusinessRuleViolation,
+    Conflict,
+    MemberInactive,
+)
+from loyalty.kernel import (
+    SYSTEM,
+    Actor,
+    history_user,
+    outer_service,
+    own_transaction,
+    require_four_eyes,
+    require_perm,
+    require_reason,
+    save_with_history,
+    transition,
+)
 from loyalty.models import LedgerEntry, Member, ProgramSettings, Transaction
 from loyalty.notifications import notify_member
 from loyalty.outbox import enqueue_on_commit
 from loyalty.services import earn_for_transaction, kept_amount, preview_earning
-from loyalty.services.core import User, _require_perm
-from loyalty.workflow import check_transition, save_with_history
+from retro.exceptions import ALREADY_CLAIMED, BEFORE_ENROLMENT, LIMIT_REACHED, RETRO_DISABLED, RETRO_WINDOW_CLOSED
 
 from .models import RetroClaim
 
@@ -23,26 +39,26 @@ from .models import RetroClaim
 def _already_claimed(transaction_: Transaction) -> Conflict:
     return Conflict(
         f"Bill {transaction_.external_id} already belongs to a member or a live claim.",
-        code="already_claimed",
+        code=ALREADY_CLAIMED,
         errors={"transaction": ["Already claimed."]},
     )
 
 
-@transaction.atomic
+@outer_service
 def submit_retro_claim(
     *,
     transaction_: Transaction,
     member: Member,
-    actor: User,
+    actor: Actor,
     channel: str = RetroClaim.Channel.API,
     note: str = "",
 ) -> RetroClaim:
     """File a claim with a preview computed by the rules and tier of the purchase date."""
-    _require_perm(actor, "retro.add_retroclaim")
+    require_perm(actor, "retro.add_retroclaim")
     program = ProgramSettings.load()
     now = timezone.now()
     if not program.retro_enabled:
-        raise BusinessRuleViolation("Retro claims are switched off for this program.", code="retro_disabled")
+        raise BusinessRuleViolation("Retro claims are switched off for this program.", code=RETRO_DISABLED)
     if member.status != Member.Status.ACTIVE:
         raise MemberInactive(f"Member {member.external_id} is {member.status}.")
     txn = Transaction.objects.select_for_update().get(pk=transaction_.pk)
@@ -55,17 +71,17 @@ def submit_retro_claim(
     ):
         raise _already_claimed(txn)
     if kept_amount(txn) <= 0:
-        raise Conflict(f"Bill {txn.external_id} was returned.", code="already_returned")
+        raise Conflict(f"Bill {txn.external_id} was returned.", code=ALREADY_RETURNED)
     if now - txn.occurred_at > dt.timedelta(days=program.retro_window_days):
         raise BusinessRuleViolation(
             f"Purchases can be claimed up to {program.retro_window_days} days later; this one is from "
             f"{txn.occurred_at:%Y-%m-%d}.",
-            code="retro_window_closed",
+            code=RETRO_WINDOW_CLOSED,
         )
     if txn.occurred_at < member.enrolled_at - dt.timedelta(hours=program.retro_enrolment_buffer_hours):
         raise BusinessRuleViolation(
             f"The purchase was made before the member enrolled ({member.enrolled_at:%Y-%m-%d}).",
-            code="before_enrolment",
+            code=BEFORE_ENROLMENT,
         )
     recent = (
         RetroClaim.objects.filter(member=member, created_at__gte=now - dt.timedelta(days=30))
@@ -74,7 +90,7 @@ def submit_retro_claim(
     )
     if recent >= program.retro_max_claims_per_30_days:
         raise BusinessRuleViolation(
-            f"The member already filed {recent} claims in the last 30 days.", code="limit_reached"
+            f"The member already filed {recent} claims in the last 30 days.", code=LIMIT_REACHED
         )
     # What the customer kept: returns before processing are taken off again when it is processed.
     preview = preview_earning(
@@ -97,53 +113,49 @@ def submit_retro_claim(
     threshold = program.retro_auto_approve_below_points
     if threshold is not None and preview["points"] < threshold:
         claim.auto_approved = True
-        _approve(claim, actor=None, reason=f"Auto-approved: preview {preview['points']} < {threshold} points")
+        _approve(claim, actor=SYSTEM, reason=f"Auto-approved: preview {preview['points']} < {threshold} points")
     events.emit("retro_claim.submitted", claim)
     return claim
 
 
-def _approve(claim: RetroClaim, *, actor: User, reason: str) -> None:
-    check_transition(RetroClaim.STATUS_TRANSITIONS, claim.status, RetroClaim.Status.APPROVED, field="status")
-    claim.status = RetroClaim.Status.APPROVED
-    claim.approved_by = actor if actor is not None and actor.is_authenticated else None
-    claim.approved_at = timezone.now()
-    claim.error = ""
-    save_with_history(
+def _approve(claim: RetroClaim, *, actor: Actor, reason: str) -> None:
+    transition(
         claim,
+        "status",
+        RetroClaim.Status.APPROVED,
         actor=actor,
         reason=reason,
-        update_fields=["status", "approved_by", "approved_at", "auto_approved", "error"],
+        changes={"approved_by": history_user(actor), "approved_at": timezone.now(), "error": ""},
+        also=("auto_approved",),
     )
     from .tasks import process_retro_claim
 
     enqueue_on_commit(process_retro_claim, claim.pk)
 
 
-@transaction.atomic
-def approve_retro_claim(*, claim: RetroClaim, actor: User) -> RetroClaim:
+@outer_service
+def approve_retro_claim(*, claim: RetroClaim, actor: Actor) -> RetroClaim:
     """Four-eyes: an Approver who did not file the claim. Processing is queued after commit."""
-    _require_perm(actor, "retro.approve_retroclaim")
+    require_perm(actor, "retro.approve_retroclaim")
     claim = RetroClaim.objects.select_for_update().get(pk=claim.pk)
-    if claim.requested_by_id == getattr(actor, "pk", None):
-        raise FourEyesRequired("You filed this claim; another approver must approve it.")
+    require_four_eyes(claim.requested_by_id, actor, "You filed this claim; another approver must approve it.")
     _approve(claim, actor=actor, reason="Approved" if claim.status == RetroClaim.Status.SUBMITTED else "Retried")
     return claim
 
 
-@transaction.atomic
-def reject_retro_claim(*, claim: RetroClaim, actor: User, reason: str) -> RetroClaim:
-    _require_perm(actor, "retro.approve_retroclaim")
-    if not (reason or "").strip():
-        raise InvalidInput("A reason is required.", errors={"reason": ["This field is required."]})
+@outer_service
+def reject_retro_claim(*, claim: RetroClaim, actor: Actor, reason: str) -> RetroClaim:
+    require_perm(actor, "retro.approve_retroclaim")
+    require_reason(reason)
     claim = RetroClaim.objects.select_for_update().get(pk=claim.pk)
-    if claim.requested_by_id == getattr(actor, "pk", None):
-        raise FourEyesRequired("You filed this claim; another approver must decide on it.")
-    check_transition(RetroClaim.STATUS_TRANSITIONS, claim.status, RetroClaim.Status.REJECTED, field="status")
-    claim.status = RetroClaim.Status.REJECTED
-    claim.rejected_by = actor
-    claim.rejection_reason = reason.strip()[:255]
-    save_with_history(
-        claim, actor=actor, reason=f"Rejected: {reason}", update_fields=["status", "rejected_by", "rejection_reason"]
+    require_four_eyes(claim.requested_by_id, actor, "You filed this claim; another approver must decide on it.")
+    transition(
+        claim,
+        "status",
+        RetroClaim.Status.REJECTED,
+        actor=actor,
+        reason=f"Rejected: {reason}",
+        changes={"rejected_by": actor, "rejection_reason": reason.strip()[:255]},
     )
     return claim
 
@@ -156,9 +168,11 @@ def process_retro_claim(*, claim_id: int) -> dict[str, Any]:
     Safe to run twice or after a crash: it locks the claim, re-checks its status, and the ledger
     credit carries an idempotency key tied to the claim. Locks the claim before the balance rows;
     nothing else locks a claim, so the order cannot deadlock.
+
+    Runs its own transactions (durable): one for the credit, one to mark a failure.
     """
     try:
-        with transaction.atomic():
+        with own_transaction():
             claim = (
                 RetroClaim.objects.select_for_update(of=("self",))
                 .select_related("member", "approved_by")
@@ -172,7 +186,7 @@ def process_retro_claim(*, claim_id: int) -> dict[str, Any]:
             breakdown = earn_for_transaction(
                 transaction_=txn,
                 member=claim.member,
-                actor=claim.approved_by,
+                actor=claim.approved_by or SYSTEM,
                 kind=LedgerEntry.Kind.RETRO,
                 reason=f"Retro claim #{claim.pk}",
                 idempotency_prefix=f"retro:{claim.pk}",
@@ -183,18 +197,19 @@ def process_retro_claim(*, claim_id: int) -> dict[str, Any]:
                 if first_metric
                 else None
             )
-            check_transition(RetroClaim.STATUS_TRANSITIONS, claim.status, RetroClaim.Status.PROCESSED, field="status")
-            claim.status = RetroClaim.Status.PROCESSED
-            claim.processed_at = timezone.now()
-            claim.points_awarded = breakdown["points"]
-            claim.breakdown = breakdown
-            claim.ledger_entry = entry
-            claim.attempts += 1
-            save_with_history(
+            transition(
                 claim,
-                actor=claim.approved_by,
+                "status",
+                RetroClaim.Status.PROCESSED,
+                actor=claim.approved_by or SYSTEM,
                 reason="Processed",
-                update_fields=["status", "processed_at", "points_awarded", "breakdown", "ledger_entry", "attempts"],
+                changes={
+                    "processed_at": timezone.now(),
+                    "points_awarded": breakdown["points"],
+                    "breakdown": breakdown,
+                    "ledger_entry": entry,
+                    "attempts": claim.attempts + 1,
+                },
             )
             notify_member(
                 member=claim.member,
@@ -212,11 +227,11 @@ def process_retro_claim(*, claim_id: int) -> dict[str, Any]:
         return {"claim": claim_id, "failed": exc.code}
 
 
-@transaction.atomic
+@outer_service
 def _mark_failed(claim_id: int, error: str) -> None:
     claim = RetroClaim.objects.select_for_update().get(pk=claim_id)
     if claim.status != RetroClaim.Status.APPROVED:
         return
-    claim.status = RetroClaim.Status.FAILED
-    claim.error = error
-    save_with_history(claim, actor=None, reason="Processing failed", update_fields=["status", "error"])
+    transition(
+        claim, "status", RetroClaim.Status.FAILED, actor=SYSTEM, reason="Processing failed", changes={"error": error}
+    )

@@ -27,6 +27,7 @@ from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
 from loyalty import roles, services
+from loyalty.kernel import SYSTEM
 from loyalty.models import PointBalance
 
 # --- real services: skip locally, fail in CI -------------------------------------------------------
@@ -119,7 +120,7 @@ def make_user(username: str, *role_names: str, superuser: bool = False) -> User:
 def api_client_for(user: User) -> APIClient:
     """An API client sending a new API key of ``user`` (``Authorization: Token <key>``)."""
     client = APIClient()
-    key = services.create_api_key(owner=user, name=f"test key of {user.username}", actor=None).key
+    key = services.create_api_key(owner=user, name=f"test key of {user.username}", actor=SYSTEM).key
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     client.api_key = key
     return client

@@ -30,6 +30,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from loyalty import services
+from loyalty.kernel import SYSTEM
 from tests.helpers import make_user
 
 MAX_EXAMPLES = 3
@@ -55,7 +56,7 @@ def api_key(db, settings, keep_test_connection):
     call_command("seed_demo", members=4, stdout=io.StringIO())
     settings.DEBUG = False
     root = make_user("fuzz-root", superuser=True)
-    return services.create_api_key(owner=root, name="schemathesis", actor=None).key
+    return services.create_api_key(owner=root, name="schemathesis", actor=SYSTEM).key
 
 
 def load_schema(api_key: str):

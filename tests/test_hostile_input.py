@@ -8,6 +8,7 @@ import pytest
 from django.test import Client
 
 from loyalty import services
+from loyalty.kernel import SYSTEM
 from loyalty.models import LedgerEntry, Member
 from redemptions.models import Redemption
 from tests.helpers import BASE, assert_error
@@ -60,7 +61,7 @@ def test_nul_in_the_admin_url_is_a_plain_400(admin_user):
 
 @pytest.mark.django_db
 def test_timestamp_filters_take_any_offset_and_compare_in_utc(api, member, metric):
-    entry = services.adjust_points(member=member, metric=metric, amount=5, reason="goodwill", actor=None)
+    entry = services.adjust_points(member=member, metric=metric, amount=5, reason="goodwill", actor=SYSTEM)
     at = entry.created_at.astimezone(dt.timezone(dt.timedelta(hours=22)))  # Python can, PostgreSQL cannot
     url = f"{BASE}/members/{member.external_id}/ledger/"
     before = (at - dt.timedelta(seconds=1)).isoformat()

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 
-from loyalty.exceptions import AlreadyExists
 from loyalty.models import Metric, Tier
-from loyalty.workflow import save_with_history
+from loyalty.services.catalog import create_config_object
 
 from .base import ReadWritePerms, idempotent
 
@@ -43,14 +41,7 @@ class _ConfigList(generics.ListAPIView):
     def create_object(self, request):
         data = self.get_serializer(data=request.data)
         data.is_valid(raise_exception=True)
-        obj = self.get_queryset().model(**data.validated_data)
-        try:
-            with transaction.atomic():
-                save_with_history(obj, actor=request.user, reason="Created via the API")
-        except IntegrityError as exc:
-            raise AlreadyExists(
-                f"{obj._meta.verbose_name.capitalize()} {obj} already exists (code and rank are unique)."
-            ) from exc
+        obj = create_config_object(obj=self.get_queryset().model(**data.validated_data), actor=request.user)
         return Response(self.get_serializer(obj).data, status=status.HTTP_201_CREATED)
 
 

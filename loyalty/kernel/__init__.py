@@ -2,13 +2,26 @@
 
 Other apps import only what this package (and ``loyalty.kernel.api`` / ``loyalty.kernel.admin``)
 exports, never a private name of ``loyalty``. See docs/architecture.md.
+
+- Actors: ``SYSTEM`` (work nobody started by hand: beat jobs, the outbox, commands), ``Actor``.
+- Checks: ``require_perm``, ``require_four_eyes``, ``require_reason``, ``check_whole_number`` /
+  ``is_whole_number``; ``history_user`` / ``actor_name`` for what to record as who did it.
+- Status moves: ``transition`` (the only way a status field changes: table, field, history),
+  ``require_transition`` (an early check), ``may_transition``,
+  ``bulk_transition`` (housekeeping over many rows), ``check_transition``, ``transitions_of``; ``save_with_history``.
+- Transactions: ``outer_service`` (``transaction.atomic(durable=True)``: an operation that starts
+  the transaction) and ``in_transaction`` (a building block asserting its caller holds one),
+  ``own_transaction`` (one piece of a job's work).
+- Errors: the ``DomainError`` classes and the code registry (``register_code``, ``ERROR_CODES``).
 """
 
 from loyalty.exceptions import (
+    ERROR_CODES,
     AlreadyExists,
     BusinessRuleViolation,
     Conflict,
     DomainError,
+    ErrorCode,
     ExceedsSpent,
     FourEyesRequired,
     InsufficientPoints,
@@ -18,18 +31,39 @@ from loyalty.exceptions import (
     NotFound,
     PermissionRequired,
     TooManyAttempts,
+    register_code,
 )
-from loyalty.workflow import check_transition, save_with_history, transition
 
 from .actors import SYSTEM, Actor, SystemActor, is_system
+from .checks import (
+    actor_name,
+    check_whole_number,
+    history_user,
+    is_whole_number,
+    require_four_eyes,
+    require_perm,
+    require_reason,
+)
+from .transactions import in_transaction, outer_service, own_transaction
+from .transitions import (
+    bulk_transition,
+    check_transition,
+    may_transition,
+    require_transition,
+    save_with_history,
+    transition,
+    transitions_of,
+)
 
 __all__ = [
+    "ERROR_CODES",
     "SYSTEM",
     "Actor",
     "AlreadyExists",
     "BusinessRuleViolation",
     "Conflict",
     "DomainError",
+    "ErrorCode",
     "ExceedsSpent",
     "FourEyesRequired",
     "InsufficientPoints",
@@ -40,8 +74,23 @@ __all__ = [
     "PermissionRequired",
     "SystemActor",
     "TooManyAttempts",
+    "actor_name",
+    "bulk_transition",
     "check_transition",
+    "check_whole_number",
+    "history_user",
+    "in_transaction",
     "is_system",
+    "is_whole_number",
+    "may_transition",
+    "outer_service",
+    "own_transaction",
+    "register_code",
+    "require_four_eyes",
+    "require_perm",
+    "require_reason",
+    "require_transition",
     "save_with_history",
     "transition",
+    "transitions_of",
 ]

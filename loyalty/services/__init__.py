@@ -13,7 +13,9 @@ from .core import (
     activate_pending_points,
     adjust_points,
     credit_points,
+    credit_points_in_transaction,
     debit_points,
+    debit_points_in_transaction,
     expire_points,
     lock_balance,
     lock_balances,
@@ -25,14 +27,32 @@ from .earning import (
     record_transaction,
     return_transaction,
 )
-from .members import change_tier, enroll_member, record_tier_interval, update_member
+from .members import change_tier, change_tier_in_transaction, enroll_member, record_tier_interval, update_member
 from .outbox import resend_outbox_messages
 from .program import update_program_settings
 from .qualification import period_bounds, requalify_tiers, track_purchase
-from .reversals import restore_debit, reverse_earning
-from .rule_sets import create_rule_set, new_rule_set_version, publish_rule_set, retire_rule_set, update_rule_set
+from .reversals import (
+    restore_debit,
+    restore_debit_in_transaction,
+    reverse_earning,
+    reverse_earning_in_transaction,
+)
+from .rule_sets import (
+    create_rule_set,
+    create_rule_set_in_transaction,
+    new_rule_set_version,
+    publish_rule_set,
+    retire_rule_set,
+    update_rule_set,
+)
 
 __all__ = [
+    "create_rule_set_in_transaction",
+    "reverse_earning_in_transaction",
+    "restore_debit_in_transaction",
+    "change_tier_in_transaction",
+    "debit_points_in_transaction",
+    "credit_points_in_transaction",
     "ApiKeyRejected",
     "NewApiKey",
     "authenticate_api_key",

@@ -12,14 +12,19 @@ import secrets
 from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from loyalty.kernel import (
+    Actor,
+    is_whole_number,
+    outer_service,
+    require_perm,
+    save_with_history,
+)
+
 from ..exceptions import ApiKeyRejected, InvalidInput, InvalidTransition
 from ..models.access import KEY_PREFIX, PREFIX_LENGTH, ApiKey, key_digest
-from ..workflow import save_with_history
-from .core import User, _require_perm
 
 logger = logging.getLogger("loyalty.signin")
 
@@ -38,17 +43,17 @@ def _new_secret() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(30)  # 40 characters, 240 random bits
 
 
-@transaction.atomic
+@outer_service
 def create_api_key(
     *,
     owner: AbstractBaseUser,
     name: str,
     expires_in_days: int | None = None,
-    actor: User,
+    actor: Actor,
     reason: str = "API key created",
 ) -> NewApiKey:
     """Make a key for ``owner`` (whose groups decide what it may do); the key is in the result only."""
-    _require_perm(actor, "loyalty.add_apikey")
+    require_perm(actor, "loyalty.add_apikey")
     name = (name or "").strip()
     if not name:
         raise InvalidInput("Give the key a name.", errors={"name": ["This field is required."]})
@@ -58,7 +63,7 @@ def create_api_key(
         raise InvalidInput("The owner is not an active user.", errors={"owner": ["Inactive user."]})
     expires_at = None
     if expires_in_days is not None:
-        if isinstance(expires_in_days, bool) or not isinstance(expires_in_days, int):
+        if not is_whole_number(expires_in_days):
             raise InvalidInput("expires_in_days must be a whole number.", errors={"expires_in_days": ["An integer."]})
         if not 1 <= expires_in_days <= MAX_EXPIRY_DAYS:
             raise InvalidInput(
@@ -72,10 +77,10 @@ def create_api_key(
     return NewApiKey(api_key=api_key, key=key)
 
 
-@transaction.atomic
-def revoke_api_key(*, api_key: ApiKey, actor: User, reason: str) -> ApiKey:
+@outer_service
+def revoke_api_key(*, api_key: ApiKey, actor: Actor, reason: str) -> ApiKey:
     """Stop a key for good (it answers 401 from now on); who and why stay on the key and in history."""
-    _require_perm(actor, "loyalty.revoke_apikey")
+    require_perm(actor, "loyalty.revoke_apikey")
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput("A reason is required.", errors={"reason": ["This field is required."]})
@@ -93,7 +98,10 @@ def revoke_api_key(*, api_key: ApiKey, actor: User, reason: str) -> ApiKey:
 
 def authenticate_api_key(key: str) -> ApiKey:
     """The live key for ``key`` with its owner, or ApiKeyRejected. Records the use (at most once a
-    minute per key, a conditional UPDATE outside any transaction)."""
+    minute per key, a conditional UPDATE outside any transaction).
+
+    Runs its own transactions: the use is recorded with one conditional UPDATE (autocommit).
+    """
     if not key or len(key) > 200:
         raise ApiKeyRejected()
     api_key = ApiKey.objects.select_related("owner").filter(digest=key_digest(key)).first()
@@ -114,11 +122,11 @@ def authenticate_api_key(key: str) -> ApiKey:
     return api_key
 
 
-@transaction.atomic
-def unlock_sign_in(*, attempts, actor: User, reason: str) -> int:
+@outer_service
+def unlock_sign_in(*, attempts, actor: Actor, reason: str) -> int:
     """Lift admin sign-in lockouts: forget the failed attempts (django-axes rows) of the given
     (username, IP) pairs. Needs ``axes.delete_accessattempt``; logged with who and why."""
-    _require_perm(actor, "axes.delete_accessattempt")
+    require_perm(actor, "axes.delete_accessattempt")
     rows = list(attempts.values_list("pk", "username", "ip_address"))
     if rows:
         attempts.model.objects.filter(pk__in=[r[0] for r in rows]).delete()

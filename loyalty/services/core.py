@@ -9,10 +9,20 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+
+from loyalty.exceptions import LEDGER_INCONSISTENT
+from loyalty.kernel import (
+    SYSTEM,
+    Actor,
+    history_user,
+    is_whole_number,
+    outer_service,
+    own_transaction,
+    require_perm,
+    require_reason,
+)
 
 from .. import events
 from ..exceptions import (
@@ -20,11 +30,8 @@ from ..exceptions import (
     InsufficientPoints,
     InvalidInput,
     MemberInactive,
-    PermissionRequired,
 )
 from ..models import LedgerEntry, LotConsumption, Member, Metric, PointBalance, PointLot
-
-User = AbstractBaseUser | AnonymousUser | None
 
 # The largest single movement of points we accept; anything bigger is a typo or an attack.
 MAX_POINTS_PER_ENTRY = 1_000_000_000
@@ -44,19 +51,8 @@ DEBIT_KINDS = {
 }
 
 
-def _require_perm(actor: User, perm: str) -> None:
-    if actor is None:  # system actions (beat tasks, migrations) run without a user
-        return
-    if not actor.has_perm(perm):
-        raise PermissionRequired(f"You need the permission {perm!r}.")
-
-
-def _user_or_none(actor: User) -> AbstractBaseUser | None:
-    return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
-
-
 def _check_points(amount: int, *, field: str = "amount") -> None:
-    if isinstance(amount, bool) or not isinstance(amount, int):
+    if not is_whole_number(amount):
         raise InvalidInput("Points must be a whole number.", errors={field: ["Must be an integer."]})
     if amount <= 0:
         raise InvalidInput("Points must be positive.", errors={field: ["Must be greater than zero."]})
@@ -67,7 +63,10 @@ def _check_points(amount: int, *, field: str = "amount") -> None:
 
 
 def lock_balance(member: Member | int, metric: Metric | int) -> PointBalance:
-    """Lock (creating if needed) the member's balance row: the first lock of every ledger write."""
+    """Lock (creating if needed) the member's balance row: the first lock of every ledger write.
+
+    Building block: the caller holds the transaction.
+    """
     member_id = getattr(member, "pk", member)
     metric_id = getattr(metric, "pk", metric)
     PointBalance.objects.get_or_create(member_id=member_id, metric_id=metric_id)
@@ -75,7 +74,10 @@ def lock_balance(member: Member | int, metric: Metric | int) -> PointBalance:
 
 
 def lock_balances(member: Member, metrics: Iterable[Metric]) -> dict[int, PointBalance]:
-    """Lock several balance rows in metric-id order so concurrent writers never deadlock."""
+    """Lock several balance rows in metric-id order so concurrent writers never deadlock.
+
+    Building block: the caller holds the transaction.
+    """
     return {m.pk: lock_balance(member, m) for m in sorted(set(metrics), key=lambda m: m.pk)}
 
 
@@ -91,14 +93,13 @@ def _insert_entry(**fields: Any) -> LedgerEntry:
     return entry
 
 
-@transaction.atomic
-def credit_points(
+def credit_points_in_transaction(
     *,
     member: Member,
     metric: Metric,
     amount: int,
     kind: str = LedgerEntry.Kind.EARN,
-    actor: User = None,
+    actor: Actor = SYSTEM,
     reason: str = "",
     effective_at: dt.datetime | None = None,
     expires_at: dt.datetime | None = None,
@@ -116,6 +117,9 @@ def credit_points(
     Purchase earnings (``purchase_at`` given) stay pending until the metric's return window after
     the purchase has passed. Any debt from earlier returns is repaid from the new lot first.
     With an ``idempotency_key`` a repeated call returns the first entry and credits nothing.
+
+    Building block: the caller holds the transaction (``credit_points`` is the outer service).
+    in_transaction()
     """
     _check_points(amount)
     if kind not in CREDIT_KINDS:
@@ -149,7 +153,7 @@ def credit_points(
         reverses=reverses,
         source_type=source_type,
         source_id=str(source_id or ""),
-        actor=_user_or_none(actor),
+        actor=history_user(actor),
         reason=reason,
         breakdown=breakdown or {},
         idempotency_key=idempotency_key,
@@ -171,6 +175,12 @@ def credit_points(
     PointBalance.objects.filter(pk=balance.pk).update(**{figure: F(figure) + net, "debt": F("debt") - repaid})
     events.emit("points.credited", entry, member=member)
     return entry
+
+
+@outer_service
+def credit_points(**kwargs: Any) -> LedgerEntry:
+    """Outer service: runs ``credit_points_in_transaction`` (same arguments) in its own transaction."""
+    return credit_points_in_transaction(**kwargs)
 
 
 def _repay_debt(balance: PointBalance, lot: PointLot) -> int:
@@ -248,14 +258,13 @@ def _expire_due_lots(balance: PointBalance, now: dt.datetime) -> list[LedgerEntr
     return entries
 
 
-@transaction.atomic
-def debit_points(
+def debit_points_in_transaction(
     *,
     member: Member,
     metric: Metric,
     amount: int,
     kind: str = LedgerEntry.Kind.REDEEM,
-    actor: User = None,
+    actor: Actor = SYSTEM,
     reason: str = "",
     source_type: str = "",
     source_id: str = "",
@@ -266,6 +275,9 @@ def debit_points(
     """Spend points, consuming lots soonest-expiring first (never-expiring lots last).
 
     Expired lots are expired first, so nobody spends points that are already gone.
+
+    Building block: the caller holds the transaction (``debit_points`` is the outer service).
+    in_transaction()
     """
     _check_points(amount)
     if kind not in DEBIT_KINDS:
@@ -295,7 +307,7 @@ def debit_points(
         reverses=reverses,
         source_type=source_type,
         source_id=str(source_id or ""),
-        actor=_user_or_none(actor),
+        actor=history_user(actor),
         reason=reason,
         breakdown=breakdown or {},
         idempotency_key=idempotency_key,
@@ -309,28 +321,33 @@ def debit_points(
     left = _consume(entry, lots, amount)
     if left:  # the cached balance and the lots disagree: refuse rather than corrupt
         raise Conflict(
-            "Ledger inconsistency: lots do not cover the balance. Run verify_ledger.", code="ledger_inconsistent"
+            "Ledger inconsistency: lots do not cover the balance. Run verify_ledger.", code=LEDGER_INCONSISTENT
         )
     PointBalance.objects.filter(pk=balance.pk).update(balance=F("balance") - amount)
     events.emit("points.debited", entry, member=member)
     return entry
 
 
-@transaction.atomic
+@outer_service
+def debit_points(**kwargs: Any) -> LedgerEntry:
+    """Outer service: runs ``debit_points_in_transaction`` (same arguments) in its own transaction."""
+    return debit_points_in_transaction(**kwargs)
+
+
+@outer_service
 def adjust_points(
     *,
     member: Member,
     metric: Metric,
     amount: int,
-    actor: User,
+    actor: Actor,
     reason: str,
     idempotency_key: str | None = None,
 ) -> LedgerEntry:
     """A support adjustment: positive credits a lot, negative debits (and can never overdraw)."""
-    _require_perm(actor, "loyalty.adjust_points")
-    if not (reason or "").strip():
-        raise InvalidInput("A reason is required.", errors={"reason": ["This field is required."]})
-    if isinstance(amount, bool) or not isinstance(amount, int) or amount == 0:
+    require_perm(actor, "loyalty.adjust_points")
+    require_reason(reason)
+    if not is_whole_number(amount) or amount == 0:
         raise InvalidInput("The amount must be a non-zero whole number.", errors={"amount": ["Must be non-zero."]})
     common = dict(
         member=member,
@@ -342,12 +359,15 @@ def adjust_points(
         idempotency_key=idempotency_key,
     )
     if amount > 0:
-        return credit_points(amount=amount, **common)
-    return debit_points(amount=-amount, **common)
+        return credit_points_in_transaction(amount=amount, **common)
+    return debit_points_in_transaction(amount=-amount, **common)
 
 
 def expire_points(*, now: dt.datetime | None = None, batch_size: int = 500) -> int:
-    """Write expiry entries for every lot that is due; one short transaction per account."""
+    """Write expiry entries for every lot that is due; one short transaction per account.
+
+    Runs its own transactions (durable), one per account.
+    """
     now = now or timezone.now()
     written = 0
     while True:
@@ -359,13 +379,16 @@ def expire_points(*, now: dt.datetime | None = None, batch_size: int = 500) -> i
         if not accounts:
             return written
         for member_id, metric_id in accounts:
-            with transaction.atomic():
+            with own_transaction():
                 balance = lock_balance(member_id, metric_id)
                 written += len(_expire_due_lots(balance, now))
 
 
 def activate_pending_points(*, now: dt.datetime | None = None, batch_size: int = 500) -> int:
-    """Make pending lots whose return window has passed spendable; one transaction per account."""
+    """Make pending lots whose return window has passed spendable; one transaction per account.
+
+    Runs its own transactions (durable), one per account.
+    """
     now = now or timezone.now()
     activated = 0
     while True:
@@ -377,7 +400,7 @@ def activate_pending_points(*, now: dt.datetime | None = None, batch_size: int =
         if not accounts:
             return activated
         for member_id, metric_id in accounts:
-            with transaction.atomic():
+            with own_transaction():
                 balance = lock_balance(member_id, metric_id)
                 lots = list(
                     PointLot.objects.select_for_update().filter(

@@ -10,6 +10,16 @@ from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
+from loyalty.exceptions import ALREADY_RETURNED, RETURN_EXCEEDS_AMOUNT
+from loyalty.kernel import (
+    SYSTEM,
+    Actor,
+    history_user,
+    outer_service,
+    require_perm,
+    save_with_history,
+)
+
 from ..earning import PurchaseData, compute_earning, share_of_points
 from ..exceptions import AlreadyExists, Conflict, InvalidInput, MemberInactive
 from ..models import (
@@ -22,10 +32,9 @@ from ..models import (
     TransactionReturn,
 )
 from ..selectors import rule_set_at, rule_set_data, tier_at
-from ..workflow import save_with_history
-from .core import User, _require_perm, _user_or_none, credit_points, lock_balances
+from .core import credit_points_in_transaction, lock_balances
 from .qualification import track_purchase
-from .reversals import reverse_earning
+from .reversals import reverse_earning_in_transaction
 
 # A POS clock may run a little ahead; anything further in the future is a mistake.
 FUTURE_TOLERANCE = dt.timedelta(minutes=5)
@@ -57,7 +66,10 @@ def preview_earning(
     channel: str = "",
     store: str = "",
 ) -> dict[str, Any]:
-    """The breakdown a purchase would earn, without writing anything (admin preview, retro preview)."""
+    """The breakdown a purchase would earn, without writing anything (admin preview, retro preview).
+
+    No transaction: it writes nothing.
+    """
     tier_code = tier.code if tier else None
     if tier is None and member is not None:
         at = tier_at(member, occurred_at)
@@ -72,7 +84,7 @@ def _check_member_can_earn(member: Member) -> None:
         raise MemberInactive(f"Member {member.external_id} is {member.status} and cannot earn points.")
 
 
-@transaction.atomic
+@outer_service
 def record_transaction(
     *,
     external_id: str,
@@ -82,10 +94,10 @@ def record_transaction(
     channel: str = "",
     store: str = "",
     member: Member | None = None,
-    actor: User = None,
+    actor: Actor = SYSTEM,
 ) -> Transaction:
     """Store a purchase; with a member it earns at once by the rules and tier at ``occurred_at``."""
-    _require_perm(actor, "loyalty.add_transaction")
+    require_perm(actor, "loyalty.add_transaction")
     external_id = (external_id or "").strip()
     errors: dict[str, list[str]] = {}
     if not external_id:
@@ -111,7 +123,7 @@ def record_transaction(
         currency=program.currency,
         channel=(channel or "").strip(),
         store=(store or "").strip(),
-        created_by=_user_or_none(actor),
+        created_by=history_user(actor),
     )
     try:
         with transaction.atomic():
@@ -129,7 +141,7 @@ def earn_for_transaction(
     *,
     transaction_: Transaction,
     member: Member,
-    actor: User,
+    actor: Actor,
     kind: str = LedgerEntry.Kind.EARN,
     reason: str = "Purchase",
     idempotency_prefix: str | None = None,
@@ -141,12 +153,14 @@ def earn_for_transaction(
     It earns on what the customer kept: a bill returned in part before it earned (a retro claim
     processed after a return) earns on the rest, and the trackers count the rest; a bill returned
     in full earns nothing (409 ``already_returned``). Caller holds the transaction's row lock.
+
+    Building block: the caller holds the transaction.
     """
     prefix = idempotency_prefix or f"txn:{transaction_.pk}"
     _check_member_can_earn(member)
     kept = kept_amount(transaction_)
     if kept <= 0:
-        raise Conflict(f"Bill {transaction_.external_id} was returned in full.", code="already_returned")
+        raise Conflict(f"Bill {transaction_.external_id} was returned in full.", code=ALREADY_RETURNED)
     breakdown = preview_earning(
         amount=kept,
         occurred_at=transaction_.occurred_at,
@@ -160,7 +174,7 @@ def earn_for_transaction(
     metrics = {m.code: m for m in Metric.objects.filter(code__in=breakdown["points_by_metric"])}
     lock_balances(member, metrics.values())
     for code, points in sorted(breakdown["points_by_metric"].items()):
-        credit_points(
+        credit_points_in_transaction(
             member=member,
             metric=metrics[code],
             amount=points,
@@ -186,7 +200,10 @@ def earn_for_transaction(
 
 
 def kept_amount(transaction_: Transaction) -> Decimal:
-    """What the customer kept of a bill: its amount less everything returned."""
+    """What the customer kept of a bill: its amount less everything returned.
+
+    No transaction: it writes nothing.
+    """
     return transaction_.amount - transaction_.returned_amount
 
 
@@ -198,16 +215,16 @@ def _earned_on(entry: LedgerEntry, txn: Transaction) -> Decimal:
         return txn.amount
 
 
-@transaction.atomic
+@outer_service
 def return_transaction(
-    *, transaction_: Transaction, amount: Any = None, reason: str = "", actor: User = None
+    *, transaction_: Transaction, amount: Any = None, reason: str = "", actor: Actor = SYSTEM
 ) -> TransactionReturn:
     """Reverse, proportionally and by the original rules, the points a purchase earned.
 
     Pending points are cancelled first; points already spent become debt. Cumulative rounding
     makes a full return take back exactly what was earned, across any number of partial returns.
     """
-    _require_perm(actor, "loyalty.add_transactionreturn")
+    require_perm(actor, "loyalty.add_transactionreturn")
 
     def earnings():
         return list(
@@ -226,15 +243,15 @@ def return_transaction(
         lock_balances(earned[0].member, [e.metric for e in earned])
     left = txn.amount - txn.returned_amount
     if left <= 0:
-        raise Conflict(f"Bill {txn.external_id} is already fully returned.", code="already_returned")
+        raise Conflict(f"Bill {txn.external_id} is already fully returned.", code=ALREADY_RETURNED)
     value = left if amount in (None, "") else _clean_amount(amount)
     if value > left:
         raise Conflict(
             f"Only {left} of bill {txn.external_id} can still be returned.",
-            code="return_exceeds_amount",
+            code=RETURN_EXCEEDS_AMOUNT,
             errors={"amount": [f"At most {left}."]},
         )
-    ret = TransactionReturn(transaction=txn, amount=value, reason=reason, created_by=_user_or_none(actor))
+    ret = TransactionReturn(transaction=txn, amount=value, reason=reason, created_by=history_user(actor))
     save_with_history(ret, actor=actor, reason=reason or "Return")
     returned_total = txn.returned_amount + value
     reversed_points = debt = 0
@@ -251,7 +268,7 @@ def return_transaction(
         returned_since = max(returned_total - (txn.amount - base), Decimal(0))
         take = share_of_points(entry.amount, base, returned_since) - already
         if take > 0:
-            _, owed = reverse_earning(
+            _, owed = reverse_earning_in_transaction(
                 entry=entry,
                 amount=take,
                 actor=actor,

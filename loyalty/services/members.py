@@ -9,6 +9,18 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from loyalty.exceptions import ALREADY_IN_TIER, TIER_HISTORY_CONFLICT, TIER_HISTORY_OVERLAP
+from loyalty.kernel import (
+    SYSTEM,
+    Actor,
+    history_user,
+    outer_service,
+    require_perm,
+    require_reason,
+    save_with_history,
+    transition,
+)
+
 from .. import events
 from ..exceptions import (
     AlreadyExists,
@@ -17,11 +29,9 @@ from ..exceptions import (
     MemberInactive,
 )
 from ..models import Member, Tier, TierMembership
-from ..workflow import check_transition, save_with_history
-from .core import User, _require_perm, _user_or_none
 
 
-@transaction.atomic
+@outer_service
 def enroll_member(
     *,
     external_id: str,
@@ -31,7 +41,7 @@ def enroll_member(
     tier: Tier | None = None,
     enrolled_at: dt.datetime | None = None,
     marketing_opt_in: bool = True,
-    actor: User = None,
+    actor: Actor = SYSTEM,
     reason: str = "Enrolment",
 ) -> Member:
     """Create a member in the given tier (or the lowest one) with an opening tier interval."""
@@ -67,37 +77,37 @@ def enroll_member(
             valid_from=member.enrolled_at,
             cause=TierMembership.Cause.ENROLMENT,
             reason=reason,
-            changed_by=_user_or_none(actor),
+            changed_by=history_user(actor),
         )
         save_with_history(membership, actor=actor, reason=reason)
     events.emit("member.enrolled", member)
     return member
 
 
-@transaction.atomic
-def update_member(*, member: Member, actor: User, reason: str = "Profile update", **fields: Any) -> Member:
+@outer_service
+def update_member(*, member: Member, actor: Actor, reason: str = "Profile update", **fields: Any) -> Member:
     """Change profile fields and, through the transition table, the status."""
     allowed = {"email", "name", "phone", "status", "marketing_opt_in"}
     unknown = set(fields) - allowed
     if unknown:
         raise InvalidInput(f"Cannot change {', '.join(sorted(unknown))}.")
     member = Member.objects.select_for_update().get(pk=member.pk)
-    if "status" in fields and fields["status"] != member.status:
-        check_transition(Member.STATUS_TRANSITIONS, member.status, fields["status"], field="status")
-    changed = [name for name, value in fields.items() if getattr(member, name) != value]
-    for name in changed:
-        setattr(member, name, fields[name])
-    if changed:
-        save_with_history(member, actor=actor, reason=reason, update_fields=changed)
+    changed = {name: value for name, value in fields.items() if getattr(member, name) != value}
+    status = changed.pop("status", None)
+    if status is not None:
+        transition(member, "status", status, actor=actor, reason=reason, changes=changed)
+    elif changed:
+        for name, value in changed.items():
+            setattr(member, name, value)
+        save_with_history(member, actor=actor, reason=reason, update_fields=list(changed))
     return member
 
 
-@transaction.atomic
-def change_tier(
+def change_tier_in_transaction(
     *,
     member: Member,
     tier: Tier,
-    actor: User,
+    actor: Actor,
     reason: str,
     cause: str = TierMembership.Cause.MANUAL,
     check_permission: bool = True,
@@ -105,11 +115,13 @@ def change_tier(
     """Move a member to ``tier`` from now on: close the open interval, open a new one.
 
     Never backdated, so no earning already computed can change.
+
+    Building block: the caller holds the transaction (``change_tier`` is the outer service).
+    in_transaction()
     """
     if cause == TierMembership.Cause.MANUAL and check_permission:
-        _require_perm(actor, "loyalty.change_member_tier")
-    if not (reason or "").strip():
-        raise InvalidInput("A reason is required.", errors={"reason": ["This field is required."]})
+        require_perm(actor, "loyalty.change_member_tier")
+    require_reason(reason)
     member = Member.objects.select_for_update().get(pk=member.pk)
     if member.status == Member.Status.CLOSED:
         raise MemberInactive("A closed member's tier cannot change.")
@@ -117,14 +129,14 @@ def change_tier(
     current = TierMembership.objects.filter(member=member, valid_to__isnull=True).first()
     if current is not None:
         if current.tier_id == tier.pk:
-            raise Conflict(f"The member is already {tier}.", code="already_in_tier")
+            raise Conflict(f"The member is already {tier}.", code=ALREADY_IN_TIER)
         if current.valid_from > now:
-            raise Conflict("The current tier interval starts in the future.", code="tier_history_conflict")
+            raise Conflict("The current tier interval starts in the future.", code=TIER_HISTORY_CONFLICT)
         current.valid_to = now
         save_with_history(current, actor=actor, reason=reason, update_fields=["valid_to"])
     _check_no_overlap(member, now, None)
     membership = TierMembership(
-        member=member, tier=tier, valid_from=now, cause=cause, reason=reason, changed_by=_user_or_none(actor)
+        member=member, tier=tier, valid_from=now, cause=cause, reason=reason, changed_by=history_user(actor)
     )
     save_with_history(membership, actor=actor, reason=reason)
     previous = member.tier
@@ -132,6 +144,12 @@ def change_tier(
     save_with_history(member, actor=actor, reason=f"Tier → {tier.code}: {reason}", update_fields=["tier"])
     events.emit("member.tier_changed", member, extra={"previous_tier": getattr(previous, "code", None), "cause": cause})
     return membership
+
+
+@outer_service
+def change_tier(**kwargs: Any) -> TierMembership:
+    """Outer service: runs ``change_tier_in_transaction`` (same arguments) in its own transaction."""
+    return change_tier_in_transaction(**kwargs)
 
 
 def _check_no_overlap(
@@ -146,15 +164,15 @@ def _check_no_overlap(
     # Zero-length intervals [t, t) hold no time and overlap nothing.
     qs = qs.exclude(valid_to=F("valid_from"))
     if qs.exists():
-        raise Conflict("Tier history intervals may not overlap.", code="tier_history_overlap")
+        raise Conflict("Tier history intervals may not overlap.", code=TIER_HISTORY_OVERLAP)
 
 
-@transaction.atomic
+@outer_service
 def record_tier_interval(
-    *, member: Member, tier: Tier, valid_from: dt.datetime, valid_to: dt.datetime | None, actor: User, reason: str
+    *, member: Member, tier: Tier, valid_from: dt.datetime, valid_to: dt.datetime | None, actor: Actor, reason: str
 ) -> TierMembership:
     """Import one historical interval (e.g. from a legacy platform); refuses overlaps."""
-    _require_perm(actor, "loyalty.change_member_tier")
+    require_perm(actor, "loyalty.change_member_tier")
     if valid_to is not None and valid_to < valid_from:
         raise InvalidInput("valid_to must not be before valid_from.")
     member = Member.objects.select_for_update().get(pk=member.pk)
@@ -166,7 +184,7 @@ def record_tier_interval(
         valid_to=valid_to,
         cause=TierMembership.Cause.IMPORT,
         reason=reason,
-        changed_by=_user_or_none(actor),
+        changed_by=history_user(actor),
     )
     save_with_history(membership, actor=actor, reason=reason)
     previous = member.tier

@@ -4,20 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db import transaction
 from django.utils import timezone
 
+from loyalty.kernel import (
+    Actor,
+    outer_service,
+    require_perm,
+    require_reason,
+    save_with_history,
+    transition,
+)
+
 from .. import outbox
-from ..exceptions import InvalidInput, InvalidTransition
+from ..exceptions import InvalidTransition
 from ..models import OutboxMessage
-from ..workflow import check_transition, save_with_history
-from .core import User, _require_perm
 
 Status = OutboxMessage.Status
 
 
-@transaction.atomic
-def resend_outbox_messages(*, messages: Iterable[OutboxMessage], actor: User, reason: str) -> int:
+@outer_service
+def resend_outbox_messages(*, messages: Iterable[OutboxMessage], actor: Actor, reason: str) -> int:
     """Send messages again now: failed ones after the cause is fixed, done ones on purpose (an email
     the member did not get), waiting ones without their backoff. The attempt count starts again.
 
@@ -25,9 +31,8 @@ def resend_outbox_messages(*, messages: Iterable[OutboxMessage], actor: User, re
     lease runs out. The consumers are idempotent, so a re-sent task changes nothing twice; a re-sent
     email is sent again.
     """
-    _require_perm(actor, "loyalty.resend_outboxmessage")
-    if not (reason or "").strip():
-        raise InvalidInput("A reason is required.", errors={"reason": ["This field is required."]})
+    require_perm(actor, "loyalty.resend_outboxmessage")
+    require_reason(reason)
     ids = sorted(m.pk for m in messages)
     rows = list(OutboxMessage.objects.select_for_update().filter(pk__in=ids).order_by("pk"))
     now = timezone.now()
@@ -37,17 +42,12 @@ def resend_outbox_messages(*, messages: Iterable[OutboxMessage], actor: User, re
                 f"Message #{row.pk} is running; the sweep re-sends it if its worker died.",
                 errors={"status": ["Running messages are not re-sent by hand."]},
             )
+        again = {"available_at": now, "attempts": 0, "lease_until": None}
         if row.status != Status.PENDING:
-            check_transition(OutboxMessage.STATUS_TRANSITIONS, row.status, Status.PENDING, field="status")
-        row.status = Status.PENDING
-        row.available_at = now
-        row.attempts = 0
-        row.lease_until = None
-        save_with_history(
-            row,
-            actor=actor,
-            reason=f"Re-sent: {reason.strip()}",
-            update_fields=["status", "available_at", "attempts", "lease_until"],
-        )
+            transition(row, "status", Status.PENDING, actor=actor, reason=f"Re-sent: {reason.strip()}", changes=again)
+            continue
+        for name, value in again.items():  # already pending: only made due now
+            setattr(row, name, value)
+        save_with_history(row, actor=actor, reason=f"Re-sent: {reason.strip()}", update_fields=["status", *again])
     outbox.publish_on_commit([row.pk for row in rows])
     return len(rows)

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
+from loyalty.kernel import Actor, outer_service, require_perm, save_with_history
 
 from ..exceptions import InvalidInput
 from ..models import (
     ProgramSettings,
 )
-from ..workflow import save_with_history
-from .core import User, _require_perm
 
 PROGRAM_FIELDS = {f.name for f in ProgramSettings._meta.concrete_fields if f.name not in {"id", "updated_at"}}
 ROLLBACK_REASONS = {"customer_request", "technical_error", "fraud", "other"}
@@ -19,10 +17,12 @@ PROCESSING_STATUSES = {"pending", "processing", "completed", "errored"}
 FULFILLMENT_STATUSES = {"none", "confirmed_paid", "shipped", "delivered", "returned_to_sender", "lost_in_transit"}
 
 
-@transaction.atomic
-def update_program_settings(*, actor: User, reason: str = "Program settings changed", **fields: Any) -> ProgramSettings:
+@outer_service
+def update_program_settings(
+    *, actor: Actor, reason: str = "Program settings changed", **fields: Any
+) -> ProgramSettings:
     """Change program-wide settings (retro, rollback policy, qualification period...) with history."""
-    _require_perm(actor, "loyalty.change_programsettings")
+    require_perm(actor, "loyalty.change_programsettings")
     unknown = set(fields) - PROGRAM_FIELDS
     if unknown:
         raise InvalidInput(f"Unknown settings: {sorted(unknown)}.", errors={k: ["Unknown setting."] for k in unknown})

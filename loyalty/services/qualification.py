@@ -7,10 +7,15 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils import timezone
+
+from loyalty.kernel import (
+    SYSTEM,
+    Actor,
+    own_transaction,
+)
 
 from ..models import (
     Member,
@@ -19,12 +24,14 @@ from ..models import (
     Tier,
     TierMembership,
 )
-from .core import User
-from .members import change_tier
+from .members import change_tier_in_transaction
 
 
 def period_bounds(at: dt.datetime, months: int | None = None) -> tuple[dt.datetime, dt.datetime]:
-    """The qualification period containing ``at``, in the program's local time zone."""
+    """The qualification period containing ``at``, in the program's local time zone.
+
+    No transaction: it writes nothing.
+    """
     months = months or ProgramSettings.load().qualification_period_months
     local = at.astimezone(ZoneInfo(settings.TIME_ZONE))
     first_month = ((local.month - 1) // months) * months + 1
@@ -35,9 +42,12 @@ def period_bounds(at: dt.datetime, months: int | None = None) -> tuple[dt.dateti
 
 
 def track_purchase(
-    *, member: Member, spend: Decimal, purchases: int, actor: User, evaluate: bool = True
+    *, member: Member, spend: Decimal, purchases: int, actor: Actor, evaluate: bool = True
 ) -> MemberTracker:
-    """Count a purchase (or a return) in the tracker of the period **now** (processing time)."""
+    """Count a purchase (or a return) in the tracker of the period **now** (processing time).
+
+    Building block: the caller holds the transaction.
+    """
     start, end = period_bounds(timezone.now())
     tracker, _ = MemberTracker.objects.get_or_create(member=member, period_start=start, defaults={"period_end": end})
     MemberTracker.objects.filter(pk=tracker.pk).update(
@@ -50,7 +60,10 @@ def track_purchase(
 
 
 def qualified_tier(spend: Decimal, purchases: int) -> Tier | None:
-    """The best tier whose thresholds (every non-zero one) are met."""
+    """The best tier whose thresholds (every non-zero one) are met.
+
+    No transaction: it writes nothing.
+    """
     best = None
     for tier in Tier.objects.order_by("rank"):
         if spend >= tier.spend_threshold and purchases >= tier.purchase_threshold:
@@ -58,13 +71,14 @@ def qualified_tier(spend: Decimal, purchases: int) -> Tier | None:
     return best
 
 
-def upgrade_if_qualified(*, member: Member, tracker: MemberTracker, actor: User) -> TierMembership | None:
+def upgrade_if_qualified(*, member: Member, tracker: MemberTracker, actor: Actor) -> TierMembership | None:
+    """Building block: the caller holds the transaction."""
     target = qualified_tier(tracker.spend, tracker.purchases)
     member.refresh_from_db(fields=["tier"])
     current_rank = member.tier.rank if member.tier_id else -1
     if target is None or target.rank <= current_rank:
         return None
-    return change_tier(
+    return change_tier_in_transaction(
         member=member,
         tier=target,
         actor=actor,
@@ -77,7 +91,10 @@ def upgrade_if_qualified(*, member: Member, tracker: MemberTracker, actor: User)
 
 def requalify_tiers(*, now: dt.datetime | None = None, batch_size: int = 500) -> int:
     """At period end, move members down to what they earned (previous or current period, whichever
-    is better). Members whose tier was set during the current period keep it. Idempotent."""
+    is better). Members whose tier was set during the current period keep it. Idempotent.
+
+    Runs its own transactions (durable), one per member.
+    """
     now = now or timezone.now()
     start, _ = period_bounds(now)
     prev_start, _ = period_bounds(start - dt.timedelta(seconds=1))
@@ -111,11 +128,11 @@ def requalify_tiers(*, now: dt.datetime | None = None, batch_size: int = 500) ->
             ]
             keep = max([t for t in earned if t] + [lowest], key=lambda t: t.rank)
             if keep.rank < member.tier.rank:
-                with transaction.atomic():
-                    change_tier(
+                with own_transaction():
+                    change_tier_in_transaction(
                         member=member,
                         tier=keep,
-                        actor=None,
+                        actor=SYSTEM,
                         cause=TierMembership.Cause.REQUALIFICATION,
                         check_permission=False,
                         reason=f"Period ended {start:%Y-%m-%d}: qualified for {keep.code} only",

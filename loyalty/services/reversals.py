@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+
+from loyalty.kernel import (
+    Actor,
+    history_user,
+    outer_service,
+)
 
 from .. import events
 from ..exceptions import (
@@ -14,24 +20,21 @@ from ..exceptions import (
 )
 from ..models import LedgerEntry, LotConsumption, PointBalance, PointLot
 from .core import (
-    User,
     _check_points,
     _consume,
     _existing_entry,
     _expire_due_lots,
     _insert_entry,
-    _user_or_none,
-    credit_points,
+    credit_points_in_transaction,
     lock_balance,
 )
 
 
-@transaction.atomic
-def reverse_earning(
+def reverse_earning_in_transaction(
     *,
     entry: LedgerEntry,
     amount: int,
-    actor: User,
+    actor: Actor,
     reason: str,
     source_type: str,
     source_id: str,
@@ -42,6 +45,9 @@ def reverse_earning(
     Taken from the entry's own lot first (pending points are cancelled before anything else), then
     from the member's other spendable lots, soonest-expiring first; what is left becomes debt,
     so the balance never goes negative. Returns the return entry and the debt it created.
+
+    Building block: the caller holds the transaction (``reverse_earning`` is the outer service).
+    in_transaction()
     """
     _check_points(amount)
     existing = _existing_entry(idempotency_key)
@@ -60,7 +66,7 @@ def reverse_earning(
         reverses=entry,
         source_type=source_type,
         source_id=str(source_id),
-        actor=_user_or_none(actor),
+        actor=history_user(actor),
         reason=reason,
         idempotency_key=idempotency_key,
         breakdown={"reverses_entry": entry.pk},
@@ -91,12 +97,17 @@ def reverse_earning(
     return reversal, left
 
 
-@transaction.atomic
-def restore_debit(
+@outer_service
+def reverse_earning(**kwargs: Any) -> tuple[LedgerEntry, int]:
+    """Outer service: runs ``reverse_earning_in_transaction`` (same arguments) in its own transaction."""
+    return reverse_earning_in_transaction(**kwargs)
+
+
+def restore_debit_in_transaction(
     *,
     debit: LedgerEntry,
     amount: int | None = None,
-    actor: User,
+    actor: Actor,
     reason: str,
     source_type: str,
     source_id: str,
@@ -109,6 +120,9 @@ def restore_debit(
     rolling back) unless ``grace_days`` grants a new expiry, which the entry states. A partial
     restore gives back the latest-expiring points first, so the soonest-expiring part comes back
     last. Never returns more than the debit took, across all restores (409 ``exceeds_spent``).
+
+    Building block: the caller holds the transaction (``restore_debit`` is the outer service).
+    in_transaction()
     """
     from django.db.models import Sum
 
@@ -159,7 +173,7 @@ def restore_debit(
                 note = {"grace_days": grace_days, "note": f"expired lot restored with a {grace_days}-day grace period"}
             else:
                 note = {"note": "the original lot had expired; restored points expire at once"}
-        entry = credit_points(
+        entry = credit_points_in_transaction(
             member=debit.member,
             metric=debit.metric,
             amount=take,
@@ -183,3 +197,9 @@ def restore_debit(
         left -= take
     _expire_due_lots(balance, now)
     return entries
+
+
+@outer_service
+def restore_debit(**kwargs: Any) -> list[LedgerEntry]:
+    """Outer service: runs ``restore_debit_in_transaction`` (same arguments) in its own transaction."""
+    return restore_debit_in_transaction(**kwargs)

@@ -6,9 +6,21 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+
+from loyalty.exceptions import RULE_SET_OVERLAP, RULE_SET_PUBLISHED, RULE_SET_REWRITES_PAST
+from loyalty.kernel import (
+    Actor,
+    history_user,
+    in_transaction,
+    is_whole_number,
+    outer_service,
+    require_perm,
+    require_transition,
+    save_with_history,
+    transition,
+)
 
 from ..exceptions import BusinessRuleViolation, Conflict, InvalidInput
 from ..models import (
@@ -18,8 +30,6 @@ from ..models import (
     RuleSet,
     Tier,
 )
-from ..workflow import check_transition, save_with_history
-from .core import User, _require_perm, _user_or_none
 from .earning import MAX_AMOUNT
 
 RULE_FIELDS = {"name", "metric", "action", "points", "unit_amount", "percent_by_tier", "conditions", "position"}
@@ -55,7 +65,7 @@ def _clean_rule(data: dict[str, Any], index: int) -> dict[str, Any]:
 
     def positive_int(key: str) -> int | None:
         value = data.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= 1_000_000_000:
+        if not is_whole_number(value, 1, 1_000_000_000):
             errors.setdefault(key, []).append(f"Rule {index}: {key} must be a whole number above zero.")
             return None
         return value
@@ -120,19 +130,22 @@ def _write_rules(rule_set: RuleSet, rules: list[dict[str, Any]]) -> None:
         Rule.objects.create(rule_set=rule_set, **values)
 
 
-@transaction.atomic
-def create_rule_set(
+def create_rule_set_in_transaction(
     *,
     name: str,
     valid_from: dt.datetime,
     valid_to: dt.datetime | None = None,
     description: str = "",
     rules: list[dict[str, Any]] | None = None,
-    actor: User,
+    actor: Actor,
     previous: RuleSet | None = None,
 ) -> RuleSet:
-    """A new draft; its version follows the highest existing version of the same name."""
-    _require_perm(actor, "loyalty.add_ruleset")
+    """A new draft; its version follows the highest existing version of the same name.
+
+    Building block: the caller holds the transaction (``create_rule_set`` is the outer service).
+    """
+    in_transaction()
+    require_perm(actor, "loyalty.add_ruleset")
     name = (name or "").strip()
     if not name:
         raise InvalidInput("A name is required.", errors={"name": ["This field is required."]})
@@ -145,26 +158,32 @@ def create_rule_set(
         valid_from=valid_from,
         valid_to=valid_to,
         previous=previous,
-        created_by=_user_or_none(actor),
+        created_by=history_user(actor),
     )
     save_with_history(rule_set, actor=actor, reason="Draft created")
     _write_rules(rule_set, rules or [])
     return rule_set
 
 
+@outer_service
+def create_rule_set(**kwargs: Any) -> RuleSet:
+    """Outer service: runs ``create_rule_set_in_transaction`` (same arguments) in its own transaction."""
+    return create_rule_set_in_transaction(**kwargs)
+
+
 def _editable(rule_set: RuleSet) -> RuleSet:
     locked = RuleSet.objects.select_for_update().get(pk=rule_set.pk)
     if locked.status != RuleSet.Status.DRAFT:
-        raise Conflict(f"{locked} is {locked.status}; create a new version to change it.", code="rule_set_published")
+        raise Conflict(f"{locked} is {locked.status}; create a new version to change it.", code=RULE_SET_PUBLISHED)
     return locked
 
 
-@transaction.atomic
+@outer_service
 def update_rule_set(
-    *, rule_set: RuleSet, actor: User, rules: list[dict[str, Any]] | None = None, **fields: Any
+    *, rule_set: RuleSet, actor: Actor, rules: list[dict[str, Any]] | None = None, **fields: Any
 ) -> RuleSet:
     """Edit a draft (name, description, window, rules). Published sets are immutable."""
-    _require_perm(actor, "loyalty.change_ruleset")
+    require_perm(actor, "loyalty.change_ruleset")
     allowed = {"name", "description", "valid_from", "valid_to"}
     if set(fields) - allowed:
         raise InvalidInput(f"Cannot change {sorted(set(fields) - allowed)}.")
@@ -178,8 +197,8 @@ def update_rule_set(
     return rule_set
 
 
-@transaction.atomic
-def new_rule_set_version(*, rule_set: RuleSet, actor: User, valid_from: dt.datetime | None = None) -> RuleSet:
+@outer_service
+def new_rule_set_version(*, rule_set: RuleSet, actor: Actor, valid_from: dt.datetime | None = None) -> RuleSet:
     """Copy a rule set (usually a published one) into a new draft that starts ``valid_from`` (default now)."""
     source = RuleSet.objects.get(pk=rule_set.pk)
     start = valid_from or max(timezone.now(), source.valid_from)
@@ -200,7 +219,7 @@ def new_rule_set_version(*, rule_set: RuleSet, actor: User, valid_from: dt.datet
         for r in source.rules.select_related("metric")
     ]
     valid_to = source.valid_to if source.valid_to is None or source.valid_to > start else None
-    return create_rule_set(
+    return create_rule_set_in_transaction(
         name=source.name,
         description=source.description,
         valid_from=start,
@@ -219,19 +238,19 @@ def _overlapping(start: dt.datetime, end: dt.datetime | None, exclude: list[int]
     return qs
 
 
-@transaction.atomic
-def publish_rule_set(*, rule_set: RuleSet, actor: User) -> RuleSet:
+@outer_service
+def publish_rule_set(*, rule_set: RuleSet, actor: Actor) -> RuleSet:
     """Make a draft effective for its window.
 
     Its predecessor's window is closed at the new ``valid_from``; no other published set may overlap
     (409 ``rule_set_overlap``), and nothing in force at any moment before now may change (422
     ``rule_set_rewrites_past``): a window may start in the past only where no set covered that time.
     """
-    _require_perm(actor, "loyalty.publish_ruleset")
+    require_perm(actor, "loyalty.publish_ruleset")
     ProgramSettings.load()
     ProgramSettings.objects.select_for_update().get(pk=1)  # one publication at a time
     draft = RuleSet.objects.select_for_update().get(pk=rule_set.pk)
-    check_transition(RuleSet.STATUS_TRANSITIONS, draft.status, RuleSet.Status.PUBLISHED, field="status")
+    require_transition(draft, "status", RuleSet.Status.PUBLISHED)
     if not draft.rules.exists():
         raise InvalidInput("A rule set needs at least one rule.", errors={"rules": ["Add at least one rule."]})
     now = timezone.now()
@@ -249,7 +268,7 @@ def publish_rule_set(*, rule_set: RuleSet, actor: User) -> RuleSet:
         raise BusinessRuleViolation(
             f"Closing {predecessor} at {start:%Y-%m-%d %H:%M} would change rules already in force. "
             "Start the new version now or later.",
-            code="rule_set_rewrites_past",
+            code=RULE_SET_REWRITES_PAST,
             errors={"valid_from": ["Must not be in the past when it replaces a published version."]},
         )
     clashes = list(_overlapping(start, end, exclude=[draft.pk] + ([predecessor.pk] if predecessor else [])))
@@ -264,31 +283,34 @@ def publish_rule_set(*, rule_set: RuleSet, actor: User) -> RuleSet:
         )
         raise Conflict(
             f"The window overlaps published rule sets: {names}.",
-            code="rule_set_overlap",
+            code=RULE_SET_OVERLAP,
             errors={"valid_from": [f"Overlaps {names}."]},
         )
     if predecessor is not None:
         predecessor.valid_to = start
         predecessor._allow_lifecycle_change = True
         save_with_history(predecessor, actor=actor, reason=f"Closed by {draft}", update_fields=["valid_to"])
-    draft.status = RuleSet.Status.PUBLISHED
-    draft.published_at = now
-    draft.published_by = _user_or_none(actor)
     draft._allow_lifecycle_change = True
-    save_with_history(draft, actor=actor, reason="Published", update_fields=["status", "published_at", "published_by"])
+    transition(
+        draft,
+        "status",
+        RuleSet.Status.PUBLISHED,
+        actor=actor,
+        reason="Published",
+        changes={"published_at": now, "published_by": history_user(actor)},
+    )
     return draft
 
 
-@transaction.atomic
-def retire_rule_set(*, rule_set: RuleSet, actor: User, reason: str) -> RuleSet:
+@outer_service
+def retire_rule_set(*, rule_set: RuleSet, actor: Actor, reason: str) -> RuleSet:
     """Stop a published set from now on; its past stays on record for retro processing."""
-    _require_perm(actor, "loyalty.publish_ruleset")
+    require_perm(actor, "loyalty.publish_ruleset")
     locked = RuleSet.objects.select_for_update().get(pk=rule_set.pk)
-    check_transition(RuleSet.STATUS_TRANSITIONS, locked.status, RuleSet.Status.RETIRED, field="status")
+    require_transition(locked, "status", RuleSet.Status.RETIRED)
     now = timezone.now()
     if locked.valid_to is None or locked.valid_to > now:
         locked.valid_to = max(now, locked.valid_from)
-    locked.status = RuleSet.Status.RETIRED
     locked._allow_lifecycle_change = True
-    save_with_history(locked, actor=actor, reason=reason or "Retired", update_fields=["status", "valid_to"])
+    transition(locked, "status", RuleSet.Status.RETIRED, actor=actor, reason=reason or "Retired", also=["valid_to"])
     return locked

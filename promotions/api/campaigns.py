@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import django_filters
-from django.db import transaction
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
@@ -84,12 +83,9 @@ class CampaignList(BodyLimitMixin, generics.ListAPIView):
         data.is_valid(raise_exception=True)
         fields = _service_fields(data.validated_data)
         target = fields.pop("status", Campaign.Status.DRAFT)
-        with transaction.atomic():
-            campaign = services.create_campaign(actor=request.user, **fields)
-            if target != campaign.status:
-                services.change_campaign_status(
-                    campaign=campaign, status=target, actor=request.user, reason="Created via the API"
-                )
+        campaign = services.create_campaign(
+            actor=request.user, status=target, status_reason="Created via the API", **fields
+        )
         return Response(CampaignDetailOut(campaign_or_404(campaign.pk)).data, status=status.HTTP_201_CREATED)
 
 

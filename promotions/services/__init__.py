@@ -7,6 +7,7 @@ from .campaigns import (
     CAMPAIGN_FIELDS,
     MAX_ORDER_AMOUNT,
     change_campaign_status,
+    change_campaign_status_in_transaction,
     create_campaign,
     update_campaign,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "CodeRequest",
     "CodesRejected",
     "change_campaign_status",
+    "change_campaign_status_in_transaction",
     "clean_request",
     "create_campaign",
     "create_code_batch",

@@ -5,26 +5,33 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
-from loyalty.services.core import User, _require_perm, _user_or_none
-from loyalty.workflow import save_with_history
+from loyalty.kernel import (
+    Actor,
+    history_user,
+    outer_service,
+    require_perm,
+    save_with_history,
+)
 from promotions.models import AbuseSignal, CodeEvent
 
 
 def purge_code_validations(*, now: dt.datetime | None = None) -> int:
-    """Drop validation attempts older than the retention period (redemptions etc. are kept)."""
+    """Drop validation attempts older than the retention period (redemptions etc. are kept).
+
+    Runs its own transactions: one DELETE (autocommit).
+    """
     now = now or timezone.now()
     cutoff = now - dt.timedelta(days=settings.CODE_VALIDATION_RETENTION_DAYS)
     deleted, _ = CodeEvent.objects.filter(kind=CodeEvent.Kind.VALIDATED, created_at__lt=cutoff).delete()
     return deleted
 
 
-@transaction.atomic
-def mark_signal_reviewed(*, signal: AbuseSignal, actor: User) -> AbuseSignal:
-    _require_perm(actor, "promotions.change_abusesignal")
+@outer_service
+def mark_signal_reviewed(*, signal: AbuseSignal, actor: Actor) -> AbuseSignal:
+    require_perm(actor, "promotions.change_abusesignal")
     signal.reviewed = True
-    signal.reviewed_by = _user_or_none(actor)
+    signal.reviewed_by = history_user(actor)
     save_with_history(signal, actor=actor, reason="Reviewed", update_fields=["reviewed", "reviewed_by"])
     return signal

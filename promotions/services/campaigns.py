@@ -5,13 +5,19 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db import transaction
-
-from loyalty.exceptions import Conflict, InvalidInput
+from loyalty.exceptions import Conflict, InvalidInput, InvalidTransition
+from loyalty.kernel import (
+    Actor,
+    history_user,
+    in_transaction,
+    outer_service,
+    require_perm,
+    save_with_history,
+    transition,
+)
 from loyalty.models import Metric
-from loyalty.services.core import User, _require_perm, _user_or_none
-from loyalty.workflow import check_transition, save_with_history
 from promotions import codegen
+from promotions.exceptions import CAMPAIGN_IN_USE
 from promotions.models import Campaign
 
 MAX_ORDER_AMOUNT = Decimal("9999999999.99")
@@ -93,45 +99,57 @@ def _check_campaign(c: Campaign) -> None:
         raise InvalidInput("The campaign is invalid.", errors=errors)
 
 
-@transaction.atomic
+@outer_service
 def create_campaign(
-    *, actor: User, eligible_tiers: list | None = None, eligible_segments: list | None = None, **fields: Any
+    *,
+    actor: Actor,
+    eligible_tiers: list | None = None,
+    eligible_segments: list | None = None,
+    status: str | None = None,
+    status_reason: str = "",
+    **fields: Any,
 ) -> Campaign:
-    _require_perm(actor, "promotions.add_campaign")
+    """A new campaign (a draft), moved on at once to ``status`` if one is given (which needs
+    ``promotions.change_campaign`` too, and follows the transition table)."""
+    require_perm(actor, "promotions.add_campaign")
     unknown = set(fields) - CAMPAIGN_FIELDS
     if unknown:
         raise InvalidInput(f"Unknown fields: {sorted(unknown)}.")
-    campaign = Campaign(created_by=_user_or_none(actor), **fields)
+    campaign = Campaign(created_by=history_user(actor), **fields)
     _check_campaign(campaign)
     save_with_history(campaign, actor=actor, reason="Created")
     if eligible_tiers:
         campaign.eligible_tiers.set(eligible_tiers)
     if eligible_segments:
         campaign.eligible_segments.set(eligible_segments)
+    if status and status != campaign.status:
+        campaign = change_campaign_status_in_transaction(
+            campaign=campaign, status=status, actor=actor, reason=status_reason or f"Status → {status}"
+        )
     return campaign
 
 
-@transaction.atomic
+@outer_service
 def update_campaign(
     *,
     campaign: Campaign,
-    actor: User,
+    actor: Actor,
     eligible_tiers: list | None = None,
     eligible_segments: list | None = None,
     reason: str = "Edited",
     **fields: Any,
 ) -> Campaign:
-    _require_perm(actor, "promotions.change_campaign")
+    require_perm(actor, "promotions.change_campaign")
     unknown = set(fields) - CAMPAIGN_FIELDS - {"status"}
     if unknown:
         raise InvalidInput(f"Unknown fields: {sorted(unknown)}.")
     locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
     if locked.status == Campaign.Status.ENDED:
-        raise Conflict("An ended campaign cannot change.", code="invalid_transition")
+        raise InvalidTransition("An ended campaign cannot change.")
     if locked.redemptions_count and {"kind", "value"} & set(fields):
         changed = [k for k in ("kind", "value") if k in fields and fields[k] != getattr(locked, k)]
         if changed:
-            raise Conflict(f"{', '.join(changed)} cannot change once codes were redeemed.", code="campaign_in_use")
+            raise Conflict(f"{', '.join(changed)} cannot change once codes were redeemed.", code=CAMPAIGN_IN_USE)
     status = fields.pop("status", None)
     for key, value in fields.items():
         setattr(locked, key, value)
@@ -142,15 +160,22 @@ def update_campaign(
     if eligible_segments is not None:
         locked.eligible_segments.set(eligible_segments)
     if status and status != locked.status:
-        change_campaign_status(campaign=locked, status=status, actor=actor, reason=reason)
+        change_campaign_status_in_transaction(campaign=locked, status=status, actor=actor, reason=reason)
     return locked
 
 
-@transaction.atomic
-def change_campaign_status(*, campaign: Campaign, status: str, actor: User, reason: str = "") -> Campaign:
-    _require_perm(actor, "promotions.change_campaign")
+def change_campaign_status_in_transaction(
+    *, campaign: Campaign, status: str, actor: Actor, reason: str = ""
+) -> Campaign:
+    """Building block: the caller holds the transaction (``change_campaign_status`` is the outer service)."""
+    in_transaction()
+    require_perm(actor, "promotions.change_campaign")
     locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
-    check_transition(Campaign.STATUS_TRANSITIONS, locked.status, status, field="status")
-    locked.status = status
-    save_with_history(locked, actor=actor, reason=reason or f"Status → {status}", update_fields=["status"])
+    transition(locked, "status", status, actor=actor, reason=reason or f"Status → {status}")
     return locked
+
+
+@outer_service
+def change_campaign_status(**kwargs: Any) -> Campaign:
+    """Outer service: runs ``change_campaign_status_in_transaction`` (same arguments) in its own transaction."""
+    return change_campaign_status_in_transaction(**kwargs)

@@ -11,24 +11,38 @@ from django.utils import timezone
 
 from loyalty import events, outbox
 from loyalty.exceptions import AlreadyExists, Conflict, InvalidInput
+from loyalty.kernel import (
+    SYSTEM,
+    Actor,
+    actor_name,
+    bulk_transition,
+    check_whole_number,
+    history_user,
+    may_transition,
+    outer_service,
+    own_transaction,
+    require_perm,
+    require_reason,
+    save_with_history,
+    transition,
+)
 from loyalty.models import Member
 from loyalty.notifications import notify_member
-from loyalty.services.core import User, _require_perm, _user_or_none
-from loyalty.workflow import check_transition, save_with_history
 from promotions import codegen
+from promotions.exceptions import CAMPAIGN_INACTIVE
 from promotions.models import Campaign, Code, CodeBatch, CodeEvent
 
-from .campaigns import change_campaign_status
+from .campaigns import change_campaign_status_in_transaction
 from .copy_codes import insert_codes
 
 GENERATION_CHUNK = 20_000
 
 
-@transaction.atomic
+@outer_service
 def create_code_batch(
     *,
     campaign: Campaign,
-    actor: User,
+    actor: Actor,
     count: int | None = None,
     pattern: str = "",
     prefix: str = "",
@@ -42,18 +56,24 @@ def create_code_batch(
     email_members: bool = False,
 ) -> CodeBatch:
     """Queue the generation of ``count`` codes (or one per member of ``segment``) as chunked Celery work."""
-    _require_perm(actor, "promotions.generate_codes")
+    require_perm(actor, "promotions.generate_codes")
     if campaign.status == Campaign.Status.ENDED:
-        raise Conflict("The campaign has ended.", code="campaign_inactive")
+        raise Conflict("The campaign has ended.", code=CAMPAIGN_INACTIVE)
     if segment is not None:
         count = segment.members.count()
         if count == 0:
             raise InvalidInput("The segment has no members.", errors={"segment": ["Empty segment."]})
     limit = settings.CODE_BATCH_MAX_COUNT
-    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= limit:
-        raise InvalidInput(f"count must be between 1 and {limit}.", errors={"count": [f"Between 1 and {limit}."]})
-    if isinstance(max_uses, bool) or not isinstance(max_uses, int) or not 1 <= max_uses <= 1_000_000:
-        raise InvalidInput("max_uses must be at least 1.", errors={"max_uses": ["At least 1."]})
+    check_whole_number(
+        count,
+        field="count",
+        detail=f"count must be between 1 and {limit}.",
+        error=f"Between 1 and {limit}.",
+        maximum=limit,
+    )
+    check_whole_number(
+        max_uses, field="max_uses", detail="max_uses must be at least 1.", error="At least 1.", maximum=1_000_000
+    )
     if release_at and valid_until and valid_until <= release_at:
         raise InvalidInput("valid_until must be after release_at.", errors={"valid_until": ["After release_at."]})
     if not (pattern or length):
@@ -77,7 +97,7 @@ def create_code_batch(
         valid_until=valid_until,
         segment=segment,
         email_members=email_members,
-        created_by=_user_or_none(actor),
+        created_by=history_user(actor),
     )
     save_with_history(batch, actor=actor, reason="Generation requested")
     from promotions.tasks import generate_code_batch
@@ -87,21 +107,28 @@ def create_code_batch(
 
 
 def generate_code_batch(*, batch_id: int, chunk_size: int = GENERATION_CHUNK) -> CodeBatch:
-    """Generate a batch chunk by chunk; each chunk commits with its progress, so a crash resumes."""
-    with transaction.atomic():
+    """Generate a batch chunk by chunk; each chunk commits with its progress, so a crash resumes.
+
+    Runs its own transactions (durable), one per chunk.
+    """
+    with own_transaction():
         batch = CodeBatch.objects.select_for_update().get(pk=batch_id)
         if batch.status == CodeBatch.Status.COMPLETED:
             return batch
         if batch.status != CodeBatch.Status.RUNNING:
-            check_transition(CodeBatch.STATUS_TRANSITIONS, batch.status, CodeBatch.Status.RUNNING, field="status")
-            batch.status = CodeBatch.Status.RUNNING
-            batch.error = ""
-            save_with_history(batch, actor=None, reason="Generation started", update_fields=["status", "error"])
+            transition(
+                batch,
+                "status",
+                CodeBatch.Status.RUNNING,
+                actor=SYSTEM,
+                reason="Generation started",
+                changes={"error": ""},
+            )
     pattern = codegen.Pattern(text=batch.pattern, charset=batch.charset or codegen.DEFAULT_CHARSET)
     stalls = 0
     try:
         while True:
-            with transaction.atomic():
+            with own_transaction():
                 batch = CodeBatch.objects.select_for_update().get(pk=batch_id)
                 need = batch.count - batch.generated
                 if need <= 0:
@@ -128,11 +155,16 @@ def generate_code_batch(*, batch_id: int, chunk_size: int = GENERATION_CHUNK) ->
                 if stalls >= 5:
                     raise RuntimeError("Could not find free codes in the pattern's space; use a longer pattern.")
             outbox.heartbeat()  # still alive: the sweep must not hand this batch to another worker
-        with transaction.atomic():
+        with own_transaction():
             batch = CodeBatch.objects.select_for_update().get(pk=batch_id)
-            batch.status = CodeBatch.Status.COMPLETED
-            batch.finished_at = timezone.now()
-            save_with_history(batch, actor=None, reason="Generation completed", update_fields=["status", "finished_at"])
+            transition(
+                batch,
+                "status",
+                CodeBatch.Status.COMPLETED,
+                actor=SYSTEM,
+                reason="Generation completed",
+                changes={"finished_at": timezone.now()},
+            )
             if batch.segment_id and batch.email_members:
                 for code in Code.objects.filter(batch=batch).select_related("assigned_member", "campaign"):
                     notify_member(
@@ -147,25 +179,32 @@ def generate_code_batch(*, batch_id: int, chunk_size: int = GENERATION_CHUNK) ->
                     )
             events.emit("code_batch.completed", batch)
     except Exception as exc:
-        with transaction.atomic():
-            CodeBatch.objects.filter(pk=batch_id).update(status=CodeBatch.Status.FAILED, error=str(exc)[:2000])
+        with own_transaction():
+            failed = CodeBatch.objects.select_for_update().get(pk=batch_id)
+            error = {"error": str(exc)[:2000]}
+            if may_transition(failed, "status", CodeBatch.Status.FAILED):
+                transition(
+                    failed, "status", CodeBatch.Status.FAILED, actor=SYSTEM, reason="Generation failed", changes=error
+                )
+            else:  # already failed (or completed meanwhile): keep the last error
+                CodeBatch.objects.filter(pk=batch_id).update(**error)
         raise
     return batch
 
 
-@transaction.atomic
+@outer_service
 def create_named_code(
     *,
     campaign: Campaign,
     code: str,
-    actor: User,
+    actor: Actor,
     max_uses: int = 1,
     assigned_member: Member | None = None,
     valid_from: dt.datetime | None = None,
     valid_until: dt.datetime | None = None,
 ) -> Code:
     """One public code such as WELCOME10 (often multi-use)."""
-    _require_perm(actor, "promotions.generate_codes")
+    require_perm(actor, "promotions.generate_codes")
     text = (code or "").strip().upper()
     normalized = codegen.normalize(text)
     if not normalized or len(text) > codegen.MAX_CODE_LENGTH or not normalized.isalnum():
@@ -173,12 +212,13 @@ def create_named_code(
             "A code is letters and digits (separators allowed), at most 64 characters.",
             errors={"code": ["Invalid code."]},
         )
-    if isinstance(max_uses, bool) or not isinstance(max_uses, int) or not 1 <= max_uses <= 100_000_000:
-        raise InvalidInput("max_uses must be at least 1.", errors={"max_uses": ["At least 1."]})
+    check_whole_number(
+        max_uses, field="max_uses", detail="max_uses must be at least 1.", error="At least 1.", maximum=100_000_000
+    )
     if valid_from and valid_until and valid_until <= valid_from:
         raise InvalidInput("valid_until must be after valid_from.", errors={"valid_until": ["After valid_from."]})
     if campaign.status == Campaign.Status.ENDED:
-        raise Conflict("The campaign has ended.", code="campaign_inactive")
+        raise Conflict("The campaign has ended.", code=CAMPAIGN_INACTIVE)
     obj = Code(
         campaign=campaign,
         code=text,
@@ -197,63 +237,65 @@ def create_named_code(
         code=obj,
         code_text=normalized,
         kind=CodeEvent.Kind.CREATED,
-        actor=_user_or_none(actor),
-        client=getattr(actor, "username", "") or "",
+        actor=history_user(actor),
+        client=actor_name(actor),
         member=assigned_member,
     )
     return obj
 
 
-@transaction.atomic
-def void_code(*, code: Code, actor: User, reason: str) -> Code:
-    _require_perm(actor, "promotions.void_code")
-    if not (reason or "").strip():
-        raise InvalidInput("A reason is required.", errors={"reason": ["This field is required."]})
+@outer_service
+def void_code(*, code: Code, actor: Actor, reason: str) -> Code:
+    require_perm(actor, "promotions.void_code")
+    require_reason(reason)
     locked = Code.objects.select_for_update().get(pk=code.pk)
-    check_transition(Code.STATUS_TRANSITIONS, locked.status, Code.Status.VOID, field="status")
-    locked.status = Code.Status.VOID
-    locked.save(update_fields=["status", "updated_at"])
-    CodeEvent.objects.create(
-        code=locked,
-        code_text=locked.normalized,
-        kind=CodeEvent.Kind.VOIDED,
-        actor=_user_or_none(actor),
-        client=getattr(actor, "username", "") or "",
-        detail={"reason": reason},
-    )
-    events.emit("code.voided", locked, member=locked.assigned_member)
+    _void(locked, actor=actor, reason=reason)
     return locked
 
 
-def void_code_for_system(*, code: Code, actor: User, reason: str) -> bool:
-    """Void an unused code as part of another operation (a reward rollback). False if it was used."""
+def void_code_for_system(*, code: Code, actor: Actor, reason: str) -> bool:
+    """Void an unused code as part of another operation (a reward rollback). False if it was used.
+
+    Building block: the caller holds the transaction.
+    """
     locked = Code.objects.select_for_update().get(pk=code.pk)
     if locked.status == Code.Status.VOID:
         return True
     if locked.uses > 0:
         return False
-    locked.status = Code.Status.VOID
-    locked.save(update_fields=["status", "updated_at"])
+    _void(locked, actor=actor, reason=reason)
+    return True
+
+
+def _void(locked: Code, *, actor: Actor, reason: str) -> None:
+    transition(locked, "status", Code.Status.VOID, actor=actor, reason=reason)
     CodeEvent.objects.create(
         code=locked,
         code_text=locked.normalized,
         kind=CodeEvent.Kind.VOIDED,
-        actor=_user_or_none(actor),
-        client=getattr(actor, "username", "") or "",
+        actor=history_user(actor),
+        client=actor_name(actor),
         detail={"reason": reason},
     )
     events.emit("code.voided", locked, member=locked.assigned_member)
-    return True
 
 
 def expire_codes(*, now: dt.datetime | None = None) -> int:
-    """Mark codes past their validity as expired (their timeline shows it from valid_until)."""
+    """Mark codes past their validity as expired (their timeline shows it from valid_until).
+
+    Runs its own transactions: one UPDATE, then one (durable) per ended campaign.
+    """
     now = now or timezone.now()
-    expired = Code.objects.filter(status=Code.Status.ACTIVE, valid_until__lte=now).update(
-        status=Code.Status.EXPIRED, updated_at=now
+    expired = bulk_transition(
+        Code.objects.filter(status=Code.Status.ACTIVE, valid_until__lte=now),
+        "status",
+        Code.Status.EXPIRED,
+        changes={"updated_at": now},
     )
     ended = Campaign.objects.filter(status__in=[Campaign.Status.ACTIVE, Campaign.Status.PAUSED], ends_at__lte=now)
     for campaign in ended:
-        with transaction.atomic():
-            change_campaign_status(campaign=campaign, status=Campaign.Status.ENDED, actor=None, reason="Window ended")
+        with own_transaction():
+            change_campaign_status_in_transaction(
+                campaign=campaign, status=Campaign.Status.ENDED, actor=SYSTEM, reason="Window ended"
+            )
     return expired

@@ -14,6 +14,8 @@ def insert_codes(batch: CodeBatch, rows: list[tuple[str, str, int | None]]) -> i
     On PostgreSQL a chunk is first COPied straight into the table (collisions are astronomically rare
     in a pattern that passed the capacity check); if one collides, the chunk goes through a temp table
     and INSERT ... ON CONFLICT DO NOTHING instead.
+
+    Building block: the caller holds the transaction.
     """
     if connection.vendor == "postgresql":
         columns = (

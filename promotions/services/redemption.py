@@ -6,16 +6,25 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
 from loyalty import events
 from loyalty.exceptions import InvalidInput
+from loyalty.kernel import (
+    Actor,
+    actor_name,
+    history_user,
+    outer_service,
+    own_transaction,
+    require_perm,
+    require_reason,
+    require_transition,
+    save_with_history,
+    transition,
+)
 from loyalty.models import LedgerEntry, Member
-from loyalty.services import credit_points, debit_points, lock_balances
-from loyalty.services.core import User, _require_perm, _user_or_none
-from loyalty.workflow import check_transition, save_with_history
+from loyalty.services import credit_points_in_transaction, debit_points_in_transaction, lock_balances
 from promotions import abuse, codegen
 from promotions.engine import Evaluation, OrderView, evaluate
 from promotions.exceptions import CodesRejected
@@ -41,6 +50,7 @@ class CodeRequest:
 def clean_request(
     *, codes: Any, member: Member | None, order: dict[str, Any] | None, client: str = "", ip: str | None = None
 ) -> CodeRequest:
+    """No transaction: it writes nothing."""
     if not isinstance(codes, list) or not codes:
         raise InvalidInput("Give a list of codes.", errors={"codes": ["A non-empty list of strings."]})
     if len(codes) > MAX_CODES_PER_REQUEST:
@@ -71,7 +81,7 @@ def clean_request(
     )
 
 
-def _record_attempts(req: CodeRequest, evaluation: Evaluation, actor: User, *, redeem: bool) -> None:
+def _record_attempts(req: CodeRequest, evaluation: Evaluation, actor: Actor, *, redeem: bool) -> None:
     codes = {c.normalized: c for c in Code.objects.filter(normalized__in=req.codes)}
     CodeEvent.objects.bulk_create(
         [
@@ -81,7 +91,7 @@ def _record_attempts(req: CodeRequest, evaluation: Evaluation, actor: User, *, r
                 kind=CodeEvent.Kind.VALIDATED,
                 result=r.reason or "valid",
                 member=req.member,
-                actor=_user_or_none(actor),
+                actor=history_user(actor),
                 client=req.client,
                 ip=req.ip,
                 order_id=req.order.id,
@@ -106,9 +116,12 @@ def _evaluate(req: CodeRequest, codes: list[Code]) -> Evaluation:
     return evaluate(req.codes, views, member, req.order, timezone.now())
 
 
-def validate_codes(req: CodeRequest, *, actor: User) -> Evaluation:
-    """Answer which codes apply, changing nothing but the timeline and the abuse counters."""
-    _require_perm(actor, "promotions.view_code")
+def validate_codes(req: CodeRequest, *, actor: Actor) -> Evaluation:
+    """Answer which codes apply, changing nothing but the timeline and the abuse counters.
+
+    Runs its own transactions: the attempts and abuse counters are written as it goes (autocommit).
+    """
+    require_perm(actor, "promotions.view_code")
     abuse.check_not_locked(client=req.client, ip=req.ip)
     codes = list(Code.objects.filter(normalized__in=req.codes).select_related("campaign"))
     evaluation = _evaluate(req, codes)
@@ -116,18 +129,20 @@ def validate_codes(req: CodeRequest, *, actor: User) -> Evaluation:
     return evaluation
 
 
-def redeem_codes(req: CodeRequest, *, actor: User) -> list[CodeRedemption]:
+def redeem_codes(req: CodeRequest, *, actor: Actor) -> list[CodeRedemption]:
     """Apply the whole stack atomically, or nothing.
 
     Locks, in order: the member's balance rows (bonus points), the codes by id, the campaigns by id,
     the member's usage rows; then evaluates on the locked rows and writes with F() updates.
+
+    Runs its own transactions: one durable transaction for the whole stack; refused attempts are recorded after it.
     """
-    _require_perm(actor, "promotions.add_coderedemption")
+    require_perm(actor, "promotions.add_coderedemption")
     member_id = req.member.pk if req.member else None
     abuse.check_not_locked(client=req.client, ip=req.ip)
     evaluation: Evaluation | None = None
     try:
-        with transaction.atomic():
+        with own_transaction():
             preview = list(Code.objects.filter(normalized__in=req.codes).select_related("campaign__metric"))
             bonus_metrics = {
                 c.campaign.metric
@@ -165,7 +180,7 @@ def redeem_codes(req: CodeRequest, *, actor: User) -> list[CodeRedemption]:
                 campaign = campaigns[code.campaign_id]
                 Code.objects.filter(pk=code.pk).update(uses=F("uses") + 1, updated_at=timezone.now())
                 if code.uses + 1 >= code.max_uses:
-                    Code.objects.filter(pk=code.pk).update(status=Code.Status.REDEEMED)
+                    transition(code, "status", Code.Status.REDEEMED, actor=actor, reason="Redeemed")
                 Campaign.objects.filter(pk=campaign.pk).update(
                     redemptions_count=F("redemptions_count") + 1,
                     discount_total=F("discount_total") + result.discount,
@@ -182,11 +197,11 @@ def redeem_codes(req: CodeRequest, *, actor: User) -> list[CodeRedemption]:
                     channel=req.order.channel,
                     discount=result.discount,
                     bonus_points=result.bonus_points,
-                    redeemed_by=_user_or_none(actor),
+                    redeemed_by=history_user(actor),
                 )
                 save_with_history(redemption, actor=actor, reason="Redeemed")
                 if result.bonus_points and req.member is not None:
-                    redemption.ledger_entry = credit_points(
+                    redemption.ledger_entry = credit_points_in_transaction(
                         member=req.member,
                         metric=campaign.metric,
                         amount=result.bonus_points,
@@ -203,7 +218,7 @@ def redeem_codes(req: CodeRequest, *, actor: User) -> list[CodeRedemption]:
                     kind=CodeEvent.Kind.REDEEMED,
                     result="valid",
                     member=req.member,
-                    actor=_user_or_none(actor),
+                    actor=history_user(actor),
                     client=req.client,
                     ip=req.ip,
                     order_id=req.order.id,
@@ -223,22 +238,21 @@ def redeem_codes(req: CodeRequest, *, actor: User) -> list[CodeRedemption]:
     return created
 
 
-@transaction.atomic
-def rollback_code_redemption(*, redemption: CodeRedemption, actor: User, reason: str) -> CodeRedemption:
+@outer_service
+def rollback_code_redemption(*, redemption: CodeRedemption, actor: Actor, reason: str) -> CodeRedemption:
     """Reverse one code use: counters go back, bonus points are taken back, and the code is usable
     again where its limits allow (not if it was voided or has expired)."""
-    _require_perm(actor, "promotions.change_coderedemption")
-    if not (reason or "").strip():
-        raise InvalidInput("A reason is required.", errors={"reason": ["This field is required."]})
+    require_perm(actor, "promotions.change_coderedemption")
+    require_reason(reason)
     current = CodeRedemption.objects.select_related("campaign__metric", "member").get(pk=redemption.pk)
     if current.bonus_points and current.member_id:
         lock_balances(current.member, [current.campaign.metric])
     use = CodeRedemption.objects.select_for_update().get(pk=redemption.pk)
-    check_transition(CodeRedemption.STATUS_TRANSITIONS, use.status, CodeRedemption.Status.ROLLED_BACK, field="status")
+    require_transition(use, "status", CodeRedemption.Status.ROLLED_BACK)
     code = Code.objects.select_for_update().get(pk=use.code_id)
     Campaign.objects.select_for_update().filter(pk=use.campaign_id).first()
     if use.bonus_points and use.ledger_entry_id:
-        debit_points(
+        debit_points_in_transaction(
             member=current.member,
             metric=current.campaign.metric,
             amount=use.bonus_points,
@@ -252,7 +266,7 @@ def rollback_code_redemption(*, redemption: CodeRedemption, actor: User, reason:
         )
     Code.objects.filter(pk=code.pk).update(uses=F("uses") - 1, updated_at=timezone.now())
     if code.status == Code.Status.REDEEMED:
-        Code.objects.filter(pk=code.pk).update(status=Code.Status.ACTIVE)
+        transition(code, "status", Code.Status.ACTIVE, actor=actor, reason=f"Use rolled back: {reason}")
     Campaign.objects.filter(pk=use.campaign_id).update(
         redemptions_count=F("redemptions_count") - 1,
         discount_total=F("discount_total") - use.discount,
@@ -262,23 +276,25 @@ def rollback_code_redemption(*, redemption: CodeRedemption, actor: User, reason:
         CampaignMemberUsage.objects.filter(campaign_id=use.campaign_id, member_id=use.member_id).update(
             uses=F("uses") - 1
         )
-    use.status = CodeRedemption.Status.ROLLED_BACK
-    use.rolled_back_at = timezone.now()
-    use.rolled_back_by = _user_or_none(actor)
-    use.rollback_reason = reason.strip()[:255]
-    save_with_history(
+    transition(
         use,
+        "status",
+        CodeRedemption.Status.ROLLED_BACK,
         actor=actor,
         reason=f"Rolled back: {reason}",
-        update_fields=["status", "rolled_back_at", "rolled_back_by", "rollback_reason"],
+        changes={
+            "rolled_back_at": timezone.now(),
+            "rolled_back_by": history_user(actor),
+            "rollback_reason": reason.strip()[:255],
+        },
     )
     CodeEvent.objects.create(
         code=code,
         code_text=code.normalized,
         kind=CodeEvent.Kind.ROLLED_BACK,
         member=use.member,
-        actor=_user_or_none(actor),
-        client=getattr(actor, "username", "") or "",
+        actor=history_user(actor),
+        client=actor_name(actor),
         order_id=use.order_id,
         detail={"reason": reason, "redemption": use.pk},
     )

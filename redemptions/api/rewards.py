@@ -3,17 +3,17 @@ campaign whose codes it issues, and only this app may know both."""
 
 from __future__ import annotations
 
-from django.db import IntegrityError, transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from loyalty.kernel import AlreadyExists, InvalidInput, save_with_history
+from loyalty.kernel import InvalidInput
 from loyalty.kernel.api import ReadWritePerms, idempotent
 from loyalty.models import Metric, Reward, Tier
 from promotions.models import Campaign
 from redemptions.models import RewardCodePool
+from redemptions.services import save_reward
 
 
 class RewardSerializer(serializers.ModelSerializer):
@@ -68,28 +68,6 @@ class RewardSerializer(serializers.ModelSerializer):
         return attrs
 
 
-def _save_reward(reward: Reward, data: dict, actor, reason: str) -> Reward:
-    tiers = data.pop("eligible_tiers", None)
-    campaign = data.pop("campaign", "unset")
-    for key, value in data.items():
-        setattr(reward, key, value)
-    try:
-        with transaction.atomic():
-            save_with_history(reward, actor=actor, reason=reason)
-            if tiers is not None:
-                reward.eligible_tiers.set(tiers)
-            if campaign is None:
-                RewardCodePool.objects.filter(reward=reward).delete()
-            elif campaign != "unset":
-                RewardCodePool.objects.update_or_create(reward=reward, defaults={"campaign": campaign})
-    except IntegrityError as exc:
-        raise AlreadyExists(
-            f"A reward with external_id {reward.external_id!r} already exists.",
-            errors={"external_id": ["Already in use."]},
-        ) from exc
-    return reward
-
-
 class RewardList(generics.ListAPIView):
     serializer_class = RewardSerializer
     permission_classes = [ReadWritePerms]
@@ -108,7 +86,7 @@ class RewardList(generics.ListAPIView):
         values = dict(data.validated_data)
         if values.get("type") == Reward.Type.DISCOUNT_CODE and not values.get("campaign"):
             raise InvalidInput("A discount_code reward needs a campaign.", errors={"campaign": ["Required."]})
-        reward = _save_reward(Reward(), values, request.user, "Created via the API")
+        reward = save_reward(reward=Reward(), data=values, actor=request.user, reason="Created via the API")
         return Response(RewardSerializer(reward).data, status=status.HTTP_201_CREATED)
 
 
@@ -134,5 +112,5 @@ class RewardDetail(APIView):
         values = dict(data.validated_data)
         if values.pop("external_id", reward.external_id) != reward.external_id:
             raise InvalidInput("A reward's external_id never changes.", errors={"external_id": ["Read-only."]})
-        reward = _save_reward(reward, values, request.user, "Changed via the API")
+        reward = save_reward(reward=reward, data=values, actor=request.user, reason="Changed via the API")
         return Response(RewardSerializer(reward).data)

@@ -27,9 +27,11 @@ from .responses import (
     reject_redemption,
     return_redemption,
 )
+from .rewards import save_reward
 from .rollbacks import approve_rollback, reject_rollback, rollback_redemption
 
 __all__ = [
+    "save_reward",
     "MAX_QUANTITY",
     "PATH_RULES",
     "Check",

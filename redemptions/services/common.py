@@ -5,14 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import F
+from django.utils import timezone
 
-from loyalty.exceptions import InvalidInput
+from loyalty.kernel import (
+    Actor,
+)
 from loyalty.models import Member, Reward
+from loyalty.notifications import notify_member
 from loyalty.services import lock_balance
-from loyalty.services.core import User
 
 from ..exceptions import OutOfStock
-from ..models import Redemption
+from ..models import Redemption, Rollback
 
 MAX_QUANTITY = 100
 
@@ -22,6 +25,8 @@ def lock_redemption(redemption: Redemption) -> Redemption:
 
     The member row serializes everything that counts a member's rows before writing one (the
     rollback per-member limit), whatever metric or none the redemption spent.
+
+    Building block: the caller holds the transaction.
     """
     current = Redemption.objects.only("pk", "member_id", "metric_id", "points_spent").get(pk=redemption.pk)
     if current.metric_id and current.points_spent:
@@ -35,7 +40,10 @@ def lock_redemption(redemption: Redemption) -> Redemption:
 
 
 def take_stock(reward: Reward, quantity: int) -> None:
-    """Conditional UPDATE: two concurrent redemptions can never take the last item twice."""
+    """Conditional UPDATE: two concurrent redemptions can never take the last item twice.
+
+    Building block: the caller holds the transaction.
+    """
     if reward.stock is None:
         return
     taken = Reward.objects.filter(pk=reward.pk, stock__gte=quantity).update(stock=F("stock") - quantity)
@@ -44,7 +52,10 @@ def take_stock(reward: Reward, quantity: int) -> None:
 
 
 def give_stock_back(redemption: Redemption) -> bool:
-    """Once per redemption (``stock_returned``); imports never took any."""
+    """Once per redemption (``stock_returned``); imports never took any.
+
+    Building block: the caller holds the transaction.
+    """
     if redemption.stock_returned:
         return False
     Reward.objects.filter(pk=redemption.reward_id, stock__isnull=False).update(stock=F("stock") + redemption.quantity)
@@ -52,7 +63,8 @@ def give_stock_back(redemption: Redemption) -> bool:
     return True
 
 
-def void_issued_code(redemption: Redemption, actor: User, reason: str) -> bool:
+def void_issued_code(redemption: Redemption, actor: Actor, reason: str) -> bool:
+    """Building block: the caller holds the transaction."""
     from promotions.services import void_code_for_system
 
     if not redemption.issued_code_id:
@@ -60,12 +72,8 @@ def void_issued_code(redemption: Redemption, actor: User, reason: str) -> bool:
     return void_code_for_system(code=redemption.issued_code, actor=actor, reason=reason)
 
 
-def require_reason(reason: str) -> None:
-    if not (reason or "").strip():
-        raise InvalidInput("A reason is required.", errors={"reason": ["This field is required."]})
-
-
 def email_context(r: Redemption, reason: str) -> dict[str, Any]:
+    """No transaction: it writes nothing."""
     return {
         "reward": r.reward.name,
         "quantity": r.quantity,
@@ -75,3 +83,24 @@ def email_context(r: Redemption, reason: str) -> dict[str, Any]:
         "code": r.issued_code.code if r.issued_code_id else "",
         "kind": r.get_kind_display().lower(),
     }
+
+
+def notify_rollback(rollback: Rollback, template: str) -> None:
+    """Building block: the caller holds the transaction."""
+    r = rollback.redemption
+    sent = notify_member(
+        member=r.member,
+        template=template,
+        context={
+            "reward": r.reward.name,
+            "points": rollback.points_returned or rollback.points_requested,
+            "code": r.issued_code.code if r.issued_code_id else "",
+            "code_voided": rollback.code_voided,
+            "reason": rollback.get_reason_display(),
+            "note": rollback.decision_note,
+        },
+    )
+    if sent:
+        rollback.notified = True
+        rollback.notified_at = timezone.now()
+        Rollback.objects.filter(pk=rollback.pk).update(notified=True, notified_at=rollback.notified_at)

@@ -7,15 +7,21 @@ import datetime as dt
 from django.db import IntegrityError, transaction
 
 from loyalty.exceptions import InvalidInput
+from loyalty.kernel import (
+    Actor,
+    check_whole_number,
+    history_user,
+    outer_service,
+    require_perm,
+    save_with_history,
+)
 from loyalty.models import Member, Reward
-from loyalty.services.core import User, _require_perm, _user_or_none
-from loyalty.workflow import save_with_history
 
 from ..models import Redemption
 from .common import MAX_QUANTITY
 
 
-@transaction.atomic
+@outer_service
 def import_legacy_redemption(
     *,
     member: Member,
@@ -25,7 +31,7 @@ def import_legacy_redemption(
     status: str,
     created_at: dt.datetime,
     external_ref: str,
-    actor: User,
+    actor: Actor,
 ) -> Redemption:
     """Record a redemption made on a legacy platform, WITHOUT a ledger movement.
 
@@ -33,7 +39,7 @@ def import_legacy_redemption(
     entry is written and no stock is taken; the row keeps ``external_ref`` (unique) and its original
     ``created_at``. Such redemptions are undone on the legacy platform, never rolled back here.
     """
-    _require_perm(actor, "redemptions.import_redemptions")
+    require_perm(actor, "redemptions.import_redemptions")
     external_ref = (external_ref or "").strip()
     if not external_ref or len(external_ref) > 64:
         raise InvalidInput("external_ref is required (at most 64 characters).", errors={"external_ref": ["Required."]})
@@ -42,10 +48,20 @@ def import_legacy_redemption(
             f"Unknown status {status!r}; one of {', '.join(Redemption.Status.values)}.",
             errors={"status": ["Unknown status."]},
         )
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
-        raise InvalidInput(f"quantity must be between 1 and {MAX_QUANTITY}.", errors={"quantity": ["Out of range."]})
-    if isinstance(points_spent, bool) or not isinstance(points_spent, int) or points_spent < 0:
-        raise InvalidInput("points_spent must not be negative.", errors={"points_spent": ["Must be >= 0."]})
+    check_whole_number(
+        quantity,
+        field="quantity",
+        detail=f"quantity must be between 1 and {MAX_QUANTITY}.",
+        error="Out of range.",
+        maximum=MAX_QUANTITY,
+    )
+    check_whole_number(
+        points_spent,
+        field="points_spent",
+        detail="points_spent must not be negative.",
+        error="Must be >= 0.",
+        minimum=0,
+    )
     if Redemption.objects.filter(external_ref=external_ref).exists():
         raise InvalidInput(
             f"external_ref {external_ref!r} was already imported.", errors={"external_ref": ["Already imported."]}
@@ -61,7 +77,7 @@ def import_legacy_redemption(
         channel=Redemption.Channel.IMPORT,
         external_ref=external_ref,
         stock_returned=True,  # no stock was taken here: never give any back
-        created_by=_user_or_none(actor),
+        created_by=history_user(actor),
     )
     try:
         with transaction.atomic():

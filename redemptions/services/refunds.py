@@ -28,16 +28,22 @@ from loyalty.exceptions import (
     InvalidInput,
     InvalidTransition,
 )
+from loyalty.kernel import (
+    Actor,
+    check_whole_number,
+    history_user,
+    require_transition,
+    save_with_history,
+    transition,
+)
 from loyalty.models import LedgerEntry, ProgramSettings
-from loyalty.notifications import notify_member
-from loyalty.services import restore_debit
-from loyalty.services.core import User, _user_or_none
-from loyalty.workflow import check_transition, save_with_history
+from loyalty.services import restore_debit_in_transaction
 from promotions.models import Code
+from redemptions.exceptions import CODE_ALREADY_USED, PARTIAL_NOT_ALLOWED
 
 from ..exceptions import RollbackApprovalRequired, RollbackPending, RollbackWindowClosed
 from ..models import Redemption, Rollback
-from .common import give_stock_back, void_issued_code
+from .common import give_stock_back, notify_rollback, void_issued_code
 
 
 class Path(enum.StrEnum):
@@ -141,6 +147,7 @@ STOCK_BACK_FULFILLMENT = frozenset(
 
 
 def pending_rollbacks(redemption: Redemption, *, exclude: Rollback | None = None) -> QuerySet[Rollback]:
+    """Building block: the caller holds the transaction."""
     qs = Rollback.objects.filter(redemption_id=redemption.pk, status=Rollback.Status.PENDING_APPROVAL)
     return qs.exclude(pk=exclude.pk) if exclude is not None else qs
 
@@ -148,7 +155,10 @@ def pending_rollbacks(redemption: Redemption, *, exclude: Rollback | None = None
 def check_may_move(redemption: Redemption, *, field: str = "status", deciding_approval: bool = False) -> None:
     """While approval is pending, or a rollback of it waits for approval, no other status of the
     object moves forward (DESIGN.md); only the approver's decision moves a submitted one. Caller
-    holds the lock."""
+    holds the lock.
+
+    Building block: the caller holds the transaction.
+    """
     if redemption.approval_status == Redemption.ApprovalStatus.SUBMITTED and not deciding_approval:
         raise InvalidTransition(
             f"{redemption} is waiting for approval; nothing else moves until an approver decides.",
@@ -165,19 +175,23 @@ def give_back(
     redemption: Redemption,
     *,
     path: Path,
-    actor: User,
+    actor: Actor,
     history_reason: str,
     reason: str = Rollback.Reason.OTHER,
     note: str = "",
     points: int | None = None,
     rollback: Rollback | None = None,
     fields: tuple[str, ...] = (),
+    moves: dict[str, str] | None = None,
 ) -> Rollback | None:
     """Apply the rollback policy for ``path`` and give back (all that is left, or ``points``).
 
     Returns the Rollback that records it (recorded paths), which is ``pending_approval`` where the
     path waits for a second person; ``None`` for the paths that record none. ``fields`` are the
-    caller's own changes on the locked row (e.g. the approval decision), saved with the give-back.
+    caller's own changes on the locked row (e.g. who decided), ``moves`` its status moves (the
+    approval decision), saved with the give-back through the transition helper.
+
+    Building block: the caller holds the transaction.
     """
     program = ProgramSettings.load()
     rules = _rules_for(redemption, path)
@@ -216,7 +230,7 @@ def give_back(
             raise Conflict(
                 f"The issued code {code.code} was used; nothing comes back while that use stands. "
                 "Roll the code use back first.",
-                code="code_already_used",
+                code=CODE_ALREADY_USED,
             )
     why = (
         second_person_reasons(redemption, program, reason=reason, points=amount, pending_points=pending_points)
@@ -229,7 +243,7 @@ def give_back(
             f"(POST /redemptions/{redemption.pk}/rollback, or Roll back in the admin) so that an approver decides.",
             errors={"approval_required_because": why},
         )
-    user = _user_or_none(actor)
+    user = history_user(actor)
     if rules.recorded and rollback is None:
         if user is None:
             raise InvalidInput("A rollback is requested by a person; system jobs only expire awards.")
@@ -261,6 +275,7 @@ def give_back(
         rollback=rollback,
         history_reason=history_reason,
         fields=fields,
+        moves=moves or {},
     )
 
 
@@ -290,8 +305,9 @@ def _amount(
         return max(left, 0), True
     if path not in (Path.ROLLBACK, Path.ROLLBACK_APPROVAL):
         raise InvalidInput("Only a rollback can give back part of what was spent.")
-    if isinstance(points, bool) or not isinstance(points, int) or points <= 0:
-        raise InvalidInput("points must be a positive whole number.", errors={"points": ["Positive integer."]})
+    check_whole_number(
+        points, field="points", detail="points must be a positive whole number.", error="Positive integer."
+    )
     if points > left:
         raise ExceedsSpent(
             f"Only {left} of the {redemption.points_spent} points spent can still be returned.",
@@ -299,7 +315,7 @@ def _amount(
         )
     full = points == left
     if not full and not program.rollback_partial_allowed:
-        raise BusinessRuleViolation("Partial rollbacks are not allowed by the policy.", code="partial_not_allowed")
+        raise BusinessRuleViolation("Partial rollbacks are not allowed by the policy.", code=PARTIAL_NOT_ALLOWED)
     return points, full
 
 
@@ -308,7 +324,10 @@ def second_person_reasons(
 ) -> list[str]:
     """Why a give-back needs a second person (empty: it does not). The threshold counts everything
     already returned for the redemption, everything pending and this request; the member count is
-    made under the member row lock (``lock_redemption``), so concurrent requests cannot all pass."""
+    made under the member row lock (``lock_redemption``), so concurrent requests cannot all pass.
+
+    Building block: the caller holds the transaction.
+    """
     why = []
     if reason in (program.rollback_approval_reasons or []):
         why.append(f"reason {reason}")
@@ -345,12 +364,13 @@ def _execute(
     program: ProgramSettings,
     *,
     path: Path,
-    actor: User,
+    actor: Actor,
     amount: int,
     full: bool,
     rollback: Rollback | None,
     history_reason: str,
     fields: tuple[str, ...],
+    moves: dict[str, str],
 ) -> Rollback | None:
     """The only writer of a give-back: points with their original lots, then (when everything
     comes back) the unused issued code voided, stock back if the item is in the warehouse, and
@@ -358,7 +378,7 @@ def _execute(
     entries: list[LedgerEntry] = []
     if amount and redemption.ledger_entry_id:
         label = f"Rollback ({rollback.reason})" if rollback else path.value.replace("_", " ").capitalize()
-        entries = restore_debit(
+        entries = restore_debit_in_transaction(
             debit=redemption.ledger_entry,
             amount=amount,
             actor=actor,
@@ -370,50 +390,47 @@ def _execute(
         )
         redemption.points_returned += sum(e.amount for e in entries)
     update = ["points_returned", *fields]
+    moves = dict(moves)
     code_voided = stock_restored = False
     if full:
+        require_transition(redemption, "status", Redemption.Status.CANCELED)
         code_voided = void_issued_code(redemption, actor, f"Rollback #{rollback.pk}" if rollback else history_reason)
         if redemption.fulfillment_status in STOCK_BACK_FULFILLMENT:
             stock_restored = give_stock_back(redemption)
-        check_transition(Redemption.STATUS_TRANSITIONS, redemption.status, Redemption.Status.CANCELED, field="status")
-        redemption.status = Redemption.Status.CANCELED
-        update += ["status", "stock_returned"]
+        moves["status"] = Redemption.Status.CANCELED
+        update.append("stock_returned")
         if redemption.kind == Redemption.Kind.AWARD:
-            redemption.award_status = Redemption.AwardStatus.CANCELED
-            update.append("award_status")
-    save_with_history(redemption, actor=actor, reason=history_reason, update_fields=list(dict.fromkeys(update)))
+            moves["award_status"] = Redemption.AwardStatus.CANCELED
+    if moves:
+        transition(redemption, moves, actor=actor, reason=history_reason, also=update)
+    else:
+        save_with_history(redemption, actor=actor, reason=history_reason, update_fields=list(dict.fromkeys(update)))
     if full:
         events.emit("redemption.status_changed", redemption)
     if rollback is None:
         return None
-    rollback.status = Rollback.Status.EXECUTED
-    rollback.points_requested = amount
-    rollback.points_returned = sum(e.amount for e in entries)
-    rollback.code_voided = code_voided
-    rollback.stock_restored = stock_restored
-    rollback.executed_at = timezone.now()
-    save_with_history(rollback, actor=actor, reason="Executed")
+    outcome = {
+        "points_requested": amount,
+        "points_returned": sum(e.amount for e in entries),
+        "code_voided": code_voided,
+        "stock_restored": stock_restored,
+        "executed_at": timezone.now(),
+    }
+    if rollback.status == Rollback.Status.EXECUTED:  # executed at once: recorded as such when requested
+        for name, value in outcome.items():
+            setattr(rollback, name, value)
+        save_with_history(rollback, actor=actor, reason="Executed")
+    else:
+        transition(
+            rollback,
+            "status",
+            Rollback.Status.EXECUTED,
+            actor=actor,
+            reason="Executed",
+            changes=outcome,
+            also=("approved_by", "decision_note"),  # set by approve_rollback
+        )
     rollback.ledger_entries.set(entries)
     notify_rollback(rollback, "rollback_executed")
     events.emit("rollback.executed", rollback)
     return rollback
-
-
-def notify_rollback(rollback: Rollback, template: str) -> None:
-    r = rollback.redemption
-    sent = notify_member(
-        member=r.member,
-        template=template,
-        context={
-            "reward": r.reward.name,
-            "points": rollback.points_returned or rollback.points_requested,
-            "code": r.issued_code.code if r.issued_code_id else "",
-            "code_voided": rollback.code_voided,
-            "reason": rollback.get_reason_display(),
-            "note": rollback.decision_note,
-        },
-    )
-    if sent:
-        rollback.notified = True
-        rollback.notified_at = timezone.now()
-        Rollback.objects.filter(pk=rollback.pk).update(notified=True, notified_at=rollback.notified_at)

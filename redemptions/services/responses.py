@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from django.db import transaction
 from django.utils import timezone
 
 from loyalty import events
@@ -18,52 +17,70 @@ from loyalty.exceptions import (
     BusinessRuleViolation,
     Conflict,
     DomainError,
-    FourEyesRequired,
-    InvalidInput,
+    InvalidTransition,
     MemberInactive,
+)
+from loyalty.kernel import (
+    SYSTEM,
+    Actor,
+    actor_name,
+    check_whole_number,
+    history_user,
+    outer_service,
+    own_transaction,
+    require_four_eyes,
+    require_perm,
+    require_reason,
+    require_transition,
+    save_with_history,
+    transition,
 )
 from loyalty.models import LedgerEntry, Member, Reward
 from loyalty.notifications import notify_member
 from loyalty.selectors import tier_at
-from loyalty.services import debit_points, lock_balance
-from loyalty.services.core import User, _require_perm, _user_or_none
-from loyalty.workflow import check_transition, save_with_history
+from loyalty.services import debit_points_in_transaction, lock_balance
 from promotions import codegen
 from promotions.models import Code, CodeEvent
+from redemptions.exceptions import NOT_ELIGIBLE, POOL_EXHAUSTED, REWARD_MISCONFIGURED, REWARD_UNAVAILABLE
 
 from ..models import Redemption, RewardCodePool
-from .common import MAX_QUANTITY, email_context, lock_redemption, require_reason, take_stock
+from .common import MAX_QUANTITY, email_context, lock_redemption, take_stock
 from .refunds import Path, check_may_move, give_back
 
 logger = logging.getLogger(__name__)
 
 
 def _check_reward(reward: Reward, member: Member, quantity: int) -> None:
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or not 1 <= quantity <= MAX_QUANTITY:
-        raise InvalidInput(f"quantity must be between 1 and {MAX_QUANTITY}.", errors={"quantity": ["Out of range."]})
+    check_whole_number(
+        quantity,
+        field="quantity",
+        detail=f"quantity must be between 1 and {MAX_QUANTITY}.",
+        error="Out of range.",
+        maximum=MAX_QUANTITY,
+    )
     if member.status != Member.Status.ACTIVE:
         raise MemberInactive(f"Member {member.external_id} is {member.status}.")
     now = timezone.now()
     if not reward.is_available(now):
-        raise BusinessRuleViolation(f"{reward} is not available now.", code="reward_unavailable")
+        raise BusinessRuleViolation(f"{reward} is not available now.", code=REWARD_UNAVAILABLE)
     eligible = set(reward.eligible_tiers.values_list("pk", flat=True))
     if eligible:
         tier = tier_at(member, now)
         if tier is None or tier.pk not in eligible:
-            raise BusinessRuleViolation(f"{reward} is not available in the member's tier.", code="not_eligible")
+            raise BusinessRuleViolation(f"{reward} is not available in the member's tier.", code=NOT_ELIGIBLE)
     if Redemption.objects.filter(
         member=member, reward=reward, approval_status=Redemption.ApprovalStatus.REJECTED
     ).exists():
         raise BusinessRuleViolation(
-            f"A redemption of {reward} by this member was rejected; it cannot be redeemed again.", code="not_eligible"
+            f"A redemption of {reward} by this member was rejected; it cannot be redeemed again.", code=NOT_ELIGIBLE
         )
 
 
-def _issue_code(redemption: Redemption, actor: User) -> Code:
+def _issue_code(redemption: Redemption, actor: Actor) -> Code:
     """An unused, unassigned code from the reward's campaign pool, or a new one from its pattern."""
     pool = RewardCodePool.objects.select_related("campaign").filter(reward_id=redemption.reward_id).first()
     if pool is None:
-        raise Conflict(f"{redemption.reward} has no campaign to issue codes from.", code="reward_misconfigured")
+        raise Conflict(f"{redemption.reward} has no campaign to issue codes from.", code=REWARD_MISCONFIGURED)
     code = (
         Code.objects.select_for_update(skip_locked=True)
         .filter(campaign=pool.campaign, assigned_member__isnull=True, uses=0, status=Code.Status.ACTIVE)
@@ -82,7 +99,7 @@ def _issue_code(redemption: Redemption, actor: User) -> Code:
                 code = Code.objects.create(campaign=pool.campaign, code=text, normalized=codegen.normalize(text))
                 break
         else:
-            raise Conflict("Could not find a free code; the campaign's pattern is too small.", code="pool_exhausted")
+            raise Conflict("Could not find a free code; the campaign's pattern is too small.", code=POOL_EXHAUSTED)
     code.assigned_member = redemption.member
     if valid_until and (code.valid_until is None or valid_until < code.valid_until):
         code.valid_until = valid_until
@@ -92,8 +109,8 @@ def _issue_code(redemption: Redemption, actor: User) -> Code:
         code_text=code.normalized,
         kind=CodeEvent.Kind.ASSIGNED,
         member=redemption.member,
-        actor=_user_or_none(actor),
-        client=getattr(actor, "username", "") or "",
+        actor=history_user(actor),
+        client=actor_name(actor),
         detail={"redemption": redemption.pk},
     )
     return code
@@ -103,17 +120,17 @@ def _expiry(reward: Reward) -> dt.datetime | None:
     return timezone.now() + dt.timedelta(days=reward.valid_days) if reward.valid_days else None
 
 
-@transaction.atomic
+@outer_service
 def redeem_reward(
     *,
     member: Member,
     reward: Reward,
-    actor: User,
+    actor: Actor,
     quantity: int = 1,
     channel: str = Redemption.Channel.API,
 ) -> Redemption:
     """Spend points on a reward: balance locked first, stock taken atomically, points debited by lot."""
-    _require_perm(actor, "redemptions.add_redemption")
+    require_perm(actor, "redemptions.add_redemption")
     _check_reward(reward, member, quantity)
     cost = reward.points * quantity
     if cost:
@@ -128,13 +145,13 @@ def redeem_reward(
         points_spent=cost,
         metric=reward.metric,
         channel=channel,
-        created_by=_user_or_none(actor),
+        created_by=history_user(actor),
         expires_at=_expiry(reward),
         approval_status=Redemption.ApprovalStatus.SUBMITTED if needs_approval else None,
     )
     save_with_history(redemption, actor=actor, reason="Redeemed")
     if cost:
-        redemption.ledger_entry = debit_points(
+        redemption.ledger_entry = debit_points_in_transaction(
             member=member,
             metric=reward.metric,
             amount=cost,
@@ -152,20 +169,19 @@ def redeem_reward(
     return redemption
 
 
-@transaction.atomic
+@outer_service
 def award_reward(
     *,
     member: Member,
     reward: Reward,
-    actor: User,
+    actor: Actor,
     reason: str,
     quantity: int = 1,
     channel: str = Redemption.Channel.API,
 ) -> Redemption:
     """Give a reward for free (with a reason)."""
-    _require_perm(actor, "redemptions.award_reward")
-    if not (reason or "").strip():
-        raise InvalidInput("A reason is required.", errors={"reason": ["This field is required."]})
+    require_perm(actor, "redemptions.award_reward")
+    require_reason(reason)
     _check_reward(reward, member, quantity)
     take_stock(reward, quantity)
     needs_approval = reward.requires_approval
@@ -177,7 +193,7 @@ def award_reward(
         points_spent=0,
         metric=reward.metric,
         channel=channel,
-        created_by=_user_or_none(actor),
+        created_by=history_user(actor),
         reason=reason.strip()[:255],
         expires_at=_expiry(reward),
         award_status=Redemption.AwardStatus.PENDING if needs_approval else Redemption.AwardStatus.AWARDED,
@@ -191,113 +207,110 @@ def award_reward(
     return redemption
 
 
-def _decide(redemption: Redemption, target: str, *, actor: User, reason: str) -> Redemption:
+def _decide(redemption: Redemption, target: str, *, actor: Actor, reason: str) -> Redemption:
     """Approve, reject or return a submitted redemption or award (never your own: four-eyes)."""
-    _require_perm(actor, "redemptions.approve_redemption")
+    require_perm(actor, "redemptions.approve_redemption")
     locked = lock_redemption(redemption)
-    check_transition(Redemption.APPROVAL_TRANSITIONS, locked.approval_status, target, field="approval_status")
-    if locked.created_by_id is not None and locked.created_by_id == getattr(actor, "pk", None):
-        raise FourEyesRequired("You created this; another approver must decide.")
-    locked.approval_status = target
-    locked.decided_by = _user_or_none(actor)
+    require_transition(locked, "approval_status", target)
+    require_four_eyes(locked.created_by_id, actor, "You created this; another approver must decide.")
+    locked.decided_by = history_user(actor)
     locked.decision_reason = (reason or "").strip()[:255]
-    fields = ("approval_status", "decided_by", "decision_reason")
+    fields = ("decided_by", "decision_reason")
     history = f"{target.capitalize()}: {reason}".strip(": ")
     if target == Redemption.ApprovalStatus.APPROVED:
         check_may_move(locked, field="approval_status", deciding_approval=True)
+        moves = {"approval_status": target}
         update = list(fields)
         if locked.kind == Redemption.Kind.AWARD:
-            locked.award_status = Redemption.AwardStatus.AWARDED
-            update.append("award_status")
+            moves["award_status"] = Redemption.AwardStatus.AWARDED
         if locked.reward.type == Reward.Type.DISCOUNT_CODE and not locked.issued_code_id:
             locked.issued_code = _issue_code(locked, actor)
             update.append("issued_code")
-        save_with_history(locked, actor=actor, reason=history, update_fields=update)
+        transition(locked, moves, actor=actor, reason=history, also=update)
     else:
         path = Path.REJECT if target == Redemption.ApprovalStatus.REJECTED else Path.RETURN
-        give_back(locked, path=path, actor=actor, history_reason=history, fields=fields)
+        give_back(
+            locked, path=path, actor=actor, history_reason=history, fields=fields, moves={"approval_status": target}
+        )
     notify_member(member=locked.member, template=f"redemption_{target}", context=email_context(locked, reason))
     events.emit("redemption.approval_changed", locked)
     return locked
 
 
-@transaction.atomic
-def approve_redemption(*, redemption: Redemption, actor: User, reason: str = "") -> Redemption:
+@outer_service
+def approve_redemption(*, redemption: Redemption, actor: Actor, reason: str = "") -> Redemption:
     return _decide(redemption, Redemption.ApprovalStatus.APPROVED, actor=actor, reason=reason)
 
 
-@transaction.atomic
-def reject_redemption(*, redemption: Redemption, actor: User, reason: str) -> Redemption:
+@outer_service
+def reject_redemption(*, redemption: Redemption, actor: Actor, reason: str) -> Redemption:
     """Points and stock go back; the member may not redeem that reward again."""
     require_reason(reason)
     return _decide(redemption, Redemption.ApprovalStatus.REJECTED, actor=actor, reason=reason)
 
 
-@transaction.atomic
-def return_redemption(*, redemption: Redemption, actor: User, reason: str) -> Redemption:
+@outer_service
+def return_redemption(*, redemption: Redemption, actor: Actor, reason: str) -> Redemption:
     """Points and stock go back; the member may redeem the reward again."""
     require_reason(reason)
     return _decide(redemption, Redemption.ApprovalStatus.RETURNED, actor=actor, reason=reason)
 
 
-@transaction.atomic
-def change_status(*, redemption: Redemption, status: str, actor: User, reason: str = "") -> Redemption:
+@outer_service
+def change_status(*, redemption: Redemption, status: str, actor: Actor, reason: str = "") -> Redemption:
     """Processing status (pending, processing, completed, canceled, errored).
 
     Canceling is a full rollback by another name: it goes through the gate with the rollback
     policy and gives back everything left (refused where the policy needs a second person)."""
-    _require_perm(actor, "redemptions.change_redemption")
+    require_perm(actor, "redemptions.change_redemption")
     locked = lock_redemption(redemption)
-    check_transition(Redemption.STATUS_TRANSITIONS, locked.status, status, field="status")
+    require_transition(locked, "status", status)
     if status == Redemption.Status.CANCELED:
         path = Path.AWARD_CANCEL if locked.kind == Redemption.Kind.AWARD else Path.CANCEL
         give_back(locked, path=path, actor=actor, note=reason, history_reason=reason or "Status → canceled")
         return locked
     check_may_move(locked)
-    locked.status = status
-    save_with_history(locked, actor=actor, reason=reason or f"Status → {status}", update_fields=["status"])
+    transition(locked, "status", status, actor=actor, reason=reason or f"Status → {status}")
     events.emit("redemption.status_changed", locked)
     return locked
 
 
-@transaction.atomic
-def change_award_status(*, redemption: Redemption, award_status: str, actor: User, reason: str = "") -> Redemption:
+@outer_service
+def change_award_status(*, redemption: Redemption, award_status: str, actor: Actor, reason: str = "") -> Redemption:
     """Award status (pending, awarded, claimed, canceled); canceling goes through the gate."""
-    _require_perm(actor, "redemptions.change_redemption")
+    require_perm(actor, "redemptions.change_redemption")
     locked = lock_redemption(redemption)
     if locked.kind != Redemption.Kind.AWARD:
-        raise Conflict("Only awards have an award status.", code="invalid_transition")
-    check_transition(Redemption.AWARD_TRANSITIONS, locked.award_status, award_status, field="award_status")
+        raise InvalidTransition("Only awards have an award status.")
+    require_transition(locked, "award_status", award_status)
     if award_status == Redemption.AwardStatus.CANCELED:
         give_back(locked, path=Path.AWARD_CANCEL, actor=actor, note=reason, history_reason=reason or "Award canceled")
         return locked
     check_may_move(locked, field="award_status")
-    locked.award_status = award_status
-    save_with_history(locked, actor=actor, reason=reason or f"Award → {award_status}", update_fields=["award_status"])
+    transition(locked, "award_status", award_status, actor=actor, reason=reason or f"Award → {award_status}")
     events.emit("redemption.status_changed", locked)
     return locked
 
 
-@transaction.atomic
+@outer_service
 def change_fulfillment(
-    *, redemption: Redemption, fulfillment_status: str, actor: User, tracking_ref: str = "", reason: str = ""
+    *, redemption: Redemption, fulfillment_status: str, actor: Actor, tracking_ref: str = "", reason: str = ""
 ) -> Redemption:
-    _require_perm(actor, "redemptions.change_fulfillment")
+    require_perm(actor, "redemptions.change_fulfillment")
     locked = lock_redemption(redemption)
     if not locked.reward.requires_fulfillment:
-        raise Conflict(f"{locked.reward} is not fulfilled by shipping.", code="invalid_transition")
+        raise InvalidTransition(f"{locked.reward} is not fulfilled by shipping.")
     if locked.status == Redemption.Status.CANCELED:
-        raise Conflict("Only live, approved redemptions are fulfilled.", code="invalid_transition")
+        raise InvalidTransition("Only live, approved redemptions are fulfilled.")
     check_may_move(locked, field="fulfillment_status")
-    check_transition(
-        Redemption.FULFILLMENT_TRANSITIONS, locked.fulfillment_status, fulfillment_status, field="fulfillment_status"
+    transition(
+        locked,
+        "fulfillment_status",
+        fulfillment_status,
+        actor=actor,
+        reason=reason or f"Fulfillment → {fulfillment_status}",
+        changes={"tracking_ref": tracking_ref[:100]} if tracking_ref else None,
     )
-    locked.fulfillment_status = fulfillment_status
-    fields = ["fulfillment_status"]
-    if tracking_ref:
-        locked.tracking_ref = tracking_ref[:100]
-        fields.append("tracking_ref")
-    save_with_history(locked, actor=actor, reason=reason or f"Fulfillment → {fulfillment_status}", update_fields=fields)
     if fulfillment_status in (Redemption.Fulfillment.SHIPPED, Redemption.Fulfillment.DELIVERED):
         notify_member(
             member=locked.member, template=f"redemption_{fulfillment_status}", context=email_context(locked, reason)
@@ -309,7 +322,10 @@ def change_fulfillment(
 def expire_awards(*, now: dt.datetime | None = None) -> int:
     """Unclaimed awards past their expiry are canceled through the gate (stock back, unused code
     voided). Awards waiting for approval wait for the approver; one whose code was used or that
-    shipped is skipped (it was received)."""
+    shipped is skipped (it was received).
+
+    Runs its own transactions (durable), one per award.
+    """
     now = now or timezone.now()
     expired = 0
     for award in (
@@ -322,15 +338,10 @@ def expire_awards(*, now: dt.datetime | None = None) -> int:
         .order_by("pk")
     ):
         try:
-            with transaction.atomic():
+            with own_transaction():
                 locked = lock_redemption(award)
-                check_transition(
-                    Redemption.AWARD_TRANSITIONS,
-                    locked.award_status,
-                    Redemption.AwardStatus.CANCELED,
-                    field="award_status",
-                )
-                give_back(locked, path=Path.AWARD_EXPIRY, actor=None, history_reason="Award expired")
+                require_transition(locked, "award_status", Redemption.AwardStatus.CANCELED)
+                give_back(locked, path=Path.AWARD_EXPIRY, actor=SYSTEM, history_reason="Award expired")
         except DomainError as exc:
             logger.info("Award %s was not expired: %s (%s)", award.pk, exc.detail, exc.code)
             continue

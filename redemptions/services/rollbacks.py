@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
-from django.db import transaction
-
 from loyalty import events
-from loyalty.exceptions import FourEyesRequired, InvalidInput
-from loyalty.services.core import User, _require_perm
-from loyalty.workflow import check_transition, save_with_history
+from loyalty.exceptions import InvalidInput
+from loyalty.kernel import (
+    Actor,
+    outer_service,
+    require_four_eyes,
+    require_perm,
+    require_reason,
+    require_transition,
+    transition,
+)
 
 from ..models import Redemption, Rollback
-from .common import lock_redemption, require_reason
-from .refunds import Path, give_back, notify_rollback
+from .common import lock_redemption, notify_rollback
+from .refunds import Path, give_back
 
 
-@transaction.atomic
+@outer_service
 def rollback_redemption(
-    *, redemption: Redemption, reason: str, actor: User, points: int | None = None, note: str = ""
+    *, redemption: Redemption, reason: str, actor: Actor, points: int | None = None, note: str = ""
 ) -> Rollback:
     """Undo a redemption in one safe action: points back with their original lots, the issued code
     voided, the redemption canceled (or the partial amount recorded), stock back if nothing shipped,
     and the member told. Where the policy says so it waits for a second person instead."""
-    _require_perm(actor, "redemptions.add_rollback")
+    require_perm(actor, "redemptions.add_rollback")
     if reason not in Rollback.Reason.values:
         raise InvalidInput("Unknown reason.", errors={"reason": [f"One of {Rollback.Reason.values}."]})
     locked = lock_redemption(redemption)
@@ -38,21 +43,20 @@ def rollback_redemption(
     return rollback
 
 
-def _decide(rollback: Rollback, actor: User, target: str) -> tuple[Rollback, Redemption]:
+def _decide(rollback: Rollback, actor: Actor, target: str) -> tuple[Rollback, Redemption]:
     """Lock in the house order (balance, member, redemption, then the rollback) and check four-eyes."""
-    _require_perm(actor, "redemptions.approve_rollback")
+    require_perm(actor, "redemptions.approve_rollback")
     current = Rollback.objects.select_related("redemption").get(pk=rollback.pk)
     redemption = lock_redemption(current.redemption)
     locked = Rollback.objects.select_for_update().get(pk=rollback.pk)
-    check_transition(Rollback.STATUS_TRANSITIONS, locked.status, target, field="status")
-    if locked.requested_by_id == getattr(actor, "pk", None):
-        raise FourEyesRequired("You requested this rollback; another approver must decide.")
+    require_transition(locked, "status", target)
+    require_four_eyes(locked.requested_by_id, actor, "You requested this rollback; another approver must decide.")
     locked.redemption = redemption
     return locked, redemption
 
 
-@transaction.atomic
-def approve_rollback(*, rollback: Rollback, actor: User, note: str = "") -> Rollback:
+@outer_service
+def approve_rollback(*, rollback: Rollback, actor: Actor, note: str = "") -> Rollback:
     """A second person executes a pending rollback; the gate re-checks what may have changed."""
     locked, redemption = _decide(rollback, actor, Rollback.Status.EXECUTED)
     locked.approved_by = actor
@@ -71,16 +75,18 @@ def approve_rollback(*, rollback: Rollback, actor: User, note: str = "") -> Roll
     return executed
 
 
-@transaction.atomic
-def reject_rollback(*, rollback: Rollback, actor: User, reason: str) -> Rollback:
+@outer_service
+def reject_rollback(*, rollback: Rollback, actor: Actor, reason: str) -> Rollback:
     """Nothing is given back; the member is told."""
     require_reason(reason)
     locked, _ = _decide(rollback, actor, Rollback.Status.REJECTED)
-    locked.status = Rollback.Status.REJECTED
-    locked.rejected_by = actor
-    locked.decision_note = reason.strip()[:255]
-    save_with_history(
-        locked, actor=actor, reason=f"Rejected: {reason}", update_fields=["status", "rejected_by", "decision_note"]
+    transition(
+        locked,
+        "status",
+        Rollback.Status.REJECTED,
+        actor=actor,
+        reason=f"Rejected: {reason}",
+        changes={"rejected_by": actor, "decision_note": reason.strip()[:255]},
     )
     notify_rollback(locked, "rollback_rejected")
     events.emit("rollback.rejected", locked)

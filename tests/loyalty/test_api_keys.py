@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 
 from loyalty import services
 from loyalty.exceptions import InvalidInput, InvalidTransition, PermissionRequired
+from loyalty.kernel import SYSTEM
 from loyalty.models import ApiKey
 from tests.helpers import BASE, admin_url, api_client_for, assert_error, every_admin_page, login, messages_of
 
@@ -77,7 +78,7 @@ def test_wrong_revoked_expired_and_inactive_keys_are_401(integration_user, admin
     assert_error(key_client("").get(path), 401, "authentication_failed")  # "Token " and nothing
     assert_error(APIClient().get(path), 401, "not_authenticated")
 
-    revoked = services.create_api_key(owner=integration_user, name="old till", actor=None)
+    revoked = services.create_api_key(owner=integration_user, name="old till", actor=SYSTEM)
     assert key_client(revoked.key).get(path).status_code == 200
     services.revoke_api_key(api_key=revoked.api_key, actor=admin_user, reason="Till stolen")
     r = key_client(revoked.key).get(path)
@@ -85,12 +86,12 @@ def test_wrong_revoked_expired_and_inactive_keys_are_401(integration_user, admin
     assert "revoked" in r.json()["detail"]
     assert r["WWW-Authenticate"] == "Token"
 
-    expiring = services.create_api_key(owner=integration_user, name="trial", expires_in_days=1, actor=None)
+    expiring = services.create_api_key(owner=integration_user, name="trial", expires_in_days=1, actor=SYSTEM)
     assert key_client(expiring.key).get(path).status_code == 200
     with time_machine.travel(dt.datetime.now(dt.UTC) + dt.timedelta(days=1, seconds=1), tick=False):
         assert_error(key_client(expiring.key).get(path), 401, "authentication_failed")
 
-    live = services.create_api_key(owner=integration_user, name="live", actor=None)
+    live = services.create_api_key(owner=integration_user, name="live", actor=SYSTEM)
     integration_user.is_active = False
     integration_user.save()
     assert_error(key_client(live.key).get(path), 401, "authentication_failed")
@@ -98,7 +99,7 @@ def test_wrong_revoked_expired_and_inactive_keys_are_401(integration_user, admin
 
 @pytest.mark.django_db
 def test_last_used_is_written_at_most_once_a_minute(integration_user, member):
-    created = services.create_api_key(owner=integration_user, name="pos", actor=None)
+    created = services.create_api_key(owner=integration_user, name="pos", actor=SYSTEM)
     client = key_client(created.key)
     start = dt.datetime(2030, 1, 1, 12, tzinfo=dt.UTC)
     with time_machine.travel(start, tick=False):
@@ -115,7 +116,7 @@ def test_last_used_is_written_at_most_once_a_minute(integration_user, member):
 
 @pytest.mark.django_db
 def test_revoking_needs_the_permission_and_a_reason_and_happens_once(integration_user, auditor_user, admin_user):
-    created = services.create_api_key(owner=integration_user, name="pos", actor=None)
+    created = services.create_api_key(owner=integration_user, name="pos", actor=SYSTEM)
     with pytest.raises(PermissionRequired):
         services.revoke_api_key(api_key=created.api_key, actor=auditor_user, reason="x")
     with pytest.raises(PermissionRequired):
@@ -167,10 +168,10 @@ def test_a_key_made_in_the_admin_works_and_no_admin_page_shows_it(admin_user, au
 
 @pytest.mark.django_db
 def test_the_admin_list_shows_name_prefix_owner_dates_and_status(admin_user, integration_user):
-    fresh = services.create_api_key(owner=integration_user, name="POS 1", expires_in_days=5, actor=None)
-    services.create_api_key(owner=integration_user, name="POS 2", actor=None)
+    fresh = services.create_api_key(owner=integration_user, name="POS 1", expires_in_days=5, actor=SYSTEM)
+    services.create_api_key(owner=integration_user, name="POS 2", actor=SYSTEM)
     services.revoke_api_key(
-        api_key=services.create_api_key(owner=integration_user, name="POS 3", actor=None).api_key,
+        api_key=services.create_api_key(owner=integration_user, name="POS 3", actor=SYSTEM).api_key,
         actor=admin_user,
         reason="Lost",
     )
@@ -188,7 +189,7 @@ def test_the_admin_list_shows_name_prefix_owner_dates_and_status(admin_user, int
 
 @pytest.mark.django_db
 def test_bulk_revoke_asks_for_a_reason_and_auditors_cannot_revoke_or_create(admin_user, auditor_user, integration_user):
-    keys = [services.create_api_key(owner=integration_user, name=f"k{i}", actor=None) for i in range(2)]
+    keys = [services.create_api_key(owner=integration_user, name=f"k{i}", actor=SYSTEM) for i in range(2)]
     client = login(admin_user)
     changelist = admin_url("loyalty_apikey_changelist")
     selected = {"action": "revoke_selected", "_selected_action": [k.api_key.pk for k in keys]}
@@ -202,7 +203,7 @@ def test_bulk_revoke_asks_for_a_reason_and_auditors_cannot_revoke_or_create(admi
     auditor = login(auditor_user)
     listing = auditor.get(changelist)
     assert listing.status_code == 200 and listing.context["action_form"] is None  # no actions at all
-    live = services.create_api_key(owner=integration_user, name="live", actor=None).api_key
+    live = services.create_api_key(owner=integration_user, name="live", actor=SYSTEM).api_key
     auditor.post(changelist, {"action": "revoke_selected", "_selected_action": [live.pk], "apply": "1", "reason": "x"})
     live.refresh_from_db()
     assert live.revoked_at is None

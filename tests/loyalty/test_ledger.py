@@ -7,6 +7,7 @@ from django.core.management.base import CommandError
 
 from loyalty import services
 from loyalty.exceptions import InsufficientPoints, InvalidInput, PermissionRequired
+from loyalty.kernel import SYSTEM
 from loyalty.models import LedgerEntry, LedgerImmutableError, LotConsumption, PointBalance, PointLot
 from loyalty.selectors import member_balances, verify_ledger
 
@@ -164,17 +165,17 @@ def test_restore_gives_back_the_lots_a_debit_took_with_their_expiry(member, metr
     with time_machine.travel(T0 + dt.timedelta(days=1), tick=False):
         # partial: the latest-expiring part comes back first
         [first] = services.restore_debit(
-            debit=debit, amount=40, actor=None, reason="partial", source_type="t", source_id="1"
+            debit=debit, amount=40, actor=SYSTEM, reason="partial", source_type="t", source_id="1"
         )
         assert first.expires_at == late.expires_at and first.reverses == debit
     with time_machine.travel(T0 + dt.timedelta(days=20), tick=False):
         # the soon lot has expired meanwhile: it comes back expired
-        rest = services.restore_debit(debit=debit, actor=None, reason="rest", source_type="t", source_id="2")
+        rest = services.restore_debit(debit=debit, actor=SYSTEM, reason="rest", source_type="t", source_id="2")
         assert [(e.amount, e.expires_at) for e in rest] == [(10, late.expires_at), (100, soon.expires_at)]
         # the restored part of the expired lot expires at once (the original lot was fully spent)
         assert LedgerEntry.objects.filter(kind="expiry", amount=-100).count() == 1
         with pytest.raises(ExceedsSpent):
-            services.restore_debit(debit=debit, amount=1, actor=None, reason="more", source_type="t", source_id="3")
+            services.restore_debit(debit=debit, amount=1, actor=SYSTEM, reason="more", source_type="t", source_id="3")
     assert balance_of(member, metric) == 100  # late lot: 50 left + 50 restored; the soon part expired
     assert verify_ledger().ok
 
@@ -186,7 +187,7 @@ def test_restore_with_grace_period_states_it(member, metric):
         debit = services.debit_points(member=member, metric=metric, amount=100)
     with time_machine.travel(T0 + dt.timedelta(days=30), tick=False):
         [entry] = services.restore_debit(
-            debit=debit, actor=None, reason="goodwill", source_type="t", source_id="1", grace_days=14
+            debit=debit, actor=SYSTEM, reason="goodwill", source_type="t", source_id="1", grace_days=14
         )
     assert entry.expires_at == T0 + dt.timedelta(days=44)
     assert entry.breakdown["grace_days"] == 14 and "grace" in entry.breakdown["note"]

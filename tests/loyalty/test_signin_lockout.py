@@ -12,6 +12,7 @@ from axes.models import AccessAttempt
 from django.test import Client
 
 from loyalty import services
+from loyalty.kernel import SYSTEM
 from tests.helpers import BASE, admin_url, login, messages_of
 
 pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
@@ -95,7 +96,7 @@ def test_an_administrator_unlocks_on_the_access_attempts_screen(support_user, ad
 
 @pytest.mark.django_db
 def test_api_keys_are_not_affected_by_a_sign_in_lockout(integration_user, member):
-    key = services.create_api_key(owner=integration_user, name="pos", actor=None).key
+    key = services.create_api_key(owner=integration_user, name="pos", actor=SYSTEM).key
     for _ in range(12):
         sign_in(Client(), "pos", "wrong", ip="127.0.0.1")
     api = Client(HTTP_AUTHORIZATION=f"Token {key}")

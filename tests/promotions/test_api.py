@@ -14,6 +14,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from loyalty import services as loyalty
+from loyalty.kernel import SYSTEM
 from loyalty.models import IdempotencyRecord, LedgerEntry, Segment
 from promotions import services
 from promotions.models import (
@@ -587,7 +588,7 @@ def test_eligibility_by_tier_segment_amount_and_channel(api, named, member, tier
     named("POSONLY", channels=["pos"])
     assert reasons(validate(api, ["GOLDONLY"], member="M-1")) == ["not_eligible"]  # M-1 is BRONZE
     assert reasons(validate(api, ["GOLDONLY"])) == ["not_eligible"]
-    loyalty.change_tier(member=member, tier=tiers["GOLD"], actor=None, reason="VIP")
+    loyalty.change_tier(member=member, tier=tiers["GOLD"], actor=SYSTEM, reason="VIP")
     assert reasons(validate(api, ["GOLDONLY"], member="M-1")) == [None]
     assert reasons(validate(api, ["VIPONLY"], member="M-1")) == ["not_eligible"]
     Segment.objects.get(code="vip").members.add(member)

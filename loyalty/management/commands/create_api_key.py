@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from loyalty import services
 from loyalty.exceptions import DomainError
+from loyalty.kernel import SYSTEM
 
 
 class Command(BaseCommand):
@@ -29,7 +30,7 @@ class Command(BaseCommand):
                 owner=user,
                 name=name or f"Key for {username}",
                 expires_in_days=expires_in_days,
-                actor=None,  # whoever runs manage.py is trusted with the server
+                actor=SYSTEM,  # whoever runs manage.py is trusted with the server
                 reason="Created with manage.py create_api_key",
             )
         except DomainError as exc:

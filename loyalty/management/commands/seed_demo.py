@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from loyalty import roles, services
 from loyalty.demo import SEED, run_demo_steps
+from loyalty.kernel import SYSTEM
 from loyalty.models import ApiKey, LedgerEntry, Member, Metric, PointBalance, Reward, Segment, Tier, TierMembership
 
 ADMIN_URL = "http://127.0.0.1:8000/admin/"
@@ -206,9 +207,9 @@ class Command(BaseCommand):
         # A new key on every run (an old one cannot be shown again: only its digest is stored); the
         # previous run's key is revoked, so there is one live demo key.
         for old in ApiKey.objects.filter(owner=users["integration"], name=DEMO_KEY_NAME, revoked_at__isnull=True):
-            services.revoke_api_key(api_key=old, actor=None, reason="Replaced by a new seed_demo run")
+            services.revoke_api_key(api_key=old, actor=SYSTEM, reason="Replaced by a new seed_demo run")
         key = services.create_api_key(
-            owner=users["integration"], name=DEMO_KEY_NAME, actor=None, reason="seed_demo"
+            owner=users["integration"], name=DEMO_KEY_NAME, actor=SYSTEM, reason="seed_demo"
         ).key
         rows = [("Username", "Password", "Role", "Admin")]
         for username, role in DEMO_USERS:
@@ -341,7 +342,7 @@ class Command(BaseCommand):
             services.change_tier(
                 member=member,
                 tier=tiers[target],
-                actor=None,
+                actor=SYSTEM,
                 reason="Qualified on status credits",
                 cause=TierMembership.Cause.QUALIFICATION,
             )
