@@ -12,9 +12,11 @@ from django.utils.http import urlencode
 from loyalty.kernel.admin import (
     BigListMixin,
     ExactSearchMixin,
+    LastErrorColumnMixin,
     ReadOnlyAdminMixin,
     ServiceManagedHistoryAdmin,
     ServiceSaveMixin,
+    ViewOnlyMixin,
 )
 
 from ..events import EVENT_TYPES, webhooks
@@ -86,7 +88,9 @@ class ReplayForm(admin.helpers.ActionForm):
 
 
 @admin.register(WebhookDelivery)
-class WebhookDeliveryAdmin(ExactSearchMixin, BigListMixin, ServiceManagedHistoryAdmin):
+class WebhookDeliveryAdmin(
+    LastErrorColumnMixin, ViewOnlyMixin, ExactSearchMixin, BigListMixin, ServiceManagedHistoryAdmin
+):
     list_display = (
         "id",
         "subscription",
@@ -109,25 +113,12 @@ class WebhookDeliveryAdmin(ExactSearchMixin, BigListMixin, ServiceManagedHistory
     action_form = ReplayForm
     actions = ["replay"]
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     def has_replay_permission(self, request, obj=None):
         return request.user.has_perm("loyalty.replay_webhookdelivery")
 
     @admin.display(description="Event")
     def event_link(self, obj):
         return f"#{obj.event_id}"
-
-    @admin.display(description="Last error")
-    def error(self, obj):
-        return format_html('<span title="{}">{}</span>', obj.last_error, obj.last_error[:80]) if obj.last_error else ""
 
     @admin.action(description="Replay selected deliveries (give a reason)", permissions=["replay"])
     def replay(self, request, queryset):

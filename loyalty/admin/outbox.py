@@ -6,10 +6,15 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.helpers import ActionForm
 from django.utils import timezone
-from django.utils.html import format_html
 
 from config.celery import app as celery_app
-from loyalty.kernel.admin import BigListMixin, ExactSearchMixin, ServiceManagedHistoryAdmin, ViewOnlyMixin
+from loyalty.kernel.admin import (
+    BigListMixin,
+    ExactSearchMixin,
+    LastErrorColumnMixin,
+    ServiceManagedHistoryAdmin,
+    ViewOnlyMixin,
+)
 
 from .. import services
 from ..exceptions import DomainError
@@ -58,7 +63,9 @@ class StuckFilter(admin.SimpleListFilter):
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(ViewOnlyMixin, ExactSearchMixin, BigListMixin, ServiceManagedHistoryAdmin):
+class OutboxMessageAdmin(
+    LastErrorColumnMixin, ViewOnlyMixin, ExactSearchMixin, BigListMixin, ServiceManagedHistoryAdmin
+):
     list_display = (
         "id",
         "kind",
@@ -80,25 +87,12 @@ class OutboxMessageAdmin(ViewOnlyMixin, ExactSearchMixin, BigListMixin, ServiceM
     actions = ["resend"]
     readonly_fields = [f.name for f in OutboxMessage._meta.fields]
 
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
     def has_resend_permission(self, request, obj=None):
         return request.user.has_perm("loyalty.resend_outboxmessage")
 
     @admin.display(description="Attempts")
     def tries(self, obj):
         return f"{obj.attempts}/{obj.max_attempts}"
-
-    @admin.display(description="Last error")
-    def error(self, obj):
-        return format_html('<span title="{}">{}</span>', obj.last_error, obj.last_error[:80]) if obj.last_error else ""
 
     @admin.action(description="Re-send selected messages (give a reason)", permissions=["resend"])
     def resend(self, request, queryset):

@@ -2,7 +2,7 @@
 
 - lists: ``BigListMixin``, ``ExactSearchMixin``, ``ChangeListGuardMixin``, ``ChangeListExportMixin``,
   ``ReadOnlyAdminMixin``, ``ReadOnlyInline``, ``ViewOnlyMixin``, ``NoDeleteMixin``,
-  ``FastActionCheckboxMixin``, ``FastCountPaginator``,
+  ``FastActionCheckboxMixin``, ``FastCountPaginator``, ``LastErrorColumnMixin``,
   and the filters ``InputFilter`` (typed values and ranges) and ``CreatedWithinFilter``;
 - history and saving: ``HistoryAdmin``, ``ServiceManagedHistoryAdmin``, ``ServiceSaveMixin``,
   ``DurableSaveMixin``;
@@ -43,6 +43,7 @@ from .lists import (
     FastActionCheckboxMixin,
     FastCountPaginator,
     InputFilter,
+    LastErrorColumnMixin,
     NoDeleteMixin,
     ReadOnlyAdminMixin,
     ReadOnlyInline,
@@ -63,6 +64,7 @@ __all__ = [
     "FastCountPaginator",
     "HistoryAdmin",
     "InputFilter",
+    "LastErrorColumnMixin",
     "NoDeleteMixin",
     "ObjectAction",
     "ObjectActionsMixin",

@@ -157,6 +157,14 @@ class ViewOnlyMixin(NoDeleteMixin):
         return False
 
 
+class LastErrorColumnMixin:
+    """An ``error`` list column: the first 80 characters of ``last_error``, the whole on hover."""
+
+    @admin.display(description="Last error")
+    def error(self, obj):
+        return format_html('<span title="{}">{}</span>', obj.last_error, obj.last_error[:80]) if obj.last_error else ""
+
+
 class ReadOnlyAdminMixin(ViewOnlyMixin, ChangeListGuardMixin):
     """View only: rows are written by services (append-only or derived), never in the admin."""
 
