@@ -76,6 +76,7 @@ def _local_bound(raw: str, *, end: bool) -> dt.datetime:
 class OccurredRangeFilter(InputFilter):
     title = "purchase date"
     inputs = (("occurred_after", "From", "date"), ("occurred_before", "To (inclusive)", "date"))
+    lookups_by_input = {"occurred_after": "occurred_at__gte", "occurred_before": "occurred_at__lt"}
 
     def parse(self, name, raw):
         try:
@@ -83,17 +84,11 @@ class OccurredRangeFilter(InputFilter):
         except (ValueError, OverflowError) as exc:
             raise ValueError(str(exc) or "Not a date.") from None
 
-    def apply(self, queryset, values):
-        if "occurred_after" in values:
-            queryset = queryset.filter(occurred_at__gte=values["occurred_after"])
-        if "occurred_before" in values:
-            queryset = queryset.filter(occurred_at__lt=values["occurred_before"])
-        return queryset
-
 
 class AmountRangeFilter(InputFilter):
     title = "amount"
     inputs = (("amount_min", "At least", "number"), ("amount_max", "At most", "number"))
+    lookups_by_input = {"amount_min": "amount__gte", "amount_max": "amount__lte"}
 
     def parse(self, name, raw):
         try:
@@ -104,20 +99,11 @@ class AmountRangeFilter(InputFilter):
             raise ValueError("Not a number.")
         return value
 
-    def apply(self, queryset, values):
-        if "amount_min" in values:
-            queryset = queryset.filter(amount__gte=values["amount_min"])
-        if "amount_max" in values:
-            queryset = queryset.filter(amount__lte=values["amount_max"])
-        return queryset
-
 
 class StoreChannelFilter(InputFilter):
     title = "store and channel"
     inputs = (("store", "Store", "text"), ("channel", "Channel", "text"))
-
-    def apply(self, queryset, values):
-        return queryset.filter(**values)
+    lookups_by_input = {"store": "store", "channel": "channel"}
 
 
 class LoyaltyFilter(admin.SimpleListFilter):
@@ -278,19 +264,7 @@ class RuleInline(admin.TabularInline):
     form = RuleAdminForm
     extra = 0
     ordering = ("position", "id")
-    fields = (
-        "position",
-        "name",
-        "metric",
-        "action",
-        "points",
-        "unit_amount",
-        "percent_by_tier",
-        "min_amount",
-        "channels",
-        "stores",
-        "tiers",
-    )
+    fields = tuple(RuleAdminForm.Meta.fields)  # the form's fields, in its order
 
     def _draft(self, obj) -> bool:
         return obj is None or obj.status == RuleSet.Status.DRAFT

@@ -182,6 +182,8 @@ class InputFilter(admin.ListFilter):
     template = "admin/kernel/input_filter.html"
     # (GET parameter, label, input type)
     inputs: tuple[tuple[str, str, str], ...] = ()
+    # GET parameter -> ORM lookup, for the default ``apply`` (e.g. {"amount_min": "amount__gte"})
+    lookups_by_input: dict[str, str] = {}
 
     def __init__(self, request, params, model, model_admin):
         super().__init__(request, params, model, model_admin)
@@ -238,7 +240,8 @@ class InputFilter(admin.ListFilter):
         return self.apply(queryset, filters) if filters else queryset
 
     def apply(self, queryset, values: dict[str, Any]):
-        raise NotImplementedError
+        """Filter by the table ``lookups_by_input``; override for anything it cannot say."""
+        return queryset.filter(**{self.lookups_by_input[name]: value for name, value in values.items()})
 
 
 class CreatedWithinFilter(admin.SimpleListFilter):
