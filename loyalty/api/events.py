@@ -18,6 +18,7 @@ from loyalty.events import EVENT_TYPES, webhooks
 from loyalty.models import Event, MemberNotification, WebhookDelivery, WebhookSubscription
 
 from .base import ReadWritePerms, has_perms, idempotent, member_or_404
+from .member_lists import MemberListView
 
 EVENT_CHOICES = sorted(EVENT_TYPES)
 MAX_ID = 2**63 - 1
@@ -274,15 +275,13 @@ class NotificationFilter(django_filters.FilterSet):
         fields = ["status", "template"]
 
 
-class MemberNotifications(generics.ListAPIView):
+class MemberNotifications(MemberListView):
     """Every message to the member, sent or skipped, newest first."""
 
+    model = MemberNotification
     serializer_class = NotificationOut
     filterset_class = NotificationFilter
     permission_classes = [has_perms("loyalty.view_member", "loyalty.view_membernotification")]
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return MemberNotification.objects.none()
-        member = member_or_404(self.kwargs["external_id"])
+    def member_rows(self, member):
         return MemberNotification.objects.filter(member=member).order_by("-id")

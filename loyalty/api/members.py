@@ -13,6 +13,7 @@ from loyalty.models import LedgerEntry, Member, Metric, Tier, TierMembership
 
 from .base import ReadWritePerms, has_perms, idempotent, member_or_404
 from .filters import IsoDateTimeFilter
+from .member_lists import MemberListView
 
 MAX_ADJUSTMENT = services.MAX_POINTS_PER_ENTRY
 
@@ -172,15 +173,13 @@ class LedgerFilter(django_filters.FilterSet):
         fields = ["kind", "metric"]
 
 
-class MemberLedger(generics.ListAPIView):
+class MemberLedger(MemberListView):
+    model = LedgerEntry
     serializer_class = LedgerEntryOut
     filterset_class = LedgerFilter
     permission_classes = [has_perms("loyalty.view_member", "loyalty.view_ledgerentry")]
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return LedgerEntry.objects.none()
-        member = member_or_404(self.kwargs["external_id"])
+    def member_rows(self, member):
         return LedgerEntry.objects.filter(member=member).select_related("metric").order_by("-created_at", "-id")
 
 
@@ -239,14 +238,12 @@ class MemberTierChange(APIView):
         return Response(TierMembershipOut(membership).data, status=status.HTTP_201_CREATED)
 
 
-class MemberTierHistory(generics.ListAPIView):
+class MemberTierHistory(MemberListView):
+    model = TierMembership
     serializer_class = TierMembershipOut
     permission_classes = [has_perms("loyalty.view_member", "loyalty.view_tiermembership")]
 
-    def get_queryset(self):
-        if getattr(self, "swagger_fake_view", False):
-            return TierMembership.objects.none()
-        member = member_or_404(self.kwargs["external_id"])
+    def member_rows(self, member):
         return (
             TierMembership.objects.filter(member=member)
             .select_related("tier", "changed_by")
