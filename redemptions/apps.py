@@ -1,14 +1,6 @@
-from django.apps import AppConfig
+from loyalty.apps import ContributingAppConfig
 
 
-class RedemptionsConfig(AppConfig):
-    default_auto_field = "django.db.models.BigAutoField"
+class RedemptionsConfig(ContributingAppConfig):
+    default = True
     name = "redemptions"
-
-    def ready(self) -> None:
-        from .events import register
-
-        register()  # how this app's objects appear in events and webhooks
-        from . import insight
-
-        insight.register()
