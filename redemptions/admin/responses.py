@@ -187,8 +187,19 @@ class RollbackInline(ReadOnlyInline):
         return super().get_queryset(request).select_related("requested_by", "approved_by")
 
 
+class MemberUrlMixin:
+    """The change page gets ``member_url``: the page of the row's member (a link in the template)."""
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = extra_context or {}
+        obj = self.get_object(request, object_id)
+        if obj is not None:
+            extra_context["member_url"] = reverse("admin:loyalty_member_change", args=[obj.member_id])
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
 class ResponseAdminBase(
-    NoDeleteMixin, ObjectActionsMixin, FastActionCheckboxMixin, BigListMixin, ServiceManagedHistoryAdmin
+    MemberUrlMixin, NoDeleteMixin, ObjectActionsMixin, FastActionCheckboxMixin, BigListMixin, ServiceManagedHistoryAdmin
 ):
     """What the Redemptions and Awards screens share. View-only rows; actions call services."""
 
@@ -266,13 +277,6 @@ class ResponseAdminBase(
     # --- the change page -----------------------------------------------------------------------
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("member", "reward", "issued_code")
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = extra_context or {}
-        obj = self.get_object(request, object_id)
-        if obj is not None:
-            extra_context["member_url"] = reverse("admin:loyalty_member_change", args=[obj.member_id])
-        return super().change_view(request, object_id, form_url, extra_context)
 
 
 @admin.register(Redemption)

@@ -25,7 +25,7 @@ from loyalty.kernel.admin import (
 from .. import selectors
 from ..forms import OptionalReasonForm, ReasonForm
 from ..models import Rollback
-from .responses import response_action
+from .responses import MemberUrlMixin, response_action
 
 APPROVE_ROLLBACK = "redemptions.approve_rollback"
 
@@ -45,6 +45,7 @@ def _pending(request, obj) -> bool:
 
 @admin.register(Rollback)
 class RollbackAdmin(
+    MemberUrlMixin,
     QueueMixin,
     ObjectActionsMixin,
     FastActionCheckboxMixin,
@@ -165,13 +166,6 @@ class RollbackAdmin(
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, "admin/redemptions/rollback/trends.html", context)
-
-    def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = extra_context or {}
-        obj = self.get_object(request, object_id)
-        if obj is not None:
-            extra_context["member_url"] = reverse("admin:loyalty_member_change", args=[obj.member_id])
-        return super().change_view(request, object_id, form_url, extra_context)
 
 
 def member_rollbacks_url(member_id: int) -> str:
