@@ -474,33 +474,8 @@ class ProgramSettingsAdmin(DurableSaveMixin, ServiceManagedHistoryAdmin):
 
     fieldsets = [
         ("Program", {"fields": ("currency", "qualification_period_months")}),
-        (
-            "Retro claims",
-            {
-                "fields": (
-                    "retro_enabled",
-                    "retro_window_days",
-                    "retro_max_claims_per_30_days",
-                    "retro_enrolment_buffer_hours",
-                    "retro_auto_approve_below_points",
-                )
-            },
-        ),
-        (
-            "Rollback policy",
-            {
-                "fields": (
-                    "rollback_window_days",
-                    "rollback_approval_above_points",
-                    "rollback_approval_reasons",
-                    "rollback_max_per_member_30_days",
-                    "rollback_partial_allowed",
-                    "rollback_expired_lot_grace_days",
-                    "rollback_statuses",
-                    "rollback_fulfillment_statuses",
-                )
-            },
-        ),
+        ("Retro claims", {"fields": ProgramSettings.RETRO_FIELDS}),
+        ("Rollback policy", {"fields": ProgramSettings.ROLLBACK_FIELDS}),
         ("Record", {"fields": ("updated_at",)}),
     ]
     readonly_fields = ("updated_at",)

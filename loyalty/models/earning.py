@@ -84,6 +84,25 @@ class ProgramSettings(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
 
+    # The policy groups, in order: the admin's fieldsets and the /program/ API both list these.
+    RETRO_FIELDS = (
+        "retro_enabled",
+        "retro_window_days",
+        "retro_max_claims_per_30_days",
+        "retro_enrolment_buffer_hours",
+        "retro_auto_approve_below_points",
+    )
+    ROLLBACK_FIELDS = (
+        "rollback_window_days",
+        "rollback_approval_above_points",
+        "rollback_approval_reasons",
+        "rollback_max_per_member_30_days",
+        "rollback_partial_allowed",
+        "rollback_expired_lot_grace_days",
+        "rollback_statuses",
+        "rollback_fulfillment_statuses",
+    )
+
     class Meta:
         verbose_name = verbose_name_plural = "program settings"
         constraints = [models.CheckConstraint(condition=Q(pk=1), name="programsettings_singleton")]
