@@ -20,6 +20,7 @@ from loyalty.kernel.admin import (
     ServiceManagedHistoryAdmin,
     ServiceSaveMixin,
     bulk_action,
+    perm_checker,
 )
 
 from .. import services
@@ -117,8 +118,7 @@ class ApiKeyAdmin(NoDeleteMixin, ObjectActionsMixin, ServiceSaveMixin, ServiceMa
     def has_change_permission(self, request, obj=None):
         return False
 
-    def has_revoke_permission(self, request, obj=None):
-        return request.user.has_perm("loyalty.revoke_apikey")
+    has_revoke_permission = perm_checker("loyalty.revoke_apikey")
 
     # --- the add page: the key is shown on the answer to the form, once ------------------------
     def get_form(self, request, obj=None, change=False, **kwargs):

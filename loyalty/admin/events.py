@@ -17,6 +17,7 @@ from loyalty.kernel.admin import (
     ServiceManagedHistoryAdmin,
     ServiceSaveMixin,
     ViewOnlyMixin,
+    perm_checker,
 )
 
 from ..events import EVENT_TYPES, webhooks
@@ -73,8 +74,7 @@ class WebhookSubscriptionAdmin(ServiceSaveMixin, ServiceManagedHistoryAdmin):
     def delete_model(self, request, obj):
         webhooks.delete_subscription(subscription=obj, actor=request.user)
 
-    def has_rotate_permission(self, request, obj=None):
-        return request.user.has_perm("loyalty.rotate_webhooksubscription")
+    has_rotate_permission = perm_checker("loyalty.rotate_webhooksubscription")
 
     @admin.action(description="Rotate the secret of selected subscriptions (shown once)", permissions=["rotate"])
     def rotate(self, request, queryset):
@@ -113,8 +113,7 @@ class WebhookDeliveryAdmin(
     action_form = ReplayForm
     actions = ["replay"]
 
-    def has_replay_permission(self, request, obj=None):
-        return request.user.has_perm("loyalty.replay_webhookdelivery")
+    has_replay_permission = perm_checker("loyalty.replay_webhookdelivery")
 
     @admin.display(description="Event")
     def event_link(self, obj):

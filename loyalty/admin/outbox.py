@@ -14,6 +14,7 @@ from loyalty.kernel.admin import (
     LastErrorColumnMixin,
     ServiceManagedHistoryAdmin,
     ViewOnlyMixin,
+    perm_checker,
 )
 
 from .. import services
@@ -87,8 +88,7 @@ class OutboxMessageAdmin(
     actions = ["resend"]
     readonly_fields = [f.name for f in OutboxMessage._meta.fields]
 
-    def has_resend_permission(self, request, obj=None):
-        return request.user.has_perm("loyalty.resend_outboxmessage")
+    has_resend_permission = perm_checker("loyalty.resend_outboxmessage")
 
     @admin.display(description="Attempts")
     def tries(self, obj):

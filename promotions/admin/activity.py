@@ -6,7 +6,14 @@ from django.contrib import admin
 from django.db.models import Q
 from django.utils.html import format_html, format_html_join
 
-from loyalty.kernel.admin import BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin, bulk_action, link
+from loyalty.kernel.admin import (
+    BigListMixin,
+    ReadOnlyAdminMixin,
+    ServiceManagedHistoryAdmin,
+    bulk_action,
+    link,
+    perm_checker,
+)
 
 from .. import codegen, services
 from ..forms import ReasonForm
@@ -75,8 +82,7 @@ class CodeRedemptionAdmin(BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistor
     def member_link(self, obj):
         return _member_link(obj.member_id, obj.member)
 
-    def has_rollback_permission(self, request, obj=None):
-        return request.user.has_perm("promotions.change_coderedemption")
+    has_rollback_permission = perm_checker("promotions.change_coderedemption")
 
     roll_back = bulk_action(
         name="roll_back",
@@ -199,8 +205,7 @@ class AbuseSignalAdmin(ReadOnlyAdminMixin, ServiceManagedHistoryAdmin):
             return "-"
         return format_html_join(", ", '<a href="{}">{}</a>', ((lookup_url(c), c) for c in codes))
 
-    def has_review_permission(self, request, obj=None):
-        return request.user.has_perm("promotions.change_abusesignal")
+    has_review_permission = perm_checker("promotions.change_abusesignal")
 
     mark_reviewed = bulk_action(
         name="mark_reviewed",

@@ -18,6 +18,7 @@ from loyalty.kernel.admin import (
     ReadOnlyAdminMixin,
     bulk_action,
     link,
+    perm_checker,
 )
 
 from .. import codegen, exports, qr, selectors, services
@@ -273,8 +274,7 @@ class CodeAdmin(ObjectActionsMixin, ChangeListExportMixin, BigListMixin, ReadOnl
         return response
 
     # --- void ---------------------------------------------------------------------------------------
-    def has_void_permission(self, request, obj=None):
-        return request.user.has_perm("promotions.void_code")
+    has_void_permission = perm_checker("promotions.void_code")
 
     void = bulk_action(
         name="void",
