@@ -8,7 +8,7 @@ from functools import cached_property
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import flatten_fieldsets, unquote
-from django.core.exceptions import BadRequest, FieldError, PermissionDenied, ValidationError
+from django.core.exceptions import BadRequest, FieldDoesNotExist, FieldError, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import connection, connections
 from django.db.models import Q
@@ -120,6 +120,9 @@ class ExactSearchMixin:
 
     exact_search_fields: tuple[str, ...] = ()
     id_search_fields: tuple[str, ...] = ("pk",)
+    # A term matches at most this many related rows (e.g. members with one external id): more is
+    # not an exact search.
+    related_match_limit = 1000
 
     def get_search_results(self, request, queryset, search_term):
         term = (search_term or "").strip()
@@ -127,11 +130,39 @@ class ExactSearchMixin:
             return queryset, False
         q = Q(pk__in=[])
         for field in self.exact_search_fields:
-            q |= Q(**{field: term})
+            q |= self._exact_q(queryset.model, field, term)
         if term.isdigit() and len(term) < 19:
             for field in self.id_search_fields:
                 q |= Q(**{field: int(term)})
         return queryset.filter(q), False
+
+    def _exact_q(self, model, field: str, term: str) -> Q:
+        """``relation__column = term`` is resolved to the related ids first (one indexed query).
+
+        An OR between a column of this table and a column of a joined one cannot be answered from
+        the indexes: at 1M rows PostgreSQL scanned the whole join (2.4 s for the ledger by member,
+        3.3 s for purchases by bill). ``relation_id IN (ids) OR column = term`` is a BitmapOr of
+        two index scans (docs/performance.md).
+        """
+        relation, sep, column = field.partition("__")
+        if not sep or "__" in column:
+            return Q(**{field: term})
+        try:
+            related = model._meta.get_field(relation)
+        except FieldDoesNotExist:  # pragma: no cover - a misconfigured admin
+            return Q(**{field: term})
+        if not (related.many_to_one or related.one_to_one) or related.related_model is None:
+            return Q(**{field: term})
+        target = related.target_field.attname
+        try:
+            ids = list(
+                related.related_model._default_manager.filter(**{column: term}).values_list(target, flat=True)[
+                    : self.related_match_limit
+                ]
+            )
+        except (ValueError, ValidationError):  # the term cannot be a value of that column
+            return Q(pk__in=[])
+        return Q(**{f"{relation}__in": ids})
 
 
 class ReadOnlyAdminMixin(ChangeListGuardMixin):
