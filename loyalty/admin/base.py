@@ -17,6 +17,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
 
+from loyalty.replica import reporting
+
 
 class FastCountPaginator(Paginator):
     """A paginator that never counts a million rows.
@@ -94,7 +96,7 @@ class ChangeListExportMixin:
                 self.get_sortable_by(request),
                 self.search_help_text,
             )
-            queryset = changelist.queryset
+            queryset = reporting(changelist.queryset)  # an export only reads: the replica if any
             queryset.query.get_compiler(queryset.db).as_sql()  # fails now, not halfway through the file
         except (IncorrectLookupParameters, FieldError, ValidationError, OverflowError, ValueError) as exc:
             raise BadRequest(f"These filters cannot be exported: {exc}") from exc
@@ -108,6 +110,15 @@ class BigListMixin(ChangeListGuardMixin):
     show_facets = admin.ShowFacets.NEVER  # facet counts are one COUNT per filter choice
     paginator = FastCountPaginator
     list_per_page = 50
+
+    def get_queryset(self, request):
+        """A list shown (GET) reads the replica when there is one (loyalty/replica.py); a list
+        POST (an action: read, then written) and the change page stay on the primary."""
+        queryset = super().get_queryset(request)
+        url_name = getattr(getattr(request, "resolver_match", None), "url_name", "") or ""
+        if request.method == "GET" and url_name.endswith("_changelist"):
+            return reporting(queryset)
+        return queryset
 
 
 class ExactSearchMixin:
@@ -130,13 +141,13 @@ class ExactSearchMixin:
             return queryset, False
         q = Q(pk__in=[])
         for field in self.exact_search_fields:
-            q |= self._exact_q(queryset.model, field, term)
+            q |= self._exact_q(queryset, field, term)
         if term.isdigit() and len(term) < 19:
             for field in self.id_search_fields:
                 q |= Q(**{field: int(term)})
         return queryset.filter(q), False
 
-    def _exact_q(self, model, field: str, term: str) -> Q:
+    def _exact_q(self, queryset, field: str, term: str) -> Q:
         """``relation__column = term`` is resolved to the related ids first (one indexed query).
 
         An OR between a column of this table and a column of a joined one cannot be answered from
@@ -148,7 +159,7 @@ class ExactSearchMixin:
         if not sep or "__" in column:
             return Q(**{field: term})
         try:
-            related = model._meta.get_field(relation)
+            related = queryset.model._meta.get_field(relation)
         except FieldDoesNotExist:  # pragma: no cover - a misconfigured admin
             return Q(**{field: term})
         if not (related.many_to_one or related.one_to_one) or related.related_model is None:
@@ -156,9 +167,9 @@ class ExactSearchMixin:
         target = related.target_field.attname
         try:
             ids = list(
-                related.related_model._default_manager.filter(**{column: term}).values_list(target, flat=True)[
-                    : self.related_match_limit
-                ]
+                related.related_model._default_manager.using(queryset.db)
+                .filter(**{column: term})
+                .values_list(target, flat=True)[: self.related_match_limit]
             )
         except (ValueError, ValidationError):  # the term cannot be a value of that column
             return Q(pk__in=[])

@@ -7,7 +7,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from loyalty.exceptions import InvalidInput
@@ -16,7 +16,7 @@ from loyalty.services import credit_points, debit_points, lock_balances
 from loyalty.services.core import User, _require_perm, _user_or_none
 from loyalty.workflow import check_transition, save_with_history
 from promotions import abuse, codegen
-from promotions.engine import Evaluation, OrderView, evaluate
+from promotions.engine import BUDGET_EXHAUSTED, Evaluation, OrderView, evaluate
 from promotions.exceptions import CodesRejected
 from promotions.models import Campaign, CampaignMemberUsage, Code, CodeEvent, CodeRedemption
 from promotions.selectors import code_views, member_view
@@ -71,11 +71,10 @@ def clean_request(
 
 
 def _record_attempts(req: CodeRequest, evaluation: Evaluation, actor: User, *, redeem: bool) -> None:
-    codes = {c.normalized: c for c in Code.objects.filter(normalized__in=req.codes)}
     CodeEvent.objects.bulk_create(
         [
             CodeEvent(
-                code=codes.get(r.code),
+                code_id=r.view.id if r.view is not None else None,
                 code_text=r.code,
                 kind=CodeEvent.Kind.VALIDATED,
                 result=r.reason or "valid",
@@ -109,94 +108,155 @@ def validate_codes(req: CodeRequest, *, actor: User) -> Evaluation:
     """Answer which codes apply, changing nothing but the timeline and the abuse counters."""
     _require_perm(actor, "promotions.view_code")
     abuse.check_not_locked(client=req.client, ip=req.ip)
-    codes = list(Code.objects.filter(normalized__in=req.codes).select_related("campaign"))
-    evaluation = _evaluate(req, codes)
-    _record_attempts(req, evaluation, actor, redeem=False)
+    with transaction.atomic():  # one transaction (one WAL flush), not one per statement (issue 18)
+        codes = list(Code.objects.filter(normalized__in=req.codes).select_related("campaign"))
+        evaluation = _evaluate(req, codes)
+        _record_attempts(req, evaluation, actor, redeem=False)
     return evaluation
+
+
+class _CampaignMoved(Exception):
+    """A campaign (or a member's usage row) changed between the read and its conditional UPDATE."""
 
 
 def redeem_codes(req: CodeRequest, *, actor: User) -> list[CodeRedemption]:
     """Apply the whole stack atomically, or nothing.
 
-    Locks, in order: the member's balance rows (bonus points), the codes by id, the campaigns by id,
-    the member's usage rows; then evaluates on the locked rows and writes with F() updates.
+    Locks, in order: the member's balance rows (bonus points), the codes by id, then the campaign
+    and usage rows through their counter UPDATEs. The campaign row is not locked up front (every
+    redemption of a campaign would queue on it, issue 18): its counters move by conditional UPDATEs
+    (``used < quota``, ``given + discount <= budget``, and ``updated_at`` unchanged, i.e. not edited
+    since it was read). If one matches no row, the attempt is rolled back and done once more with
+    the campaign and usage rows locked first, so the answer (e.g. ``budget_exhausted``) is exact.
     """
     _require_perm(actor, "promotions.add_coderedemption")
     member_id = req.member.pk if req.member else None
     abuse.check_not_locked(client=req.client, ip=req.ip)
-    evaluation: Evaluation | None = None
+    evaluated: list[Evaluation] = []
     try:
-        with transaction.atomic():
-            preview = list(Code.objects.filter(normalized__in=req.codes).select_related("campaign__metric"))
-            bonus_metrics = {
-                c.campaign.metric
-                for c in preview
-                if c.campaign.kind == Campaign.Kind.BONUS_POINTS and c.campaign.metric_id
-            }
-            if req.member is not None and bonus_metrics:
-                lock_balances(req.member, bonus_metrics)
-            codes = list(Code.objects.select_for_update().filter(pk__in=[c.pk for c in preview]).order_by("pk"))
-            campaign_ids = sorted({c.campaign_id for c in codes})
+        try:
+            created = _redeem(req, actor, evaluated, lock_campaigns=False)
+        except _CampaignMoved:
+            created = _redeem(req, actor, evaluated, lock_campaigns=True)
+    except CodesRejected:
+        if evaluated:
+            _record_attempts(req, evaluated[-1], actor, redeem=True)
+        raise
+    abuse.record_redemption(member_id=member_id, codes=req.codes)
+    return created
+
+
+def _rejected(evaluation: Evaluation) -> CodesRejected:
+    return CodesRejected(
+        errors={"codes": [{"code": r.code, "valid": r.valid, "reason": r.reason} for r in evaluation.results]}
+    )
+
+
+def _lock_codes(req: CodeRequest) -> list[Code]:
+    """The request's codes locked (with their campaigns read in the same query), after the member's
+    bonus balances and usage rows exist / are locked in the house order."""
+    locking = Code.objects.select_for_update(of=("self",)).select_related("campaign__metric").order_by("pk")
+    if req.member is None:  # no balance to lock first: one query
+        return list(locking.filter(normalized__in=req.codes))
+    preview = list(Code.objects.filter(normalized__in=req.codes).select_related("campaign__metric"))
+    campaign_ids = sorted({c.campaign_id for c in preview})
+    CampaignMemberUsage.objects.bulk_create(
+        [CampaignMemberUsage(campaign_id=cid, member=req.member) for cid in campaign_ids], ignore_conflicts=True
+    )
+    bonus_metrics = {
+        c.campaign.metric for c in preview if c.campaign.kind == Campaign.Kind.BONUS_POINTS and c.campaign.metric_id
+    }
+    if bonus_metrics:
+        lock_balances(req.member, bonus_metrics)
+    return list(locking.filter(pk__in=[c.pk for c in preview]))
+
+
+def _redeem(
+    req: CodeRequest, actor: User, evaluated: list[Evaluation], *, lock_campaigns: bool
+) -> list[CodeRedemption]:
+    with transaction.atomic():
+        codes = _lock_codes(req)
+        campaigns = {c.campaign_id: c.campaign for c in codes}
+        if lock_campaigns:
             campaigns = {
-                c.pk: c for c in Campaign.objects.select_for_update().filter(pk__in=campaign_ids).order_by("pk")
+                c.pk: c
+                for c in Campaign.objects.select_for_update(of=("self",))
+                .select_related("metric")
+                .filter(pk__in=sorted(campaigns))
+                .order_by("pk")
             }
             if req.member is not None:
-                for cid in campaign_ids:
-                    CampaignMemberUsage.objects.get_or_create(campaign_id=cid, member=req.member)
                 list(
                     CampaignMemberUsage.objects.select_for_update()
-                    .filter(campaign_id__in=campaign_ids, member=req.member)
+                    .filter(campaign_id__in=sorted(campaigns), member=req.member)
                     .order_by("campaign_id")
                 )
             for code in codes:
                 code.campaign = campaigns[code.campaign_id]
-            evaluation = _evaluate(req, codes)
-            if not evaluation.all_valid:
-                raise CodesRejected(
-                    errors={
-                        "codes": [{"code": r.code, "valid": r.valid, "reason": r.reason} for r in evaluation.results]
-                    }
+        evaluation = _evaluate(req, codes)
+        evaluated.append(evaluation)
+        if not evaluation.all_valid:
+            raise _rejected(evaluation)
+        by_norm = {c.normalized: c for c in codes}
+        now = timezone.now()
+        created = []
+        events = []
+        for result in evaluation.results:
+            code = by_norm[result.code]
+            campaign = campaigns[code.campaign_id]
+            uses: dict[str, Any] = {"uses": F("uses") + 1, "updated_at": now}
+            if code.uses + 1 >= code.max_uses:
+                uses["status"] = Code.Status.REDEEMED
+            Code.objects.filter(pk=code.pk).update(**uses)
+            counted = (
+                Campaign.objects.filter(pk=campaign.pk, updated_at=campaign.updated_at)
+                .filter(Q(max_redemptions__isnull=True) | Q(redemptions_count__lt=F("max_redemptions")))
+                .filter(
+                    Q(max_discount_total__isnull=True)
+                    | Q(discount_total__lte=F("max_discount_total") - result.discount)
                 )
-            by_norm = {c.normalized: c for c in codes}
-            created = []
-            for result in evaluation.results:
-                code = by_norm[result.code]
-                campaign = campaigns[code.campaign_id]
-                Code.objects.filter(pk=code.pk).update(uses=F("uses") + 1, updated_at=timezone.now())
-                if code.uses + 1 >= code.max_uses:
-                    Code.objects.filter(pk=code.pk).update(status=Code.Status.REDEEMED)
-                Campaign.objects.filter(pk=campaign.pk).update(
+                .update(
                     redemptions_count=F("redemptions_count") + 1,
                     discount_total=F("discount_total") + result.discount,
                     bonus_points_total=F("bonus_points_total") + result.bonus_points,
                 )
-                if req.member is not None:
-                    CampaignMemberUsage.objects.filter(campaign=campaign, member=req.member).update(uses=F("uses") + 1)
-                redemption = CodeRedemption(
-                    code=code,
-                    campaign=campaign,
+            )
+            if counted and req.member is not None:
+                usage = CampaignMemberUsage.objects.filter(campaign=campaign, member=req.member)
+                if campaign.per_member_limit is not None:
+                    usage = usage.filter(uses__lt=campaign.per_member_limit)
+                counted = usage.update(uses=F("uses") + 1)
+            if not counted:
+                if not lock_campaigns:
+                    raise _CampaignMoved()
+                result.reason = BUDGET_EXHAUSTED  # cannot happen under the locks; never a 500
+                raise _rejected(evaluation)
+            redemption = CodeRedemption(
+                code=code,
+                campaign=campaign,
+                member=req.member,
+                order_id=req.order.id,
+                order_amount=req.order.amount,
+                channel=req.order.channel,
+                discount=result.discount,
+                bonus_points=result.bonus_points,
+                redeemed_by=_user_or_none(actor),
+            )
+            save_with_history(redemption, actor=actor, reason="Redeemed")
+            if result.bonus_points and req.member is not None:
+                redemption.ledger_entry = credit_points(
                     member=req.member,
-                    order_id=req.order.id,
-                    order_amount=req.order.amount,
-                    channel=req.order.channel,
-                    discount=result.discount,
-                    bonus_points=result.bonus_points,
-                    redeemed_by=_user_or_none(actor),
+                    metric=campaign.metric,
+                    amount=result.bonus_points,
+                    actor=actor,
+                    reason=f"Bonus code {code.code}",
+                    source_type="code_redemption",
+                    source_id=str(redemption.pk),
+                    idempotency_key=f"code_redemption:{redemption.pk}",
                 )
-                save_with_history(redemption, actor=actor, reason="Redeemed")
-                if result.bonus_points and req.member is not None:
-                    redemption.ledger_entry = credit_points(
-                        member=req.member,
-                        metric=campaign.metric,
-                        amount=result.bonus_points,
-                        actor=actor,
-                        reason=f"Bonus code {code.code}",
-                        source_type="code_redemption",
-                        source_id=str(redemption.pk),
-                        idempotency_key=f"code_redemption:{redemption.pk}",
-                    )
-                    redemption.save(update_fields=["ledger_entry"])
-                CodeEvent.objects.create(
+                redemption.save(update_fields=["ledger_entry"])
+            events.append(
+                CodeEvent(
                     code=code,
                     code_text=code.normalized,
                     kind=CodeEvent.Kind.REDEEMED,
@@ -212,12 +272,9 @@ def redeem_codes(req: CodeRequest, *, actor: User) -> list[CodeRedemption]:
                         "redemption": redemption.pk,
                     },
                 )
-                created.append(redemption)
-    except CodesRejected:
-        if evaluation is not None:
-            _record_attempts(req, evaluation, actor, redeem=True)
-        raise
-    abuse.record_redemption(member_id=member_id, codes=req.codes)
+            )
+            created.append(redemption)
+        CodeEvent.objects.bulk_create(events)
     return created
 
 
