@@ -122,12 +122,14 @@ class _CampaignMoved(Exception):
 def redeem_codes(req: CodeRequest, *, actor: User) -> list[CodeRedemption]:
     """Apply the whole stack atomically, or nothing.
 
-    Locks, in order: the member's balance rows (bonus points), the codes by id, then the campaign
-    and usage rows through their counter UPDATEs. The campaign row is not locked up front (every
-    redemption of a campaign would queue on it, issue 18): its counters move by conditional UPDATEs
-    (``used < quota``, ``given + discount <= budget``, and ``updated_at`` unchanged, i.e. not edited
-    since it was read). If one matches no row, the attempt is rolled back and done once more with
-    the campaign and usage rows locked first, so the answer (e.g. ``budget_exhausted``) is exact.
+    Locks, in order: the member's balance rows (bonus points), the codes by id, the member's usage
+    rows, the campaign rows (the rollback takes them in the same order). The campaign row is not
+    locked up front (every redemption of a campaign queued on it, issue 18): its counters move by
+    one conditional UPDATE per campaign, the last statement before the commit (``used + n <=
+    quota``, ``given + discount <= budget``, ``updated_at`` unchanged: not edited since it was
+    read), and the usage row by ``uses < per_member_limit``. If one matches no row, the attempt is
+    rolled back and done once more with the usage and campaign rows locked before evaluating, so
+    the answer (e.g. ``budget_exhausted``, ``limit_reached``) is exact.
     """
     _require_perm(actor, "promotions.add_coderedemption")
     member_id = req.member.pk if req.member else None
@@ -177,7 +179,13 @@ def _redeem(
     with transaction.atomic():
         codes = _lock_codes(req)
         campaigns = {c.campaign_id: c.campaign for c in codes}
-        if lock_campaigns:
+        if lock_campaigns:  # the house order: usage rows before campaign rows, as below
+            if req.member is not None:
+                list(
+                    CampaignMemberUsage.objects.select_for_update()
+                    .filter(campaign_id__in=sorted(campaigns), member=req.member)
+                    .order_by("campaign_id")
+                )
             campaigns = {
                 c.pk: c
                 for c in Campaign.objects.select_for_update(of=("self",))
@@ -185,12 +193,6 @@ def _redeem(
                 .filter(pk__in=sorted(campaigns))
                 .order_by("pk")
             }
-            if req.member is not None:
-                list(
-                    CampaignMemberUsage.objects.select_for_update()
-                    .filter(campaign_id__in=sorted(campaigns), member=req.member)
-                    .order_by("campaign_id")
-                )
             for code in codes:
                 code.campaign = campaigns[code.campaign_id]
         evaluation = _evaluate(req, codes)
@@ -208,29 +210,12 @@ def _redeem(
             if code.uses + 1 >= code.max_uses:
                 uses["status"] = Code.Status.REDEEMED
             Code.objects.filter(pk=code.pk).update(**uses)
-            counted = (
-                Campaign.objects.filter(pk=campaign.pk, updated_at=campaign.updated_at)
-                .filter(Q(max_redemptions__isnull=True) | Q(redemptions_count__lt=F("max_redemptions")))
-                .filter(
-                    Q(max_discount_total__isnull=True)
-                    | Q(discount_total__lte=F("max_discount_total") - result.discount)
-                )
-                .update(
-                    redemptions_count=F("redemptions_count") + 1,
-                    discount_total=F("discount_total") + result.discount,
-                    bonus_points_total=F("bonus_points_total") + result.bonus_points,
-                )
-            )
-            if counted and req.member is not None:
+            if req.member is not None:
                 usage = CampaignMemberUsage.objects.filter(campaign=campaign, member=req.member)
                 if campaign.per_member_limit is not None:
                     usage = usage.filter(uses__lt=campaign.per_member_limit)
-                counted = usage.update(uses=F("uses") + 1)
-            if not counted:
-                if not lock_campaigns:
-                    raise _CampaignMoved()
-                result.reason = BUDGET_EXHAUSTED  # cannot happen under the locks; never a 500
-                raise _rejected(evaluation)
+                if not usage.update(uses=F("uses") + 1):
+                    _moved(evaluation, result, lock_campaigns)
             redemption = CodeRedemption(
                 code=code,
                 campaign=campaign,
@@ -275,7 +260,43 @@ def _redeem(
             )
             created.append(redemption)
         CodeEvent.objects.bulk_create(events)
+        # Last, so that the campaign row (shared by every redemption of the campaign) is held
+        # from here to the commit only.
+        _count_on_campaigns(evaluation, by_norm, campaigns, lock_campaigns)
     return created
+
+
+def _moved(evaluation: Evaluation, result: Any, locked: bool) -> None:
+    if not locked:
+        raise _CampaignMoved()
+    result.reason = BUDGET_EXHAUSTED  # cannot happen under the locks; a clean 422, never a 500
+    raise _rejected(evaluation)
+
+
+def _count_on_campaigns(
+    evaluation: Evaluation, by_norm: dict[str, Code], campaigns: dict[int, Campaign], locked: bool
+) -> None:
+    """One conditional UPDATE per campaign: the budget holds and the campaign is as evaluated."""
+    per_campaign: dict[int, list] = {}
+    for result in evaluation.results:
+        per_campaign.setdefault(by_norm[result.code].campaign_id, []).append(result)
+    for campaign_id in sorted(per_campaign):
+        results = per_campaign[campaign_id]
+        n = len(results)
+        discount = sum((r.discount for r in results), Decimal(0))
+        points = sum(r.bonus_points for r in results)
+        counted = (
+            Campaign.objects.filter(pk=campaign_id, updated_at=campaigns[campaign_id].updated_at)
+            .filter(Q(max_redemptions__isnull=True) | Q(redemptions_count__lte=F("max_redemptions") - n))
+            .filter(Q(max_discount_total__isnull=True) | Q(discount_total__lte=F("max_discount_total") - discount))
+            .update(
+                redemptions_count=F("redemptions_count") + n,
+                discount_total=F("discount_total") + discount,
+                bonus_points_total=F("bonus_points_total") + points,
+            )
+        )
+        if not counted:
+            _moved(evaluation, results[-1], locked)
 
 
 @transaction.atomic
@@ -291,6 +312,10 @@ def rollback_code_redemption(*, redemption: CodeRedemption, actor: User, reason:
     use = CodeRedemption.objects.select_for_update().get(pk=redemption.pk)
     check_transition(CodeRedemption.STATUS_TRANSITIONS, use.status, CodeRedemption.Status.ROLLED_BACK, field="status")
     code = Code.objects.select_for_update().get(pk=use.code_id)
+    if use.member_id:  # the house order: usage row, then campaign row (as redeem_codes)
+        CampaignMemberUsage.objects.filter(campaign_id=use.campaign_id, member_id=use.member_id).update(
+            uses=F("uses") - 1
+        )
     Campaign.objects.select_for_update().filter(pk=use.campaign_id).first()
     if use.bonus_points and use.ledger_entry_id:
         debit_points(
@@ -313,10 +338,6 @@ def rollback_code_redemption(*, redemption: CodeRedemption, actor: User, reason:
         discount_total=F("discount_total") - use.discount,
         bonus_points_total=F("bonus_points_total") - use.bonus_points,
     )
-    if use.member_id:
-        CampaignMemberUsage.objects.filter(campaign_id=use.campaign_id, member_id=use.member_id).update(
-            uses=F("uses") - 1
-        )
     use.status = CodeRedemption.Status.ROLLED_BACK
     use.rolled_back_at = timezone.now()
     use.rolled_back_by = _user_or_none(actor)
