@@ -121,11 +121,20 @@ def copy_csv_lines(queryset: QuerySet, header: list[str], lookups: list[str]) ->
     return _copy_lines(queryset.db, header, sql, params)
 
 
+COPY_BLOCK = 64 * 1024
+
+
 def _copy_lines(db: str, header: list[str], sql: str, params: Any) -> Iterator[bytes]:
     yield (next(csv_lines([header])).rstrip("\r\n") + "\n").encode()
     with connections[db].cursor() as cur, cur.cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", params) as copy:
-        for chunk in copy:  # bytes, possibly cut inside a UTF-8 character: passed on as they are
-            yield bytes(chunk)
+        buffer = bytearray()
+        for chunk in copy:  # one row per chunk: passed on in ~64 KB blocks (bytes, never decoded)
+            buffer += chunk
+            if len(buffer) >= COPY_BLOCK:
+                yield bytes(buffer)
+                buffer.clear()
+        if buffer:
+            yield bytes(buffer)
 
 
 class SafeExportResource(resources.ModelResource):
