@@ -278,7 +278,7 @@ def run_contended(server, data: dict, seconds: int) -> list[Row]:
             server.url, ENDPOINTS[kind], contended_bodies(kind, n, data), token=data["token"], seconds=seconds
         )
         common.log(f"  {r.summary()} statuses {r.statuses}")
-        time.sleep(1)  # requests still in flight when wrk stopped finish before the database is counted
+        settle()  # requests still in flight when wrk stopped finish before the database is counted
         ok = sum(v for s, v in r.statuses.items() if s.startswith("2"))
         four = sum(v for s, v in r.statuses.items() if s.startswith("4"))
         five = sum(v for s, v in r.statuses.items() if s.startswith("5"))
@@ -316,6 +316,35 @@ def run_contended(server, data: dict, seconds: int) -> list[Row]:
             )
         )
     return rows
+
+
+def settle(quiet: float = 1.5, timeout: float = 60) -> None:
+    """Wait until no other backend of this database is busy for ``quiet`` seconds in a row.
+
+    When wrk stops, gunicorn still runs the requests it had accepted (up to 16 minus the 3 being
+    served, seconds each on a loaded machine): the database is counted only when they are done,
+    or the count, the balance and the bills are read around a commit (a fixed one-second sleep
+    was not enough at p50 2.7 s).
+    """
+    from django.db import connection
+
+    deadline = time.monotonic() + timeout
+    idle_since = None
+    while time.monotonic() < deadline:
+        with connection.cursor() as cur:
+            cur.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND state NOT IN ('idle')"
+            )
+            busy = cur.fetchone()[0]
+        now = time.monotonic()
+        if busy:
+            idle_since = None
+        elif idle_since is None:
+            idle_since = now
+        elif now - idle_since >= quiet:
+            return
+        time.sleep(0.1)
 
 
 def sample_database(db: str, stop: threading.Event, tally: Counter) -> None:

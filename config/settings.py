@@ -138,6 +138,16 @@ else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 
+# A read replica (streaming replication) for change lists, exports and reports: loyalty/replica.py.
+READ_REPLICA = ""
+if env.str("DATABASE_REPLICA_URL", default=""):
+    DATABASES["replica"] = env.db("DATABASE_REPLICA_URL")
+    DATABASES["replica"].setdefault("CONN_MAX_AGE", DATABASES["default"].get("CONN_MAX_AGE", 0))
+    DATABASES["replica"].setdefault("CONN_HEALTH_CHECKS", True)
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}  # tests: the replica is the test database
+    READ_REPLICA = "replica"
+DATABASE_ROUTERS = ["loyalty.replica.ReplicaRouter"]
+
 CACHES = {"default": env.cache("CACHE_URL", default="locmemcache://")}
 # The dashboard's and GET /reports/summary/'s figures are reused for this long (loyalty.insight).
 INSIGHT_CACHE_SECONDS = env("INSIGHT_CACHE_SECONDS")

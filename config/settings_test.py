@@ -20,3 +20,7 @@ STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.s
 # The tests' webhook receivers listen on 127.0.0.1 (production refuses loopback, see settings.py).
 WEBHOOK_ALLOW_PRIVATE_ADDRESSES = True
 EVENTS_FEED_SETTLE_SECONDS = 0
+
+# The read replica's alias (loyalty/replica.py) as a mirror of the test database: tests/test_replica.py
+# turns the route on with READ_REPLICA = "replica"; every other test reads and writes the primary.
+DATABASES.setdefault("replica", {**DATABASES["default"], "TEST": {"MIRROR": "default"}})  # noqa: F405

@@ -17,6 +17,9 @@ import datetime as dt
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from django.db import connections
+from django.db.models import CharField, DateField, DateTimeField, F, Func, QuerySet, TextField
+from django.db.models.constants import LOOKUP_SEP
 from django.http import StreamingHttpResponse
 from django.utils.text import get_valid_filename
 from import_export import resources
@@ -58,10 +61,80 @@ def csv_lines(rows: Iterable[Iterable[Any]]) -> Iterator[str]:
 def stream_csv(rows: Iterable[Iterable[Any]], *, filename: str) -> StreamingHttpResponse:
     """A streamed CSV download: rows are written as they come (a server-side cursor upstream),
     so any size works and nothing sits in memory."""
-    response = StreamingHttpResponse(csv_lines(rows), content_type="text/csv; charset=utf-8")
+    return stream_csv_lines(csv_lines(rows), filename=filename)
+
+
+def stream_csv_lines(lines: Iterable[str] | Iterable[bytes], *, filename: str) -> StreamingHttpResponse:
+    """A streamed CSV download of ready CSV text (``csv_lines`` or ``copy_csv_lines``)."""
+    response = StreamingHttpResponse(lines, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{get_valid_filename(filename)}"'
     response["Cache-Control"] = "no-store"
     return response
+
+
+# --- PostgreSQL: the same CSV from COPY ... TO STDOUT ---------------------------------------------
+
+
+class _SafeText(Func):
+    """``safe_cell`` in SQL: a leading ``'`` before a formula start; '' as NULL (an empty cell, as
+    the Python writer writes it, where COPY would write ``""``)."""
+
+    template = (
+        "CASE WHEN %(expressions)s ~ '^[-=+@\\t\\r]' THEN '''' || %(expressions)s ELSE NULLIF(%(expressions)s, '') END"
+    )
+    output_field = TextField()
+
+
+class _IsoTime(Func):
+    """``datetime.isoformat()`` in SQL: to_json writes ISO 8601 in the session's time zone (UTC)."""
+
+    template = "(to_json(%(expressions)s) #>> '{}')"
+    output_field = TextField()
+
+
+def _field_of(queryset: QuerySet, lookup: str):
+    model, field = queryset.model, None
+    for part in lookup.split(LOOKUP_SEP):
+        field = model._meta.pk if part == "pk" else model._meta.get_field(part)
+        model = field.related_model or model
+    return field
+
+
+def copy_csv_lines(queryset: QuerySet, header: list[str], lookups: list[str]) -> Iterator[bytes] | None:
+    """The CSV of ``queryset.values_list(*lookups)`` written by PostgreSQL itself (``COPY (query)
+    TO STDOUT``), every cell neutralised as ``csv_value`` does: several times faster than the Python
+    writer (issue 18, docs/performance.md). None on another database (the caller writes the CSV in
+    Python). Lines end with COPY's ``\\n``, the header's too."""
+    if connections[queryset.db].vendor != "postgresql":
+        return None
+    columns: dict[str, Any] = {}
+    for i, lookup in enumerate(lookups):
+        field = _field_of(queryset, lookup)
+        if isinstance(field, CharField | TextField):
+            columns[f"c{i}"] = _SafeText(F(lookup))
+        elif isinstance(field, DateTimeField | DateField):
+            columns[f"c{i}"] = _IsoTime(F(lookup))
+        else:
+            columns[f"c{i}"] = F(lookup)
+    query = queryset.annotate(**columns).values_list(*columns).query
+    sql, params = query.get_compiler(queryset.db).as_sql()
+    return _copy_lines(queryset.db, header, sql, params)
+
+
+COPY_BLOCK = 64 * 1024
+
+
+def _copy_lines(db: str, header: list[str], sql: str, params: Any) -> Iterator[bytes]:
+    yield (next(csv_lines([header])).rstrip("\r\n") + "\n").encode()
+    with connections[db].cursor() as cur, cur.cursor.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)", params) as copy:
+        buffer = bytearray()
+        for chunk in copy:  # one row per chunk: passed on in ~64 KB blocks (bytes, never decoded)
+            buffer += chunk
+            if len(buffer) >= COPY_BLOCK:
+                yield bytes(buffer)
+                buffer.clear()
+        if buffer:
+            yield bytes(buffer)
 
 
 class SafeExportResource(resources.ModelResource):

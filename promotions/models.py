@@ -174,15 +174,22 @@ class Code(models.Model):
         Status.VOID: set(),
     }
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="codes")
-    batch = models.ForeignKey(CodeBatch, on_delete=models.PROTECT, null=True, blank=True, related_name="codes")
+    # Index diet (issue 18, docs/performance.md): every index on this table is paid by every one of
+    # a million generated codes. The FK indexes are shadowed by the composite indexes below (same
+    # leading column), ``normalized`` is unique through a constraint (no ``varchar_pattern_ops``
+    # twin: no query does LIKE on it), and the status and member indexes are partial: a new code is
+    # active and unassigned, so generation does not write them.
+    campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="codes", db_index=False)
+    batch = models.ForeignKey(
+        CodeBatch, on_delete=models.PROTECT, null=True, blank=True, related_name="codes", db_index=False
+    )
     code = models.CharField(max_length=64, help_text="As printed.")
-    normalized = models.CharField(max_length=64, unique=True, help_text="Upper case, separators removed.")
+    normalized = models.CharField(max_length=64, help_text="Upper case, separators removed. Unique.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     uses = models.PositiveIntegerField(default=0)
     max_uses = models.PositiveIntegerField(default=1)
     assigned_member = models.ForeignKey(
-        Member, on_delete=models.PROTECT, null=True, blank=True, related_name="assigned_codes"
+        Member, on_delete=models.PROTECT, null=True, blank=True, related_name="assigned_codes", db_index=False
     )
     valid_from = models.DateTimeField(null=True, blank=True, help_text="Release: valid only from then.")
     valid_until = models.DateTimeField(null=True, blank=True)
@@ -197,13 +204,21 @@ class Code(models.Model):
             models.CheckConstraint(
                 condition=Q(status__in=["active", "redeemed", "void", "expired"]), name="code_status_valid"
             ),
+            models.UniqueConstraint(fields=["normalized"], name="code_normalized_unique"),
         ]
         indexes = [
             models.Index(fields=["campaign", "-id"], name="code_campaign"),
-            models.Index(fields=["campaign", "status", "-id"], name="code_campaign_status"),
+            # Active codes are most of a table: a status=active list walks code_campaign / the pk.
+            models.Index(
+                fields=["campaign", "status", "-id"], condition=~Q(status="active"), name="code_campaign_status"
+            ),
             models.Index(fields=["batch", "-id"], name="code_batch"),
-            models.Index(fields=["status", "-id"], name="code_status"),
-            models.Index(fields=["assigned_member", "-id"], name="code_assigned_member"),
+            models.Index(fields=["status", "-id"], condition=~Q(status="active"), name="code_status"),
+            models.Index(
+                fields=["assigned_member", "-id"],
+                condition=Q(assigned_member__isnull=False),
+                name="code_assigned_member",
+            ),
             models.Index(
                 fields=["campaign", "id"],
                 condition=Q(assigned_member__isnull=True, uses=0, status="active"),

@@ -93,8 +93,9 @@ class Redemption(models.Model):
         IMPORT = "import", "Import"
 
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.REDEMPTION)
-    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="redemptions")
-    reward = models.ForeignKey(Reward, on_delete=models.PROTECT, related_name="responses")
+    # db_index=False: redemption_member / redemption_reward below start with the same column (issue 18).
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="redemptions", db_index=False)
+    reward = models.ForeignKey(Reward, on_delete=models.PROTECT, related_name="responses", db_index=False)
     quantity = models.PositiveIntegerField(default=1)
     points_spent = models.BigIntegerField(default=0)
     metric = models.ForeignKey(Metric, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
@@ -106,7 +107,9 @@ class Redemption(models.Model):
     fulfillment_status = models.CharField(max_length=20, choices=Fulfillment.choices, null=True, blank=True)
     tracking_ref = models.CharField(max_length=100, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
-    issued_code = models.ForeignKey(Code, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    issued_code = models.ForeignKey(
+        Code, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )  # indexed by redemption_issued_code
     channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.API)
     reason = models.CharField(max_length=255, blank=True, help_text="Why an award was given.")
     external_ref = models.CharField(max_length=64, blank=True, help_text="Id in a legacy platform (imports).")
@@ -173,6 +176,10 @@ class Redemption(models.Model):
             models.Index(fields=["approval_status", "created_at"], name="redemption_approval_queue"),
             models.Index(fields=["fulfillment_status", "-created_at"], name="redemption_fulfillment"),
             models.Index(fields=["issued_code"], name="redemption_issued_code"),
+            # "Rejected before?" on every redemption: a new redemption is never in it.
+            models.Index(
+                fields=["member", "reward"], condition=Q(approval_status="rejected"), name="redemption_rejected"
+            ),
             models.Index(fields=["external_ref"], name="redemption_external_ref"),
         ]
         permissions = [

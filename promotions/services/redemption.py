@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from loyalty import events
@@ -26,7 +26,7 @@ from loyalty.kernel import (
 from loyalty.models import LedgerEntry, Member
 from loyalty.services import credit_points_in_transaction, debit_points_in_transaction, lock_balances
 from promotions import abuse, codegen
-from promotions.engine import Evaluation, OrderView, evaluate
+from promotions.engine import BUDGET_EXHAUSTED, Evaluation, OrderView, evaluate
 from promotions.exceptions import CodesRejected
 from promotions.models import Campaign, CampaignMemberUsage, Code, CodeEvent, CodeRedemption
 from promotions.selectors import code_views, member_view
@@ -82,11 +82,10 @@ def clean_request(
 
 
 def _record_attempts(req: CodeRequest, evaluation: Evaluation, actor: Actor, *, redeem: bool) -> None:
-    codes = {c.normalized: c for c in Code.objects.filter(normalized__in=req.codes)}
     CodeEvent.objects.bulk_create(
         [
             CodeEvent(
-                code=codes.get(r.code),
+                code_id=r.view.id if r.view is not None else None,
                 code_text=r.code,
                 kind=CodeEvent.Kind.VALIDATED,
                 result=r.reason or "valid",
@@ -119,100 +118,146 @@ def _evaluate(req: CodeRequest, codes: list[Code]) -> Evaluation:
 def validate_codes(req: CodeRequest, *, actor: Actor) -> Evaluation:
     """Answer which codes apply, changing nothing but the timeline and the abuse counters.
 
-    Runs its own transactions: the attempts and abuse counters are written as it goes (autocommit).
+    Runs its own transactions: one for the attempts (one WAL flush, not one per statement).
     """
     require_perm(actor, "promotions.view_code")
     abuse.check_not_locked(client=req.client, ip=req.ip)
-    codes = list(Code.objects.filter(normalized__in=req.codes).select_related("campaign"))
-    evaluation = _evaluate(req, codes)
-    _record_attempts(req, evaluation, actor, redeem=False)
+    with own_transaction():
+        codes = list(Code.objects.filter(normalized__in=req.codes).select_related("campaign"))
+        evaluation = _evaluate(req, codes)
+        _record_attempts(req, evaluation, actor, redeem=False)
     return evaluation
+
+
+class _CampaignMoved(Exception):
+    """A campaign (or a member's usage row) changed between the read and its conditional UPDATE."""
 
 
 def redeem_codes(req: CodeRequest, *, actor: Actor) -> list[CodeRedemption]:
     """Apply the whole stack atomically, or nothing.
 
-    Locks, in order: the member's balance rows (bonus points), the codes by id, the campaigns by id,
-    the member's usage rows; then evaluates on the locked rows and writes with F() updates.
+    Locks, in order: the member's balance rows (bonus points), the codes by id, the member's usage
+    rows, the campaign rows (the rollback takes them in the same order). The campaign row is not
+    locked up front (every redemption of a campaign queued on it, issue 18): its counters move by
+    one conditional UPDATE per campaign, the last statement before the commit (``used + n <=
+    quota``, ``given + discount <= budget``, ``updated_at`` unchanged: not edited since it was
+    read), and the usage row by ``uses < per_member_limit``. If one matches no row, the attempt is
+    rolled back and done once more with the usage and campaign rows locked before evaluating, so
+    the answer (e.g. ``budget_exhausted``, ``limit_reached``) is exact.
 
-    Runs its own transactions: one durable transaction for the whole stack; refused attempts are recorded after it.
+    Runs its own transactions: one durable transaction per attempt; refused attempts are recorded after it.
     """
     require_perm(actor, "promotions.add_coderedemption")
     member_id = req.member.pk if req.member else None
     abuse.check_not_locked(client=req.client, ip=req.ip)
-    evaluation: Evaluation | None = None
+    evaluated: list[Evaluation] = []
     try:
-        with own_transaction():
-            preview = list(Code.objects.filter(normalized__in=req.codes).select_related("campaign__metric"))
-            bonus_metrics = {
-                c.campaign.metric
-                for c in preview
-                if c.campaign.kind == Campaign.Kind.BONUS_POINTS and c.campaign.metric_id
-            }
-            if req.member is not None and bonus_metrics:
-                lock_balances(req.member, bonus_metrics)
-            codes = list(Code.objects.select_for_update().filter(pk__in=[c.pk for c in preview]).order_by("pk"))
-            campaign_ids = sorted({c.campaign_id for c in codes})
-            campaigns = {
-                c.pk: c for c in Campaign.objects.select_for_update().filter(pk__in=campaign_ids).order_by("pk")
-            }
+        try:
+            created = _redeem(req, actor, evaluated, lock_campaigns=False)
+        except _CampaignMoved:
+            created = _redeem(req, actor, evaluated, lock_campaigns=True)
+    except CodesRejected:
+        if evaluated:
+            _record_attempts(req, evaluated[-1], actor, redeem=True)
+        raise
+    abuse.record_redemption(member_id=member_id, codes=req.codes)
+    return created
+
+
+def _rejected(evaluation: Evaluation) -> CodesRejected:
+    return CodesRejected(
+        errors={"codes": [{"code": r.code, "valid": r.valid, "reason": r.reason} for r in evaluation.results]}
+    )
+
+
+def _lock_codes(req: CodeRequest) -> list[Code]:
+    """The request's codes locked (with their campaigns read in the same query), after the member's
+    bonus balances and usage rows exist / are locked in the house order."""
+    locking = Code.objects.select_for_update(of=("self",)).select_related("campaign__metric").order_by("pk")
+    if req.member is None:  # no balance to lock first: one query
+        return list(locking.filter(normalized__in=req.codes))
+    preview = list(Code.objects.filter(normalized__in=req.codes).select_related("campaign__metric"))
+    campaign_ids = sorted({c.campaign_id for c in preview})
+    CampaignMemberUsage.objects.bulk_create(
+        [CampaignMemberUsage(campaign_id=cid, member=req.member) for cid in campaign_ids], ignore_conflicts=True
+    )
+    bonus_metrics = {
+        c.campaign.metric for c in preview if c.campaign.kind == Campaign.Kind.BONUS_POINTS and c.campaign.metric_id
+    }
+    if bonus_metrics:
+        lock_balances(req.member, bonus_metrics)
+    return list(locking.filter(pk__in=[c.pk for c in preview]))
+
+
+def _redeem(
+    req: CodeRequest, actor: Actor, evaluated: list[Evaluation], *, lock_campaigns: bool
+) -> list[CodeRedemption]:
+    with own_transaction():
+        codes = _lock_codes(req)
+        campaigns = {c.campaign_id: c.campaign for c in codes}
+        if lock_campaigns:  # the house order: usage rows before campaign rows, as below
             if req.member is not None:
-                for cid in campaign_ids:
-                    CampaignMemberUsage.objects.get_or_create(campaign_id=cid, member=req.member)
                 list(
                     CampaignMemberUsage.objects.select_for_update()
-                    .filter(campaign_id__in=campaign_ids, member=req.member)
+                    .filter(campaign_id__in=sorted(campaigns), member=req.member)
                     .order_by("campaign_id")
                 )
+            campaigns = {
+                c.pk: c
+                for c in Campaign.objects.select_for_update(of=("self",))
+                .select_related("metric")
+                .filter(pk__in=sorted(campaigns))
+                .order_by("pk")
+            }
             for code in codes:
                 code.campaign = campaigns[code.campaign_id]
-            evaluation = _evaluate(req, codes)
-            if not evaluation.all_valid:
-                raise CodesRejected(
-                    errors={
-                        "codes": [{"code": r.code, "valid": r.valid, "reason": r.reason} for r in evaluation.results]
-                    }
-                )
-            by_norm = {c.normalized: c for c in codes}
-            created = []
-            for result in evaluation.results:
-                code = by_norm[result.code]
-                campaign = campaigns[code.campaign_id]
-                Code.objects.filter(pk=code.pk).update(uses=F("uses") + 1, updated_at=timezone.now())
-                if code.uses + 1 >= code.max_uses:
-                    transition(code, "status", Code.Status.REDEEMED, actor=actor, reason="Redeemed")
-                Campaign.objects.filter(pk=campaign.pk).update(
-                    redemptions_count=F("redemptions_count") + 1,
-                    discount_total=F("discount_total") + result.discount,
-                    bonus_points_total=F("bonus_points_total") + result.bonus_points,
-                )
-                if req.member is not None:
-                    CampaignMemberUsage.objects.filter(campaign=campaign, member=req.member).update(uses=F("uses") + 1)
-                redemption = CodeRedemption(
-                    code=code,
-                    campaign=campaign,
+        evaluation = _evaluate(req, codes)
+        evaluated.append(evaluation)
+        if not evaluation.all_valid:
+            raise _rejected(evaluation)
+        by_norm = {c.normalized: c for c in codes}
+        now = timezone.now()
+        created = []
+        code_events = []
+        for result in evaluation.results:
+            code = by_norm[result.code]
+            campaign = campaigns[code.campaign_id]
+            Code.objects.filter(pk=code.pk).update(uses=F("uses") + 1, updated_at=now)
+            code.uses, code.updated_at = code.uses + 1, now  # as written (locked), for the history row
+            if code.uses >= code.max_uses:
+                transition(code, "status", Code.Status.REDEEMED, actor=actor, reason="Redeemed")
+            if req.member is not None:
+                usage = CampaignMemberUsage.objects.filter(campaign=campaign, member=req.member)
+                if campaign.per_member_limit is not None:
+                    usage = usage.filter(uses__lt=campaign.per_member_limit)
+                if not usage.update(uses=F("uses") + 1):
+                    _moved(evaluation, result, lock_campaigns)
+            redemption = CodeRedemption(
+                code=code,
+                campaign=campaign,
+                member=req.member,
+                order_id=req.order.id,
+                order_amount=req.order.amount,
+                channel=req.order.channel,
+                discount=result.discount,
+                bonus_points=result.bonus_points,
+                redeemed_by=history_user(actor),
+            )
+            save_with_history(redemption, actor=actor, reason="Redeemed")
+            if result.bonus_points and req.member is not None:
+                redemption.ledger_entry = credit_points_in_transaction(
                     member=req.member,
-                    order_id=req.order.id,
-                    order_amount=req.order.amount,
-                    channel=req.order.channel,
-                    discount=result.discount,
-                    bonus_points=result.bonus_points,
-                    redeemed_by=history_user(actor),
+                    metric=campaign.metric,
+                    amount=result.bonus_points,
+                    actor=actor,
+                    reason=f"Bonus code {code.code}",
+                    source_type="code_redemption",
+                    source_id=str(redemption.pk),
+                    idempotency_key=f"code_redemption:{redemption.pk}",
                 )
-                save_with_history(redemption, actor=actor, reason="Redeemed")
-                if result.bonus_points and req.member is not None:
-                    redemption.ledger_entry = credit_points_in_transaction(
-                        member=req.member,
-                        metric=campaign.metric,
-                        amount=result.bonus_points,
-                        actor=actor,
-                        reason=f"Bonus code {code.code}",
-                        source_type="code_redemption",
-                        source_id=str(redemption.pk),
-                        idempotency_key=f"code_redemption:{redemption.pk}",
-                    )
-                    redemption.save(update_fields=["ledger_entry"])
-                CodeEvent.objects.create(
+                redemption.save(update_fields=["ledger_entry"])
+            code_events.append(
+                CodeEvent(
                     code=code,
                     code_text=code.normalized,
                     kind=CodeEvent.Kind.REDEEMED,
@@ -228,14 +273,47 @@ def redeem_codes(req: CodeRequest, *, actor: Actor) -> list[CodeRedemption]:
                         "redemption": redemption.pk,
                     },
                 )
-                created.append(redemption)
-            events.emit_each("code.redeemed", created)
-    except CodesRejected:
-        if evaluation is not None:
-            _record_attempts(req, evaluation, actor, redeem=True)
-        raise
-    abuse.record_redemption(member_id=member_id, codes=req.codes)
+            )
+            created.append(redemption)
+        CodeEvent.objects.bulk_create(code_events)
+        events.emit_each("code.redeemed", created)
+        # Last, so that the campaign row (shared by every redemption of the campaign) is held
+        # from here to the commit only.
+        _count_on_campaigns(evaluation, by_norm, campaigns, lock_campaigns)
     return created
+
+
+def _moved(evaluation: Evaluation, result: Any, locked: bool) -> None:
+    if not locked:
+        raise _CampaignMoved()
+    result.reason = BUDGET_EXHAUSTED  # cannot happen under the locks; a clean 422, never a 500
+    raise _rejected(evaluation)
+
+
+def _count_on_campaigns(
+    evaluation: Evaluation, by_norm: dict[str, Code], campaigns: dict[int, Campaign], locked: bool
+) -> None:
+    """One conditional UPDATE per campaign: the budget holds and the campaign is as evaluated."""
+    per_campaign: dict[int, list] = {}
+    for result in evaluation.results:
+        per_campaign.setdefault(by_norm[result.code].campaign_id, []).append(result)
+    for campaign_id in sorted(per_campaign):
+        results = per_campaign[campaign_id]
+        n = len(results)
+        discount = sum((r.discount for r in results), Decimal(0))
+        points = sum(r.bonus_points for r in results)
+        counted = (
+            Campaign.objects.filter(pk=campaign_id, updated_at=campaigns[campaign_id].updated_at)
+            .filter(Q(max_redemptions__isnull=True) | Q(redemptions_count__lte=F("max_redemptions") - n))
+            .filter(Q(max_discount_total__isnull=True) | Q(discount_total__lte=F("max_discount_total") - discount))
+            .update(
+                redemptions_count=F("redemptions_count") + n,
+                discount_total=F("discount_total") + discount,
+                bonus_points_total=F("bonus_points_total") + points,
+            )
+        )
+        if not counted:
+            _moved(evaluation, results[-1], locked)
 
 
 @outer_service
@@ -250,6 +328,10 @@ def rollback_code_redemption(*, redemption: CodeRedemption, actor: Actor, reason
     use = CodeRedemption.objects.select_for_update().get(pk=redemption.pk)
     require_transition(use, "status", CodeRedemption.Status.ROLLED_BACK)
     code = Code.objects.select_for_update().get(pk=use.code_id)
+    if use.member_id:  # the house order: usage row, then campaign row (as redeem_codes)
+        CampaignMemberUsage.objects.filter(campaign_id=use.campaign_id, member_id=use.member_id).update(
+            uses=F("uses") - 1
+        )
     Campaign.objects.select_for_update().filter(pk=use.campaign_id).first()
     if use.bonus_points and use.ledger_entry_id:
         debit_points_in_transaction(
@@ -272,10 +354,6 @@ def rollback_code_redemption(*, redemption: CodeRedemption, actor: Actor, reason
         discount_total=F("discount_total") - use.discount,
         bonus_points_total=F("bonus_points_total") - use.bonus_points,
     )
-    if use.member_id:
-        CampaignMemberUsage.objects.filter(campaign_id=use.campaign_id, member_id=use.member_id).update(
-            uses=F("uses") - 1
-        )
     transition(
         use,
         "status",

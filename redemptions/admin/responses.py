@@ -72,7 +72,18 @@ INTROS = {
 
 
 def response_action(
-    name, description, permission, verb, service, form_class=None, button=None, *, renames=None, target="redemption"
+    name,
+    description,
+    permission,
+    verb,
+    service,
+    form_class=None,
+    button=None,
+    *,
+    renames=None,
+    target="redemption",
+    outcome=None,
+    done=None,
 ):
     """A bulk action that calls ``services.<service>`` for each row (as ``target``), with the
     form's fields as its keyword arguments (``renames`` maps a field to another argument).
@@ -91,9 +102,10 @@ def response_action(
         button=button,
         intro=INTROS.get(name, ""),
         run=run,
-        done=f"{verb.capitalize()} {{n}}: {{ids}}.",
+        done=done or f"{verb.capitalize()} {{n}}: {{ids}}.",
         grouped=f"{{n}} could not be {verb}: {{items}}",
         prepare=lambda qs: qs.order_by("pk"),
+        outcome=outcome,
     )
 
 
@@ -116,9 +128,16 @@ change_award_status_selected = response_action(
     "change_award_status_selected", "Change award status", "process", "moved", "change_award_status",
     ChangeAwardStatusForm, "Change award status",
 )  # fmt: skip
+def rollback_outcome(rollback) -> str:
+    """A rollback either ran or waits for a second person: the message says which."""
+    if rollback.status == rollback.Status.PENDING_APPROVAL:
+        return "Sent for approval (a second person must approve the rollback before anything comes back)"
+    return "Rolled back (points and stock returned, the member told)"
+
+
 rollback_selected = response_action(
-    "rollback_selected", "Roll back", "rollback", "rolled back (or sent for approval)", "rollback_redemption",
-    RollbackForm, "Roll back",
+    "rollback_selected", "Roll back", "rollback", "rolled back", "rollback_redemption", RollbackForm, "Roll back",
+    outcome=rollback_outcome, done="{outcome}: {n} redemption{s}: {ids}.",
 )  # fmt: skip
 
 

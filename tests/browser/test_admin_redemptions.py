@@ -167,6 +167,12 @@ def test_support_agent_redeems_a_reward_from_the_member_page(
     screenshot(browser, "member_redeem_form")
     form.find_element(By.CSS_SELECTOR, 'input[name="_redeem"]').click()
     assert "2 × Mug for 300 points" in success_text(wait)
+    # The page came back at the rewards panel; the message is in the window, not scrolled off.
+    assert browser.execute_script("return window.scrollY") > 0
+    assert browser.execute_script(
+        "const r = document.querySelector('ul.messagelist li.success').getBoundingClientRect();"
+        "return r.top >= 0 && r.bottom <= window.innerHeight;"
+    )
     newest = browser.find_element(By.CSS_SELECTOR, "#member-rewards tbody tr")
     assert "Mug" in newest.text and "300" in newest.text
     screenshot(browser, "member_redeemed")

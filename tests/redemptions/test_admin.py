@@ -463,7 +463,9 @@ def test_rollback_action_full_and_partial(data, support_user, reward):
         },
         follow=True,
     )
-    assert any(m.startswith("Rolled back (or sent for approval) 1") for m in messages_of(response))
+    assert f"Rolled back (points and stock returned, the member told): 1 redemption: #{first.pk}." in messages_of(
+        response
+    )
     first.refresh_from_db()
     assert (first.status, first.points_returned) == ("canceled", 300)
     response = client.post(
@@ -520,6 +522,28 @@ def test_rollback_queue_second_person_approves_requester_is_refused(data, suppor
     assert (fraud.status, fraud.approved_by) == ("executed", approver_user)
     assert balance(member) == before + 100 + data["coded"].points_spent
     assert ids(login(approver_user).get(url("redemptions_rollback_queue"))) == []
+
+
+@pytest.mark.django_db
+def test_a_rollback_that_waits_for_a_second_person_says_so_and_is_in_recent_actions(data, support_user):
+    from django.contrib.admin.models import LogEntry
+
+    response = login(support_user).post(
+        url("redemptions_redemption_changelist"),
+        {"action": "rollback_selected", ACTION: [data["plain"].pk], "apply": "1", "reason": "fraud", "note": ""},
+        follow=True,
+    )
+    msgs = messages_of(response)
+    assert (
+        "Sent for approval (a second person must approve the rollback before anything comes back): "
+        f"1 redemption: #{data['plain'].pk}." in msgs
+    ), msgs
+    entry = LogEntry.objects.get(user=support_user, object_id=str(data["plain"].pk))
+    assert entry.change_message.startswith("Sent for approval") and entry.is_change()
+    # Django's own "Recent actions" on the admin index lists it.
+    assert f"/admin/redemptions/redemption/{data['plain'].pk}/change/" in login(support_user).get(
+        "/admin/"
+    ).content.decode()
 
 
 @pytest.mark.django_db

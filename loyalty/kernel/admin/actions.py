@@ -195,6 +195,7 @@ class ObjectAction:
             return self.render(model_admin, request, obj, form, back) if self.confirm else HttpResponseRedirect(back)
         done = result if isinstance(result, Done) else Done(result or "Done.")
         model_admin.message_user(request, done.message, done.level)
+        log_action(model_admin, request, obj, f"{self.label.rstrip('…')}: {done.message}")
         target = done.redirect_to
         if target is None:
             return HttpResponseRedirect(back)
@@ -287,6 +288,13 @@ def perm_checker(perm: str) -> Callable[[Any, Any], bool]:
     return check
 
 
+def log_action(model_admin, request, obj, message: str) -> None:
+    """A LogEntry for a service action done through our screens, so that the admin's "Recent
+    actions" and the object's history list it beside Django's own add/change/delete."""
+    if getattr(obj, "pk", None) is not None and getattr(request.user, "pk", None) is not None:
+        model_admin.log_change(request, obj, message[:2000])
+
+
 def run_each(
     model_admin,
     request,
@@ -298,24 +306,31 @@ def run_each(
     grouped: str = "",
     label: Callable[[Any], str] = str,
     empty: str = "",
+    outcome: Callable[[Any], str] | None = None,
 ) -> tuple[list, list]:
     """Call ``op`` (one service call, its own transaction) for every object and report: ``done``
     once for what moved (``{n}``, ``{s}`` plural, ``{ids}``), every refusal with the service's
     reason (``failed`` per row with ``{label}``, ``{pk}``, ``{detail}``, ``{code}``; or ``grouped``,
-    one message with ``{n}`` and ``{items}``), and ``empty`` when nothing was selected."""
-    moved, refused = [], []
+    one message with ``{n}`` and ``{items}``), and ``empty`` when nothing was selected.
+
+    ``outcome(result)`` names what the service did when one call can end in more than one way
+    (a rollback executed, or waiting for a second person): what moved is then reported once per
+    outcome, ``done`` formatted with ``{outcome}``."""
+    moved, refused, outcomes = [], [], {}
     for obj in objects:
         try:
-            op(obj)
+            result = op(obj)
         except DomainError as exc:
             refused.append((obj, exc))
         else:
             moved.append(obj)
-    if moved:
-        ids = ", ".join(f"#{obj.pk}" for obj in moved)
-        model_admin.message_user(
-            request, done.format(n=len(moved), s="" if len(moved) == 1 else "s", ids=ids), messages.SUCCESS
-        )
+            outcomes.setdefault(outcome(result) if outcome else "", []).append(obj)
+    for what, objs in outcomes.items():
+        ids = ", ".join(f"#{obj.pk}" for obj in objs)
+        text = done.format(n=len(objs), s="" if len(objs) == 1 else "s", ids=ids, outcome=what)
+        model_admin.message_user(request, text, messages.SUCCESS)
+        for obj in objs:
+            log_action(model_admin, request, obj, text.replace(ids, f"#{obj.pk}"))
     if refused and grouped:
         items = "; ".join(f"#{obj.pk}: {exc.detail}" for obj, exc in refused)
         model_admin.message_user(request, grouped.format(n=len(refused), items=items), messages.ERROR)
@@ -374,6 +389,7 @@ def bulk_action(
     prepare: Callable[[Any], Any] | None = None,
     describe: Callable[[Any], str] | None = None,
     form_id: str = "",
+    outcome: Callable[[Any], str] | None = None,
 ):
     """A list action that calls a service for each selected row: ``run(obj, user, data)`` with the
     confirm page's form (``form_class``, e.g. a reason), or ``run(obj, user)`` without a form.
@@ -387,7 +403,16 @@ def bulk_action(
 
         def report(op):
             run_each(
-                model_admin, request, rows, op, done=done, failed=failed, grouped=grouped, label=label, empty=empty
+                model_admin,
+                request,
+                rows,
+                op,
+                done=done,
+                failed=failed,
+                grouped=grouped,
+                label=label,
+                empty=empty,
+                outcome=outcome,
             )
 
         if form_class is None:
