@@ -31,6 +31,114 @@ REPORT_TARGET_MS = 500
 SEARCH_TARGET_MS = 200
 
 
+# Cloned members get varied, realistic names (47 × 53 combinations, each ~400 times at 1M) so a
+# trigram search measures what users see, not a name every member shares ("Member N").
+FIRST_NAMES = [
+    "Olivia",
+    "Liam",
+    "Emma",
+    "Noah",
+    "Amelia",
+    "Oliver",
+    "Ava",
+    "Elijah",
+    "Sophia",
+    "James",
+    "Isabella",
+    "William",
+    "Mia",
+    "Benjamin",
+    "Charlotte",
+    "Lucas",
+    "Harper",
+    "Henry",
+    "Evelyn",
+    "Theodore",
+    "Abigail",
+    "Jack",
+    "Emily",
+    "Levi",
+    "Ella",
+    "Alexander",
+    "Elizabeth",
+    "Jackson",
+    "Camila",
+    "Mateo",
+    "Luna",
+    "Daniel",
+    "Sofia",
+    "Michael",
+    "Avery",
+    "Mason",
+    "Mila",
+    "Sebastian",
+    "Aria",
+    "Ethan",
+    "Scarlett",
+    "Logan",
+    "Penelope",
+    "Owen",
+    "Layla",
+    "Samuel",
+    "Chloe",
+]
+LAST_NAMES = [
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Jones",
+    "Garcia",
+    "Miller",
+    "Davis",
+    "Rodriguez",
+    "Martinez",
+    "Hernandez",
+    "Lopez",
+    "Gonzalez",
+    "Wilson",
+    "Anderson",
+    "Thomas",
+    "Taylor",
+    "Moore",
+    "Jackson",
+    "Martin",
+    "Lee",
+    "Perez",
+    "Thompson",
+    "White",
+    "Harris",
+    "Sanchez",
+    "Clark",
+    "Ramirez",
+    "Lewis",
+    "Robinson",
+    "Walker",
+    "Young",
+    "Allen",
+    "King",
+    "Wright",
+    "Scott",
+    "Torres",
+    "Nguyen",
+    "Hill",
+    "Flores",
+    "Green",
+    "Adams",
+    "Nelson",
+    "Baker",
+    "Hall",
+    "Rivera",
+    "Campbell",
+    "Mitchell",
+    "Carter",
+    "Roberts",
+    "Kowalski",
+    "Novak",
+    "Dubois",
+    "Rossi",
+]
+
+
 def spread(hi: int, expr: str = "g") -> str:
     """created_at over the last year, newest for the highest g."""
     return f"now() - make_interval(secs => ({hi} - {expr}) * 31536000.0 / {hi})"
@@ -86,8 +194,16 @@ def load(rows: int) -> dict:
     campaigns = common.sql("SELECT min(id), count(*) FROM promotions_campaign")[0]
 
     # Members with a balance, a credit and a lot each; a phone to search by.
+    given, family = pick(FIRST_NAMES), pick(LAST_NAMES, f"g / {len(FIRST_NAMES)}")
     first, last = common.clone_members(
-        member, "M-", rows, extra={"phone": "'+44700' || lpad(g::text, 7, '0')", "name": "'Member ' || g"}
+        member,
+        "M-",
+        rows,
+        extra={
+            "phone": "'+44700' || lpad(g::text, 7, '0')",
+            "name": f"{given} || ' ' || {family}",
+            "email": f"lower({given}) || '.' || lower({family}) || g || '@example.com'",
+        },
     )
     common.sql(
         "UPDATE loyalty_pointlot SET expires_at = now() + make_interval(days => (1 + member_id %% 365)::int)"
@@ -234,9 +350,10 @@ def main() -> None:
                 )
             )
         n = rows // 2 + 7
+        someone = Member.objects.get(external_id=f"M-{n}")
         terms = [
-            ("partial name", f"ember {n}"),
-            ("email part", f"m-{n}@exa"),
+            ("partial name", someone.name[1:-2]),
+            ("email part", someone.email.split("@")[0][2:] + "@exa"),
             ("phone digits", f"44700{n:07d}"),
             ("customer id, lower case", f"m-{n}"),
         ]
