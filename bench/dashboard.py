@@ -16,13 +16,18 @@ Measured in this process (server time, no network; the median of --runs):
   member search:    the admin member list with ?q= for a partial name, an email part, phone digits
                     and a lower-case customer id (the list's count and first page)
 
-    python -m bench.dashboard [--quick] [--rows 1000000] [--runs 7]
+    python -m bench.dashboard [--quick] [--rows 1000000] [--runs 7] [--reuse DBNAME]
+
+--reuse measures again on a database an earlier run kept (BENCH_KEEP_DB=1): it is migrated to
+the current code (new indexes) and not loaded again, so a change can be measured in minutes.
 Targets: report < 500 ms, search < 200 ms.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from bench import common
 from bench.common import Row
@@ -300,12 +305,27 @@ def timed(fn, runs: int) -> float:
     return common.median_ms(times)
 
 
+@contextmanager
+def database(reuse: str | None) -> Iterator[None]:
+    """A fresh database (loaded by the caller), or a kept one migrated to the current code."""
+    if not reuse:
+        with common.fresh_database("dashboard"):
+            yield
+        return
+    common.setup_django(reuse)
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    common.analyze()
+    yield
+
+
 def main() -> None:
-    args = common.parse_args(__doc__.splitlines()[0], rows=0, runs=0)
+    args = common.parse_args(__doc__.splitlines()[0], rows=0, runs=0, reuse="")
     rows = common.size(args, "rows", 1_000_000, 5_000)
     runs = common.size(args, "runs", 7, 3)
     out: list[Row] = []
-    with common.fresh_database("dashboard"):
+    with database(args.reuse):
         from django.core.cache import cache
         from django.test import Client
 
@@ -314,8 +334,12 @@ def main() -> None:
         from loyalty.models import Member
         from redemptions.models import Redemption
 
-        common.log(f"loading {rows:,} rows of each kind")
-        load(rows)
+        if args.reuse:
+            rows = Member.objects.filter(external_id__startswith="M-").count() - 1
+            common.log(f"reusing {args.reuse}: {rows:,} members")
+        else:
+            common.log(f"loading {rows:,} rows of each kind")
+            load(rows)
         have = Redemption.objects.count()
         admin = Client()
         admin.force_login(common.superuser())
