@@ -193,7 +193,7 @@ def member_search_q(term: str) -> Q | None:
 
     Only the columns the term can be in are searched (every extra column is one more index scan):
     a term with a space is not an email or an id, one with "@" is not a name, a phone number is
-    not a name.
+    neither a name nor an email.
     """
     term = " ".join((term or "").split())
     if not term:
@@ -205,7 +205,9 @@ def member_search_q(term: str) -> Q | None:
     if "@" not in term and not phone_like:
         q |= Q(name__icontains=term)
     if " " not in term:
-        q |= Q(email__icontains=term) | Q(external_id__istartswith=term)
+        q |= Q(external_id__istartswith=term)
+        if not phone_like:
+            q |= Q(email__icontains=term)
     if phone_like:
         digits = re.sub(r"\D", "", term)
         if len(digits) >= MIN_CONTAINS:
