@@ -187,20 +187,32 @@ MIN_CONTAINS = 3  # shorter terms cannot use the trigram indexes: prefix and exa
 
 def member_search_q(term: str) -> Q | None:
     """Who a support agent means by ``term``: part of the name or email, the phone's digits, the
-    customer id in any case. On PostgreSQL each ``icontains`` is served by a pg_trgm GIN index on
-    ``UPPER(column)`` (migration 0012), so this stays fast at a million members; SQLite scans.
+    customer id in any case (whole, or its start). On PostgreSQL each ``icontains`` is served by a
+    pg_trgm GIN index on ``UPPER(column)`` (migration 0013) and the id by a btree on
+    ``UPPER(external_id)`` (0016), so this stays fast at a million members; SQLite scans.
+
+    Only the columns the term can be in are searched (every extra column is one more index scan):
+    a term with a space is not an email or an id, one with "@" is not a name, a phone number is
+    neither a name nor an email.
     """
     term = " ".join((term or "").split())
     if not term:
         return None
     if len(term) < MIN_CONTAINS:
         return Q(external_id__iexact=term) | Q(name__istartswith=term)
-    q = Q(name__icontains=term) | Q(email__icontains=term) | Q(external_id__icontains=term)
-    if _PHONE_LIKE.match(term):
+    phone_like = bool(_PHONE_LIKE.match(term))
+    q = Q()
+    if "@" not in term and not phone_like:
+        q |= Q(name__icontains=term)
+    if " " not in term:
+        q |= Q(external_id__istartswith=term)
+        if not phone_like:
+            q |= Q(email__icontains=term)
+    if phone_like:
         digits = re.sub(r"\D", "", term)
         if len(digits) >= MIN_CONTAINS:
             q |= Q(phone__contains=digits)
-    return q
+    return q if q else Q(pk__in=[])
 
 
 def search_members(queryset: QuerySet[Member], term: str) -> QuerySet[Member]:

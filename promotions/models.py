@@ -213,6 +213,8 @@ class Code(models.Model):
                 fields=["campaign", "status", "-id"], condition=~Q(status="active"), name="code_campaign_status"
             ),
             models.Index(fields=["batch", "-id"], name="code_batch"),
+            # The report's "codes used" per campaign: only the codes used at least once.
+            models.Index(fields=["campaign"], condition=Q(uses__gt=0), name="code_campaign_used"),
             models.Index(fields=["status", "-id"], condition=~Q(status="active"), name="code_status"),
             models.Index(
                 fields=["assigned_member", "-id"],
@@ -284,6 +286,8 @@ class CodeRedemption(models.Model):
         ]
         indexes = [
             models.Index(fields=["campaign", "-created_at"], name="coderedemption_campaign"),
+            # The report's date range (per-day code uses, per campaign in the range).
+            models.Index(fields=["created_at"], name="coderedemption_created"),
             models.Index(fields=["member", "-created_at"], name="coderedemption_member"),
         ]
 

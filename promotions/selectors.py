@@ -206,17 +206,30 @@ def report_campaigns(period: Period, *, limit: int = 50) -> list[dict[str, Any]]
         r["campaign_id"]: r
         for r in applied.values("campaign_id").annotate(n=Count("id"), discount=Sum("discount")).order_by()
     }
-    ids = list(
-        Campaign.objects.exclude(status=Campaign.Status.DRAFT).order_by("-id").values_list("id", flat=True)[:limit]
+    active = (
+        Campaign.objects.exclude(status=Campaign.Status.DRAFT)
+        .filter(Q(starts_at__isnull=True) | Q(starts_at__lt=period.end_at))
+        .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=period.start_at))
     )
+    ids = list(active.order_by("-id").values_list("id", flat=True)[:limit])
     ids = sorted(set(ids) | set(per_campaign), reverse=True)
-    codes = {
-        r["campaign_id"]: r
-        for r in Code.objects.filter(campaign_id__in=ids)
+    # Two index-only counts (code_campaign, and the partial code_campaign_used), not a heap scan
+    # of every code: the total per campaign and the codes used at least once.
+    totals = dict(
+        Code.objects.filter(campaign_id__in=ids)
         .values("campaign_id")
-        .annotate(total=Count("id"), used=Count("id", filter=Q(uses__gt=0)))
+        .annotate(n=Count("campaign_id"))
         .order_by()
-    }
+        .values_list("campaign_id", "n")
+    )
+    used_counts = dict(
+        Code.objects.filter(campaign_id__in=ids, uses__gt=0)
+        .values("campaign_id")
+        .annotate(n=Count("campaign_id"))
+        .order_by()
+        .values_list("campaign_id", "n")
+    )
+    codes = {cid: {"total": totals.get(cid, 0), "used": used_counts.get(cid, 0)} for cid in ids}
     medians = _median_delays(applied.filter(campaign_id__in=ids))
     currency = ProgramSettings.load().currency
     out = []

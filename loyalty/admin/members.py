@@ -84,6 +84,9 @@ class ChangeTier(ObjectAction):
         return f"The member is now {data['tier']}."
 
 
+SEARCH_COUNT_CAP = 1000
+
+
 @admin.register(Member)
 class MemberAdmin(ObjectActionsMixin, BigListMixin, ServiceSaveMixin, ServiceManagedHistoryAdmin):
     """Support's main screen. Profile edits and enrolment go through ``services``; points and tier
@@ -104,6 +107,14 @@ class MemberAdmin(ObjectActionsMixin, BigListMixin, ServiceSaveMixin, ServiceMan
     ordering = ("-id",)
 
     # --- search: only index-friendly lookups (a million members) ---------------------------
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        # A search result is read, not paged through: count at most SEARCH_COUNT_CAP matches, so
+        # a broad term ("smith" at a million members) never counts the whole match.
+        paginator = super().get_paginator(request, queryset, per_page, orphans, allow_empty_first_page)
+        if (request.GET.get("q") or "").strip():
+            paginator.cap = SEARCH_COUNT_CAP
+        return paginator
+
     def get_search_results(self, request, queryset, search_term):
         # pg_trgm indexes on PostgreSQL (loyalty.selectors.member_search_q); no joins, no duplicates.
         return selectors.search_members(queryset, (search_term or "")[:200]), False

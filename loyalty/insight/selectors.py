@@ -24,46 +24,65 @@ ISSUING_KINDS = (
 )
 
 
+def _metric_codes(ids) -> dict[int, str]:
+    from loyalty.models import Metric
+
+    return dict(Metric.objects.filter(pk__in=set(ids)).values_list("pk", "code"))
+
+
 def liability() -> dict[str, dict[str, int]]:
-    """Per metric: the points members hold (spendable), pending, and the debt they owe."""
-    rows = (
-        PointBalance.objects.values("metric__code")
+    """Per metric: the points members hold (spendable), pending, and the debt they owe.
+
+    One sequential aggregate over the balances grouped by ``metric_id`` (one row per member and
+    metric, always current: no maintained total that could drift); the codes are looked up after,
+    so the million rows are never joined to the metric table.
+    """
+    rows = list(
+        PointBalance.objects.values("metric_id")
         .annotate(balance=Sum("balance"), pending=Sum("pending"), debt=Sum("debt"))
-        .order_by("metric__code")
+        .order_by()
     )
+    codes = _metric_codes(r["metric_id"] for r in rows)
     return {
-        r["metric__code"]: {"balance": r["balance"] or 0, "pending": r["pending"] or 0, "debt": r["debt"] or 0}
-        for r in rows
+        codes[r["metric_id"]]: {"balance": r["balance"] or 0, "pending": r["pending"] or 0, "debt": r["debt"] or 0}
+        for r in sorted(rows, key=lambda r: codes[r["metric_id"]])
     }
 
 
 def expiring_within(days: int = 30, *, now: dt.datetime | None = None) -> dict[str, int]:
     """Per metric: points in open lots that expire within ``days`` (index pointlot_open_expiry)."""
     now = now or timezone.now()
-    rows = (
+    rows = list(
         PointLot.objects.filter(remaining__gt=0, expires_at__gt=now, expires_at__lte=now + dt.timedelta(days=days))
-        .values("metric__code")
+        .values("metric_id")
         .annotate(points=Sum("remaining"))
-        .order_by("metric__code")
+        .order_by()
     )
-    return {r["metric__code"]: r["points"] or 0 for r in rows}
+    codes = _metric_codes(r["metric_id"] for r in rows)
+    return {codes[r["metric_id"]]: r["points"] or 0 for r in sorted(rows, key=lambda r: codes[r["metric_id"]])}
 
 
 def breakage(period: Period) -> dict[str, dict]:
     """Per metric: points issued and points expired in the range, and expired ÷ issued."""
     in_range = Q(created_at__gte=period.start_at, created_at__lt=period.end_at)
-    issued = dict(
+    # Grouped by metric_id on the range of ledger_kind_created; codes looked up after (no join).
+    issued_ids = dict(
         LedgerEntry.objects.filter(in_range, kind__in=ISSUING_KINDS, amount__gt=0)
-        .values("metric__code")
+        .values("metric_id")
         .annotate(n=Sum("amount"))
-        .values_list("metric__code", "n")
+        .order_by()
+        .values_list("metric_id", "n")
     )
-    expired = dict(
+    expired_ids = dict(
         LedgerEntry.objects.filter(in_range, kind=LedgerEntry.Kind.EXPIRY)
-        .values("metric__code")
+        .values("metric_id")
         .annotate(n=Sum("amount"))
-        .values_list("metric__code", "n")
+        .order_by()
+        .values_list("metric_id", "n")
     )
+    codes = _metric_codes([*issued_ids, *expired_ids])
+    issued = {codes[k]: v for k, v in issued_ids.items()}
+    expired = {codes[k]: v for k, v in expired_ids.items()}
     out = {}
     for metric in sorted(set(issued) | set(expired)):
         i, e = issued.get(metric) or 0, -(expired.get(metric) or 0)

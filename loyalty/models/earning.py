@@ -278,6 +278,8 @@ class Transaction(models.Model):
             models.Index(fields=["member", "-occurred_at"], name="transaction_member_occurred"),
             models.Index(fields=["store", "-occurred_at"], name="transaction_store_occurred"),
             models.Index(fields=["amount"], name="transaction_amount"),
+            # The report's average order value over a date range.
+            models.Index(fields=["occurred_at"], name="transaction_occurred"),
             models.Index(fields=["-occurred_at"], condition=Q(member__isnull=True), name="transaction_nonloyalty"),
         ]
 
