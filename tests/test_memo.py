@@ -6,7 +6,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from loyalty.events.webhooks import _active_subscriptions
-from loyalty.kernel import memo
+from loyalty.kernel import memo, outer_service
 from loyalty.models import ProgramSettings, WebhookSubscription
 
 
@@ -20,7 +20,9 @@ def test_outside_a_transaction_nothing_is_remembered():
 @pytest.mark.django_db
 def test_program_settings_are_read_once_per_transaction_and_afresh_after_a_save():
     ProgramSettings.objects.get_or_create(pk=1)
-    with transaction.atomic():
+
+    @outer_service
+    def service():
         with CaptureQueriesContext(connection) as ctx:
             first = ProgramSettings.load()
             again = ProgramSettings.load()
@@ -30,24 +32,32 @@ def test_program_settings_are_read_once_per_transaction_and_afresh_after_a_save(
         with CaptureQueriesContext(connection) as ctx:
             assert ProgramSettings.load().currency == "USD"
         assert len(ctx.captured_queries) == 1
-    with transaction.atomic(), CaptureQueriesContext(connection) as ctx:
-        ProgramSettings.load()  # the next transaction (here a new savepoint) reads afresh
-    assert any("loyalty_programsettings" in q["sql"] for q in ctx.captured_queries)
+
+    service()
+    service()  # the next transaction reads afresh: its first load() is one query again (asserted inside)
+    ProgramSettings.objects.filter(pk=1).update(currency="GBP")  # outside a service: always read
+    assert ProgramSettings.load().currency == "GBP"
+    ProgramSettings.objects.filter(pk=1).update(currency="EUR")
+    assert ProgramSettings.load().currency == "EUR"
 
 
 @pytest.mark.django_db
 def test_a_subscription_created_in_the_transaction_is_seen_by_the_next_event():
-    with transaction.atomic():
+    @outer_service
+    def service():
         assert _active_subscriptions() == []
         sub = WebhookSubscription.objects.create(url="https://example.com/hook", events=["*"], secret="s" * 32)
         assert [s.pk for s in _active_subscriptions()] == [sub.pk]
         sub.delete()
         assert _active_subscriptions() == []
 
+    service()
+
 
 @pytest.mark.django_db
 def test_a_rolled_back_savepoint_does_not_leave_its_reads_behind():
-    with transaction.atomic():
+    @outer_service
+    def service():
         try:
             with transaction.atomic():
                 WebhookSubscription.objects.create(url="https://example.com/hook", events=["*"], secret="s" * 32)
@@ -56,3 +66,5 @@ def test_a_rolled_back_savepoint_does_not_leave_its_reads_behind():
         except RuntimeError:
             pass
         assert _active_subscriptions() == []
+
+    service()

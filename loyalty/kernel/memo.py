@@ -4,7 +4,9 @@ A service that asks twice for the same settled row (``ProgramSettings``, the act
 subscriptions) asks the database once per transaction. An entry belongs to the stack of atomic blocks
 it was read in — the block objects themselves, so the next transaction, or a savepoint rolled back
 and opened again, reads afresh — and ``forget(key)`` (a ``post_save``/``post_delete`` receiver of the
-model) drops it when this process changes the row. Outside a transaction nothing is remembered.
+model) drops it when this process changes the row. Only inside an outer service
+(``@outer_service``) is anything remembered: code outside one (a task's loop, a test's own block)
+reads every time, so a queryset ``update()`` between two of its reads is always seen.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any, TypeVar
 
 from django.db import connection
 
+from .transactions import _running
+
 T = TypeVar("T")
 
 _local = threading.local()
@@ -23,7 +27,7 @@ _local = threading.local()
 def remembered(key: str, load: Callable[[], T]) -> T:
     """``load()``, or what it returned earlier in this transaction."""
     blocks = tuple(connection.atomic_blocks)
-    if not blocks:
+    if not blocks or _running.get() is None:
         return load()
     entries: dict[str, tuple[tuple, Any]] = getattr(_local, "entries", None) or {}
     _local.entries = entries
