@@ -29,10 +29,12 @@ from django.contrib.auth.models import User
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.db.models import F
+from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
 from loyalty import outbox
 from loyalty.exceptions import InvalidInput
+from loyalty.kernel import memo
 from loyalty.models import Event, OutboxMessage, WebhookDelivery, WebhookSubscription
 from loyalty.workflow import check_transition, save_with_history
 
@@ -261,9 +263,23 @@ def _enqueue(delivery: WebhookDelivery) -> None:
     WebhookDelivery.objects.filter(pk=delivery.pk).update(outbox_message=message)
 
 
+# The active subscriptions, read once per transaction (a redemption emits two events); any save or
+# delete of a subscription in this process reads them afresh.
+_ACTIVE = "webhooks.active_subscriptions"
+_forget_active = memo.forgetter(_ACTIVE)
+post_save.connect(_forget_active, sender=WebhookSubscription, dispatch_uid="webhooks-active-save")
+post_delete.connect(_forget_active, sender=WebhookSubscription, dispatch_uid="webhooks-active-delete")
+
+
+def _active_subscriptions() -> list[WebhookSubscription]:
+    return memo.remembered(
+        _ACTIVE, lambda: list(WebhookSubscription.objects.filter(active=True).only("pk", "events", "active"))
+    )
+
+
 def queue_deliveries(event: Event) -> list[WebhookDelivery]:
     """One delivery, and its outbox message, per active subscription that wants this type."""
-    subscriptions = [s for s in WebhookSubscription.objects.filter(active=True).only("pk", "events", "active")]
+    subscriptions = _active_subscriptions()
     deliveries = []
     for sub in subscriptions:
         if sub.wants(event.type):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.signals import post_delete, post_save
 from simple_history.models import HistoricalRecords
 
 from .ledger import LedgerEntry
@@ -114,8 +115,23 @@ class ProgramSettings(models.Model):
 
     @classmethod
     def load(cls) -> ProgramSettings:
-        obj, _ = cls.objects.get_or_create(pk=1)
-        return obj
+        """The one row, read once per transaction (a purchase asks for it twice); saving it forgets it."""
+        from loyalty.kernel import memo
+
+        return memo.remembered(PROGRAM_SETTINGS_KEY, lambda: cls.objects.get_or_create(pk=1)[0])
+
+
+PROGRAM_SETTINGS_KEY = "loyalty.program_settings"
+
+
+def _forget_program_settings(**_) -> None:
+    from loyalty.kernel import memo
+
+    memo.forget(PROGRAM_SETTINGS_KEY)
+
+
+post_save.connect(_forget_program_settings, sender=ProgramSettings, dispatch_uid="program-settings-forget-save")
+post_delete.connect(_forget_program_settings, sender=ProgramSettings, dispatch_uid="program-settings-forget-delete")
 
 
 class RuleSet(models.Model):

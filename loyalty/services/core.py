@@ -69,7 +69,12 @@ def lock_balance(member: Member | int, metric: Metric | int) -> PointBalance:
     """
     member_id = getattr(member, "pk", member)
     metric_id = getattr(metric, "pk", metric)
-    PointBalance.objects.get_or_create(member_id=member_id, metric_id=metric_id)
+    locked = PointBalance.objects.select_for_update().filter(member_id=member_id, metric_id=metric_id).first()
+    if locked is not None:  # the usual case: one round trip
+        return locked
+    # First movement of this metric: create the row without a savepoint (a concurrent twin's insert
+    # wins quietly), then lock whichever row is there.
+    PointBalance.objects.bulk_create([PointBalance(member_id=member_id, metric_id=metric_id)], ignore_conflicts=True)
     return PointBalance.objects.select_for_update().get(member_id=member_id, metric_id=metric_id)
 
 
@@ -124,13 +129,14 @@ def credit_points_in_transaction(
     _check_points(amount)
     if kind not in CREDIT_KINDS:
         raise InvalidInput(f"{kind!r} is not a credit kind.")
-    existing = _existing_entry(idempotency_key)
-    if existing is not None:
-        return existing
     if member.status == Member.Status.CLOSED:
+        existing = _existing_entry(idempotency_key)  # a repeat of a credit made before the closing
+        if existing is not None:
+            return existing
         raise MemberInactive("A closed member cannot receive points.")
     balance = lock_balance(member, metric)
-    existing = _existing_entry(idempotency_key)  # re-check under the lock: a concurrent twin may have won
+    # Checked once, under the lock (a concurrent twin waits for it and then sees the first entry).
+    existing = _existing_entry(idempotency_key)
     if existing is not None:
         return existing
     now = timezone.now()
@@ -282,16 +288,14 @@ def debit_points_in_transaction(
     _check_points(amount)
     if kind not in DEBIT_KINDS:
         raise InvalidInput(f"{kind!r} is not a debit kind.")
-    existing = _existing_entry(idempotency_key)
-    if existing is not None:
-        return existing
     balance = lock_balance(member, metric)
+    # Checked once, under the lock (a concurrent twin waits for it and then sees the first entry).
     existing = _existing_entry(idempotency_key)
     if existing is not None:
         return existing
     now = timezone.now()
-    _expire_due_lots(balance, now)
-    balance.refresh_from_db(fields=["balance"])
+    if _expire_due_lots(balance, now):  # the row read under the lock is current unless lots expired
+        balance.refresh_from_db(fields=["balance"])
     if balance.balance < amount:
         raise InsufficientPoints(
             f"The member has {balance.balance} {metric.code}; {amount} are needed.",

@@ -114,8 +114,6 @@ def record_transaction(
         raise InvalidInput("The purchase is invalid.", errors=errors)
     if member is not None:
         _check_member_can_earn(member)
-    if Transaction.objects.filter(external_id=external_id).exists():
-        raise AlreadyExists(f"Bill {external_id!r} is already recorded.", errors={"external_id": ["Already recorded."]})
     txn = Transaction(
         external_id=external_id,
         occurred_at=occurred_at,
@@ -125,7 +123,7 @@ def record_transaction(
         store=(store or "").strip(),
         created_by=history_user(actor),
     )
-    try:
+    try:  # the unique external_id is the one check (no read before): a repeat fails here
         with transaction.atomic():
             save_with_history(txn, actor=actor, reason="Recorded")
     except IntegrityError as exc:

@@ -49,23 +49,26 @@ def track_purchase(
     Building block: the caller holds the transaction.
     """
     start, end = period_bounds(timezone.now())
-    tracker, _ = MemberTracker.objects.get_or_create(member=member, period_start=start, defaults={"period_end": end})
-    MemberTracker.objects.filter(pk=tracker.pk).update(
-        spend=Greatest(F("spend") + spend, Decimal(0)), purchases=Greatest(F("purchases") + purchases, 0)
-    )
-    tracker.refresh_from_db()
+    moves = {"spend": Greatest(F("spend") + spend, Decimal(0)), "purchases": Greatest(F("purchases") + purchases, 0)}
+    # The period's tracker usually exists: one UPDATE; the first purchase of a period creates it.
+    if not MemberTracker.objects.filter(member=member, period_start=start).update(**moves):
+        tracker, _ = MemberTracker.objects.get_or_create(
+            member=member, period_start=start, defaults={"period_end": end}
+        )
+        MemberTracker.objects.filter(pk=tracker.pk).update(**moves)
+    tracker = MemberTracker.objects.get(member=member, period_start=start)
     if evaluate:
         upgrade_if_qualified(member=member, tracker=tracker, actor=actor)
     return tracker
 
 
-def qualified_tier(spend: Decimal, purchases: int) -> Tier | None:
+def qualified_tier(spend: Decimal, purchases: int, tiers: list[Tier] | None = None) -> Tier | None:
     """The best tier whose thresholds (every non-zero one) are met.
 
     No transaction: it writes nothing.
     """
     best = None
-    for tier in Tier.objects.order_by("rank"):
+    for tier in tiers if tiers is not None else Tier.objects.order_by("rank"):
         if spend >= tier.spend_threshold and purchases >= tier.purchase_threshold:
             best = tier
     return best
@@ -73,8 +76,12 @@ def qualified_tier(spend: Decimal, purchases: int) -> Tier | None:
 
 def upgrade_if_qualified(*, member: Member, tracker: MemberTracker, actor: Actor) -> TierMembership | None:
     """Building block: the caller holds the transaction."""
-    target = qualified_tier(tracker.spend, tracker.purchases)
+    tiers = list(Tier.objects.order_by("rank"))
+    target = qualified_tier(tracker.spend, tracker.purchases, tiers)
     member.refresh_from_db(fields=["tier"])
+    current = next((t for t in tiers if t.pk == member.tier_id), None)  # from the list: no query
+    if current is not None:
+        member.tier = current
     current_rank = member.tier.rank if member.tier_id else -1
     if target is None or target.rank <= current_rank:
         return None

@@ -86,7 +86,8 @@ class RedemptionOut(serializers.ModelSerializer):
 
 class RedeemIn(serializers.Serializer):
     member = serializers.SlugRelatedField(slug_field="external_id", queryset=Member.objects.all())
-    reward = serializers.SlugRelatedField(slug_field="external_id", queryset=Reward.objects.all())
+    # The metric comes with the reward: the service reads it for the balance lock and the answer.
+    reward = serializers.SlugRelatedField(slug_field="external_id", queryset=Reward.objects.select_related("metric"))
     quantity = serializers.IntegerField(min_value=1, max_value=services.MAX_QUANTITY, default=1)
 
 
@@ -128,7 +129,8 @@ class RedemptionList(generics.ListAPIView):
         data = RedeemIn(data=request.data)
         data.is_valid(raise_exception=True)
         redemption = services.redeem_reward(actor=request.user, channel=Redemption.Channel.API, **data.validated_data)
-        return Response(RedemptionOut(redemption_or_404(redemption.pk)).data, status=status.HTTP_201_CREATED)
+        # The service's own object (member, reward, metric, code and creator attached): no re-read.
+        return Response(RedemptionOut(redemption).data, status=status.HTTP_201_CREATED)
 
 
 class AwardCreate(generics.GenericAPIView):
@@ -143,7 +145,7 @@ class AwardCreate(generics.GenericAPIView):
         data = AwardIn(data=request.data)
         data.is_valid(raise_exception=True)
         redemption = services.award_reward(actor=request.user, channel=Redemption.Channel.API, **data.validated_data)
-        return Response(RedemptionOut(redemption_or_404(redemption.pk)).data, status=status.HTTP_201_CREATED)
+        return Response(RedemptionOut(redemption).data, status=status.HTTP_201_CREATED)
 
 
 class RedemptionDetail(generics.RetrieveAPIView):
