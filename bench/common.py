@@ -193,6 +193,30 @@ def server_env(name: str) -> dict[str, str]:
     }
 
 
+def celery_worker(name: str, *, queue: str, concurrency: int) -> subprocess.Popen:
+    """A real ``celery worker`` (prefork) on ``queue`` against the row's database, in a process of
+    its own; the caller terminates it."""
+    return subprocess.Popen(
+        [
+            str(BIN / "celery"),
+            "-A",
+            "config",
+            "worker",
+            "--pool=prefork",
+            f"--concurrency={concurrency}",
+            "-Q",
+            queue,
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+            "-l",
+            "warning",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **server_env(name), "DJANGO_SETTINGS_MODULE": SETTINGS},
+    )
+
+
 def setup_django(name: str) -> None:
     os.environ.update(server_env(name))
     os.environ["DJANGO_SETTINGS_MODULE"] = SETTINGS

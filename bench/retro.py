@@ -15,7 +15,6 @@ BENCH_REDIS.
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 import time
 import uuid
 from decimal import Decimal
@@ -73,25 +72,7 @@ def main() -> None:
 
             common.log(f"one Celery worker (prefork, -c {concurrency})")
             queue = f"bench-{uuid.uuid4().hex[:6]}"
-            worker = subprocess.Popen(
-                [
-                    str(common.BIN / "celery"),
-                    "-A",
-                    "config",
-                    "worker",
-                    "--pool=prefork",
-                    f"--concurrency={concurrency}",
-                    "-Q",
-                    queue,
-                    "--without-heartbeat",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "-l",
-                    "warning",
-                ],
-                cwd=common.ROOT,
-                env={**common.os.environ, **common.server_env(db), "DJANGO_SETTINGS_MODULE": common.SETTINGS},
-            )
+            worker = common.celery_worker(db, queue=queue, concurrency=concurrency)
             sender = Celery(broker=common.REDIS)
             ids = [c for c, _, _ in batches["celery"]]
             time.sleep(3)  # let the worker boot before the clock starts

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import http.client
 import os
-import subprocess
 import time
 import uuid
 
@@ -77,25 +76,7 @@ def main() -> None:
 
             webhooks.create_subscription(url=receiver.url, events=["member.tier_changed"], actor=boss)
             common.log(f"one Celery worker (prefork, -c {concurrency}) delivering {n} events")
-            worker = subprocess.Popen(
-                [
-                    str(common.BIN / "celery"),
-                    "-A",
-                    "config",
-                    "worker",
-                    "--pool=prefork",
-                    f"--concurrency={concurrency}",
-                    "-Q",
-                    queue,
-                    "--without-heartbeat",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "-l",
-                    "warning",
-                ],
-                cwd=common.ROOT,
-                env={**os.environ, **common.server_env(db), "DJANGO_SETTINGS_MODULE": common.SETTINGS},
-            )
+            worker = common.celery_worker(db, queue=queue, concurrency=concurrency)
             app.conf.task_always_eager = False
             with transaction.atomic():  # a warm-up delivery: the clock starts once the worker is up
                 emit("member.tier_changed", members[0])
