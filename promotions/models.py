@@ -7,20 +7,14 @@ from django.db import models
 from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
+from loyalty.kernel.models import choices
 from loyalty.models import LedgerEntry, Member, Metric, Segment, Tier
 
 
 class Campaign(models.Model):
-    class Kind(models.TextChoices):
-        PERCENT_DISCOUNT = "percent_discount", "Percent discount"
-        FIXED_DISCOUNT = "fixed_discount", "Fixed discount"
-        BONUS_POINTS = "bonus_points", "Bonus points"
+    Kind = choices("Kind", "percent_discount fixed_discount bonus_points")
 
-    class Status(models.TextChoices):
-        DRAFT = "draft", "Draft"
-        ACTIVE = "active", "Active"
-        PAUSED = "paused", "Paused"
-        ENDED = "ended", "Ended"
+    Status = choices("Status", "draft active paused ended")
 
     STATUS_TRANSITIONS = {
         Status.DRAFT: {Status.ACTIVE, Status.ENDED},
@@ -29,9 +23,11 @@ class Campaign(models.Model):
         Status.ENDED: set(),
     }
 
-    class Stacking(models.TextChoices):
-        EXCLUSIVE = "exclusive", "Exclusive (alone in an order)"
-        STACKABLE = "stackable", "Stackable within its stack group"
+    Stacking = choices(
+        "Stacking",
+        "exclusive stackable",
+        labels={"exclusive": "Exclusive (alone in an order)", "stackable": "Stackable within its stack group"},
+    )
 
     name = models.CharField(max_length=200, db_index=True)
     description = models.TextField(blank=True)
@@ -105,11 +101,7 @@ class Campaign(models.Model):
 
 
 class CodeBatch(models.Model):
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        RUNNING = "running", "Running"
-        COMPLETED = "completed", "Completed"
-        FAILED = "failed", "Failed"
+    Status = choices("Status", "pending running completed failed")
 
     STATUS_TRANSITIONS = {
         Status.PENDING: {Status.RUNNING, Status.FAILED},
@@ -161,11 +153,7 @@ class CodeBatch(models.Model):
 class Code(models.Model):
     """One code. Kept small: a million rows per campaign is normal."""
 
-    class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        REDEEMED = "redeemed", "Redeemed"
-        VOID = "void", "Void"
-        EXPIRED = "expired", "Expired"
+    Status = choices("Status", "active redeemed void expired")
 
     STATUS_TRANSITIONS = {
         Status.ACTIVE: {Status.REDEEMED, Status.VOID, Status.EXPIRED},
@@ -249,9 +237,7 @@ class CampaignMemberUsage(models.Model):
 class CodeRedemption(models.Model):
     """One use of one code in one order."""
 
-    class Status(models.TextChoices):
-        APPLIED = "applied", "Applied"
-        ROLLED_BACK = "rolled_back", "Rolled back"
+    Status = choices("Status", "applied rolled_back")
 
     STATUS_TRANSITIONS = {Status.APPLIED: {Status.ROLLED_BACK}, Status.ROLLED_BACK: set()}
 
@@ -301,14 +287,7 @@ class CodeEvent(models.Model):
     Generation and release are read from the batch, so bulk generation writes no event rows.
     """
 
-    class Kind(models.TextChoices):
-        VALIDATED = "validated", "Validated"
-        REDEEMED = "redeemed", "Redeemed"
-        ROLLED_BACK = "rolled_back", "Rolled back"
-        VOIDED = "voided", "Voided"
-        ASSIGNED = "assigned", "Assigned"
-        EXPIRED = "expired", "Expired"
-        CREATED = "created", "Created"
+    Kind = choices("Kind", "validated redeemed rolled_back voided assigned expired created")
 
     code = models.ForeignKey(Code, on_delete=models.CASCADE, null=True, blank=True, related_name="events")
     code_text = models.CharField(max_length=64, help_text="Normalised code as presented (also for unknown codes).")
@@ -339,15 +318,16 @@ class CodeEvent(models.Model):
 class AbuseSignal(models.Model):
     """An anomaly for the Anomalies screen: repeated failed validations, or rapid redemptions."""
 
-    class Kind(models.TextChoices):
-        FAILED_VALIDATIONS = "failed_validations", "Repeated failed validations"
-        RAPID_REDEMPTIONS = "rapid_redemptions", "Many redemptions in a short window"
-        REPEATED_ROLLBACKS = "repeated_rollbacks", "Repeated rollbacks"
+    Kind = choices(
+        "Kind",
+        "failed_validations rapid_redemptions repeated_rollbacks",
+        labels={
+            "failed_validations": "Repeated failed validations",
+            "rapid_redemptions": "Many redemptions in a short window",
+        },
+    )
 
-    class Subject(models.TextChoices):
-        CLIENT = "client", "Client"
-        IP = "ip", "IP address"
-        MEMBER = "member", "Member"
+    Subject = choices("Subject", "client ip member", labels={"ip": "IP address"})
 
     kind = models.CharField(max_length=20, choices=Kind.choices, db_index=True)
     subject_type = models.CharField(max_length=8, choices=Subject.choices)

@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
+from loyalty.kernel.models import choices
 from loyalty.models import LedgerEntry, Member, Metric, Reward
 from promotions.models import Campaign, Code
 
@@ -25,16 +26,9 @@ class RewardCodePool(models.Model):
 class Redemption(models.Model):
     """One reward response: a redemption (points spent) or an award (free)."""
 
-    class Kind(models.TextChoices):
-        REDEMPTION = "redemption", "Redemption"
-        AWARD = "award", "Award"
+    Kind = choices("Kind", "redemption award")
 
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        PROCESSING = "processing", "Processing"
-        COMPLETED = "completed", "Completed"
-        CANCELED = "canceled", "Canceled"
-        ERRORED = "errored", "Errored"
+    Status = choices("Status", "pending processing completed canceled errored")
 
     STATUS_TRANSITIONS = {
         Status.PENDING: {Status.PROCESSING, Status.COMPLETED, Status.CANCELED, Status.ERRORED},
@@ -44,11 +38,7 @@ class Redemption(models.Model):
         Status.CANCELED: set(),
     }
 
-    class AwardStatus(models.TextChoices):
-        PENDING = "pending", "Pending"
-        AWARDED = "awarded", "Awarded"
-        CLAIMED = "claimed", "Claimed"
-        CANCELED = "canceled", "Canceled"
+    AwardStatus = choices("AwardStatus", "pending awarded claimed canceled")
 
     AWARD_TRANSITIONS = {
         AwardStatus.PENDING: {AwardStatus.AWARDED, AwardStatus.CANCELED},
@@ -57,11 +47,7 @@ class Redemption(models.Model):
         AwardStatus.CANCELED: set(),
     }
 
-    class ApprovalStatus(models.TextChoices):
-        SUBMITTED = "submitted", "Submitted"
-        APPROVED = "approved", "Approved"
-        REJECTED = "rejected", "Rejected"
-        RETURNED = "returned", "Returned"
+    ApprovalStatus = choices("ApprovalStatus", "submitted approved rejected returned")
 
     APPROVAL_TRANSITIONS = {
         None: {ApprovalStatus.SUBMITTED},
@@ -71,12 +57,11 @@ class Redemption(models.Model):
         ApprovalStatus.RETURNED: set(),
     }
 
-    class Fulfillment(models.TextChoices):
-        CONFIRMED_PAID = "confirmed_paid", "Confirmed / paid"
-        SHIPPED = "shipped", "Shipped"
-        DELIVERED = "delivered", "Delivered"
-        RETURNED_TO_SENDER = "returned_to_sender", "Returned to sender"
-        LOST_IN_TRANSIT = "lost_in_transit", "Lost in transit"
+    Fulfillment = choices(
+        "Fulfillment",
+        "confirmed_paid shipped delivered returned_to_sender lost_in_transit",
+        labels={"confirmed_paid": "Confirmed / paid"},
+    )
 
     FULFILLMENT_TRANSITIONS = {
         None: {Fulfillment.CONFIRMED_PAID},
@@ -87,10 +72,7 @@ class Redemption(models.Model):
         Fulfillment.DELIVERED: set(),
     }
 
-    class Channel(models.TextChoices):
-        ADMIN = "admin", "Admin"
-        API = "api", "API"
-        IMPORT = "import", "Import"
+    Channel = choices("Channel", "admin api import", labels={"api": "API"})
 
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.REDEMPTION)
     # db_index=False: redemption_member / redemption_reward below start with the same column (issue 18).
@@ -208,20 +190,11 @@ Award._meta.simple_history_manager_attribute = Redemption._meta.simple_history_m
 class Rollback(models.Model):
     """Undoing a redemption, fully or partly, under the program's rollback policy."""
 
-    class Reason(models.TextChoices):
-        CUSTOMER_REQUEST = "customer_request", "Customer request"
-        TECHNICAL_ERROR = "technical_error", "Technical error"
-        FRAUD = "fraud", "Fraud"
-        OTHER = "other", "Other"
+    Reason = choices("Reason", "customer_request technical_error fraud other")
 
-    class Status(models.TextChoices):
-        PENDING_APPROVAL = "pending_approval", "Pending approval"
-        EXECUTED = "executed", "Executed"
-        REJECTED = "rejected", "Rejected"
+    Status = choices("Status", "pending_approval executed rejected")
 
-    class Via(models.TextChoices):
-        ROLLBACK = "rollback", "Rollback"
-        CANCEL = "cancel", "Cancel"
+    Via = choices("Via", "rollback cancel")
 
     STATUS_TRANSITIONS = {
         None: {Status.PENDING_APPROVAL, Status.EXECUTED},

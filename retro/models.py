@@ -7,16 +7,12 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
+from loyalty.kernel.models import choices
 from loyalty.models import LedgerEntry, Member, Transaction
 
 
 class RetroClaim(models.Model):
-    class Status(models.TextChoices):
-        SUBMITTED = "submitted", "Submitted"
-        APPROVED = "approved", "Approved"
-        PROCESSED = "processed", "Processed"
-        REJECTED = "rejected", "Rejected"
-        FAILED = "failed", "Failed"
+    Status = choices("Status", "submitted approved processed rejected failed")
 
     STATUS_TRANSITIONS = {
         Status.SUBMITTED: {Status.APPROVED, Status.REJECTED},
@@ -27,9 +23,7 @@ class RetroClaim(models.Model):
     }
     LIVE_STATUSES = [Status.SUBMITTED, Status.APPROVED, Status.PROCESSED, Status.FAILED]
 
-    class Channel(models.TextChoices):
-        ADMIN = "admin", "Admin"
-        API = "api", "API"
+    Channel = choices("Channel", "admin api", labels={"api": "API"})
 
     transaction = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="retro_claims")
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="retro_claims")

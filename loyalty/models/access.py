@@ -16,6 +16,8 @@ from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from loyalty.kernel.models import choices
+
 KEY_PREFIX = "lk_"
 PREFIX_LENGTH = 10  # "lk_" and 7 characters of the secret: enough to tell keys apart, useless to guess
 
@@ -25,10 +27,7 @@ def key_digest(key: str) -> str:
 
 
 class ApiKey(models.Model):
-    class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        EXPIRED = "expired", "Expired"
-        REVOKED = "revoked", "Revoked"
+    Status = choices("Status", "active expired revoked")
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100, help_text="What the key is for, e.g. 'POS store 42'.")

@@ -7,15 +7,13 @@ from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from loyalty.kernel.models import choices
+
 from .members import Metric, Tier
 
 
 class Reward(models.Model):
-    class Type(models.TextChoices):
-        PHYSICAL_PRODUCT = "physical_product", "Physical product"
-        DISCOUNT_CODE = "discount_code", "Discount code"
-        BADGE = "badge", "Badge"
-        EXPERIENCE = "experience", "Experience"
+    Type = choices("Type", "physical_product discount_code badge experience")
 
     external_id = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=200, db_index=True)

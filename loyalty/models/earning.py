@@ -8,7 +8,8 @@ from django.db.models import Q
 from django.db.models.signals import post_delete, post_save
 from simple_history.models import HistoricalRecords
 
-from .ledger import LedgerEntry
+from loyalty.kernel.models import choices
+
 from .members import Member, Metric
 
 
@@ -137,10 +138,7 @@ post_delete.connect(_forget_program_settings, sender=ProgramSettings, dispatch_u
 class RuleSet(models.Model):
     """A version of the earning rules, in force for ``[valid_from, valid_to)`` once published."""
 
-    class Status(models.TextChoices):
-        DRAFT = "draft", "Draft"
-        PUBLISHED = "published", "Published"
-        RETIRED = "retired", "Retired"
+    Status = choices("Status", "draft published retired")
 
     STATUS_TRANSITIONS = {
         Status.DRAFT: {Status.PUBLISHED},
@@ -212,10 +210,15 @@ class RuleSet(models.Model):
 
 
 class Rule(models.Model):
-    class Action(models.TextChoices):
-        FIXED = "fixed", "Fixed points per purchase"
-        PER_AMOUNT = "per_amount", "Points per unit of amount"
-        PERCENT_OF_AMOUNT = "percent_of_amount", "Percent of amount, by tier"
+    Action = choices(
+        "Action",
+        "fixed per_amount percent_of_amount",
+        labels={
+            "fixed": "Fixed points per purchase",
+            "per_amount": "Points per unit of amount",
+            "percent_of_amount": "Percent of amount, by tier",
+        },
+    )
 
     rule_set = models.ForeignKey(RuleSet, on_delete=models.CASCADE, related_name="rules")
     position = models.PositiveIntegerField(default=0)
@@ -347,14 +350,3 @@ class MemberTracker(models.Model):
     def __str__(self) -> str:
         return f"{self.member_id} {self.period_start:%Y-%m}: {self.spend} / {self.purchases}"
 
-
-__all__ = [
-    "LedgerEntry",
-    "MemberTracker",
-    "ProgramSettings",
-    "Rule",
-    "RuleSet",
-    "RuleSetImmutableError",
-    "Transaction",
-    "TransactionReturn",
-]

@@ -16,6 +16,8 @@ from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from loyalty.kernel.models import choices
+
 from .members import Member
 from .outbox import OutboxMessage
 
@@ -86,10 +88,7 @@ class WebhookSubscription(models.Model):
 class WebhookDelivery(models.Model):
     """One event to one subscription: its attempts, the receiver's last answer, when it is next tried."""
 
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        DELIVERED = "delivered", "Delivered"
-        FAILED = "failed", "Failed"
+    Status = choices("Status", "pending delivered failed")
 
     STATUS_TRANSITIONS = {
         Status.PENDING: {Status.PENDING, Status.DELIVERED, Status.FAILED},
@@ -140,20 +139,22 @@ class WebhookDelivery(models.Model):
 class MemberNotification(models.Model):
     """Every message to a member, sent or not: what support sees on the member page."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed"
-        SKIPPED = "skipped", "Skipped"
+    Status = choices("Status", "queued sent failed skipped")
 
-    class Reason(models.TextChoices):
-        OPTED_OUT = "opted_out", "Opted out of marketing"
-        NO_EMAIL = "no_email", "No email address"
-        MEMBER_CLOSED = "member_closed", "Member closed"
+    Reason = choices(
+        "Reason",
+        "opted_out no_email member_closed",
+        labels={"opted_out": "Opted out of marketing", "no_email": "No email address"},
+    )
 
-    class Category(models.TextChoices):
-        TRANSACTIONAL = "transactional", "About the member's own redemptions, rollbacks, claims"
-        MARKETING = "marketing", "Code distribution, reminders (needs marketing_opt_in)"
+    Category = choices(
+        "Category",
+        "transactional marketing",
+        labels={
+            "transactional": "About the member's own redemptions, rollbacks, claims",
+            "marketing": "Code distribution, reminders (needs marketing_opt_in)",
+        },
+    )
 
     STATUS_TRANSITIONS = {
         Status.QUEUED: {Status.SENT, Status.FAILED, Status.QUEUED},

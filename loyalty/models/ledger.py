@@ -7,6 +7,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from loyalty.kernel.models import choices
+
 from .members import Member, Metric
 
 
@@ -43,15 +45,11 @@ class AppendOnlyModel(models.Model):
 
 
 class LedgerEntry(AppendOnlyModel):
-    class Kind(models.TextChoices):
-        EARN = "earn", "Earn"
-        REDEEM = "redeem", "Redeem"
-        ROLLBACK = "rollback", "Rollback"
-        RETRO = "retro", "Retro claim"
-        ADJUSTMENT = "adjustment", "Adjustment"
-        EXPIRY = "expiry", "Expiry"
-        AWARD = "award", "Award"
-        RETURN = "return", "Purchase return"
+    Kind = choices(
+        "Kind",
+        "earn redeem rollback retro adjustment expiry award return",
+        labels={"retro": "Retro claim", "return": "Purchase return"},
+    )
 
     # db_index=False: the ledger_member_* indexes below start with member (issue 18, the index diet).
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="ledger_entries", db_index=False)

@@ -8,6 +8,8 @@ from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from loyalty.kernel.models import choices
+
 
 class Metric(models.Model):
     """A point currency (points, miles, status credits...)."""
@@ -56,10 +58,7 @@ class Tier(models.Model):
 
 
 class Member(models.Model):
-    class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        SUSPENDED = "suspended", "Suspended"
-        CLOSED = "closed", "Closed"
+    Status = choices("Status", "active suspended closed")
 
     STATUS_TRANSITIONS = {
         Status.ACTIVE: {Status.SUSPENDED, Status.CLOSED},
@@ -103,12 +102,11 @@ class Member(models.Model):
 class TierMembership(models.Model):
     """Tier history: half-open ``[valid_from, valid_to)`` intervals that never overlap."""
 
-    class Cause(models.TextChoices):
-        ENROLMENT = "enrolment", "Enrolment"
-        MANUAL = "manual", "Manual change"
-        QUALIFICATION = "qualification", "Qualification"
-        REQUALIFICATION = "requalification", "Period-end re-evaluation"
-        IMPORT = "import", "Import"
+    Cause = choices(
+        "Cause",
+        "enrolment manual qualification requalification import",
+        labels={"manual": "Manual change", "requalification": "Period-end re-evaluation"},
+    )
 
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="tier_history")
     tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="+")
