@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from loyalty import events
@@ -24,7 +23,7 @@ from loyalty.kernel import (
     require_four_eyes,
     require_perm,
     require_reason,
-    save_with_history,
+    save_unique,
     transition,
 )
 from loyalty.models import LedgerEntry, Member, ProgramSettings, Transaction
@@ -105,11 +104,8 @@ def submit_retro_claim(
         preview=preview,
         preview_points=preview["points"],
     )
-    try:
-        with transaction.atomic():
-            save_with_history(claim, actor=actor, reason="Claim filed")
-    except IntegrityError as exc:  # a concurrent twin won the unique "one live claim" index
-        raise _already_claimed(txn) from exc
+    # A concurrent twin fails on the unique "one live claim" index.
+    save_unique(claim, actor=actor, reason="Claim filed", duplicate=_already_claimed(txn))
     threshold = program.retro_auto_approve_below_points
     if threshold is not None and preview["points"] < threshold:
         claim.auto_approved = True

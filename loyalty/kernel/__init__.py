@@ -8,7 +8,8 @@ exports, never a private name of ``loyalty``. See docs/architecture.md.
   ``is_whole_number``; ``history_user`` / ``actor_name`` for what to record as who did it.
 - Status moves: ``transition`` (the only way a status field changes: table, field, history),
   ``require_transition`` (an early check), ``may_transition``,
-  ``bulk_transition`` (housekeeping over many rows), ``check_transition``, ``transitions_of``; ``save_with_history``.
+  ``bulk_transition`` (housekeeping over many rows), ``check_transition``, ``transitions_of``; ``save_with_history``,
+  ``save_unique`` (an insert whose unique constraint turns a duplicate into a domain error).
 - Transactions: ``outer_service`` (``transaction.atomic(durable=True)``: an operation that starts
   the transaction) and ``in_transaction`` (a building block asserting its caller holds one),
   ``own_transaction`` (one piece of a job's work).
@@ -50,6 +51,7 @@ from .transitions import (
     check_transition,
     may_transition,
     require_transition,
+    save_unique,
     save_with_history,
     transition,
     transitions_of,
@@ -90,6 +92,7 @@ __all__ = [
     "require_perm",
     "require_reason",
     "require_transition",
+    "save_unique",
     "save_with_history",
     "transition",
     "transitions_of",

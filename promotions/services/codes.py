@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -23,6 +22,7 @@ from loyalty.kernel import (
     own_transaction,
     require_perm,
     require_reason,
+    save_unique,
     save_with_history,
     transition,
 )
@@ -228,11 +228,8 @@ def create_named_code(
         valid_from=valid_from,
         valid_until=valid_until,
     )
-    try:
-        with transaction.atomic():
-            obj.save()
-    except IntegrityError as exc:
-        raise AlreadyExists(f"The code {text} already exists.", errors={"code": ["Already exists."]}) from exc
+    already = AlreadyExists(f"The code {text} already exists.", errors={"code": ["Already exists."]})
+    save_unique(obj, actor=actor, reason="Created", duplicate=already)
     CodeEvent.objects.create(
         code=obj,
         code_text=normalized,
