@@ -272,6 +272,23 @@ class Command(BaseCommand):
             reason="Demo enrolment",
         )
         points, credits = metrics["points"], metrics["status_credits"]
+
+        def earn_lot(
+            amount: int, earned_at: dt.datetime, reason: str, source: str, *, source_type: str = "demo_purchase", **kw
+        ) -> None:
+            """A lot of points earned at ``earned_at`` that expires a year later."""
+            services.credit_points(
+                member=member,
+                metric=points,
+                amount=amount,
+                reason=reason,
+                effective_at=earned_at,
+                expires_at=earned_at + dt.timedelta(days=365),
+                source_type=source_type,
+                source_id=f"{external_id}-{source}",
+                **kw,
+            )
+
         max_age = min(330, (now - enrolled_at).days)
         status_total = 0
         for n in range(rng.randint(2, 7)):
@@ -279,18 +296,7 @@ class Command(BaseCommand):
             earned_at = now - dt.timedelta(days=age, hours=rng.randint(0, 23))
             amount = rng.randint(5, 160) * 5
             store = rng.choice(STORES)
-            services.credit_points(
-                member=member,
-                metric=points,
-                amount=amount,
-                kind=LedgerEntry.Kind.EARN,
-                reason=f"Purchase at {store}",
-                effective_at=earned_at,
-                expires_at=earned_at + dt.timedelta(days=365),
-                source_type="demo_purchase",
-                source_id=f"{external_id}-{n}",
-                breakdown={"store": store, "base": amount},
-            )
+            earn_lot(amount, earned_at, f"Purchase at {store}", str(n), breakdown={"store": store, "base": amount})
             status_total += max(1, amount // 20)
         # Status credits never expire: one credit for the period's purchases keeps the demo quick.
         services.credit_points(
@@ -305,28 +311,10 @@ class Command(BaseCommand):
         )
         if i % 7 == 0:  # a lot that expires within the next two weeks
             earned_at = now - dt.timedelta(days=365 - rng.randint(2, 14))
-            services.credit_points(
-                member=member,
-                metric=points,
-                amount=rng.randint(10, 60) * 5,
-                reason="Purchase at Web shop",
-                effective_at=earned_at,
-                expires_at=earned_at + dt.timedelta(days=365),
-                source_type="demo_purchase",
-                source_id=f"{external_id}-soon",
-            )
+            earn_lot(rng.randint(10, 60) * 5, earned_at, "Purchase at Web shop", "soon")
         if i % 11 == 0:  # an old lot, already past its expiry: the expiry job turns it into an entry
             earned_at = now - dt.timedelta(days=365 + rng.randint(5, 60))
-            services.credit_points(
-                member=member,
-                metric=points,
-                amount=rng.randint(4, 30) * 5,
-                reason="Imported legacy points",
-                effective_at=earned_at,
-                expires_at=earned_at + dt.timedelta(days=365),
-                source_type="demo_import",
-                source_id=f"{external_id}-legacy",
-            )
+            earn_lot(rng.randint(4, 30) * 5, earned_at, "Imported legacy points", "legacy", source_type="demo_import")
         # Redemptions are made by redemptions/demo.py through the real service, so every "Redeem"
         # ledger row has its redemption behind it.
         if i % 9 == 0:
