@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
-from loyalty.kernel.models import choices
+from loyalty.kernel.models import choices, optional_ref
 from loyalty.models import LedgerEntry, Member, Metric, Segment, Tier
 
 
@@ -33,14 +33,7 @@ class Campaign(models.Model):
     description = models.TextField(blank=True)
     kind = models.CharField(max_length=20, choices=Kind.choices)
     value = models.DecimalField(max_digits=12, decimal_places=2, help_text="Percent, amount, or points.")
-    metric = models.ForeignKey(
-        Metric,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-        help_text="Bonus points campaigns: the metric credited.",
-    )
+    metric = optional_ref(Metric, help_text="Bonus points campaigns: the metric credited.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT, db_index=True)
     starts_at = models.DateTimeField(null=True, blank=True)
     ends_at = models.DateTimeField(null=True, blank=True, help_text="Exclusive; empty means open-ended.")
@@ -63,9 +56,7 @@ class Campaign(models.Model):
     redemptions_count = models.PositiveIntegerField(default=0)
     discount_total = models.DecimalField(max_digits=16, decimal_places=2, default=0)
     bonus_points_total = models.BigIntegerField(default=0)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    created_by = optional_ref(settings.AUTH_USER_MODEL)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords(m2m_fields=[eligible_tiers, eligible_segments])
@@ -117,21 +108,12 @@ class CodeBatch(models.Model):
     max_uses = models.PositiveIntegerField(default=1)
     release_at = models.DateTimeField(null=True, blank=True, help_text="Codes are valid only from then.")
     valid_until = models.DateTimeField(null=True, blank=True)
-    segment = models.ForeignKey(
-        Segment,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-        help_text="Personalised distribution: one code per member of this segment.",
-    )
+    segment = optional_ref(Segment, help_text="Personalised distribution: one code per member of this segment.")
     email_members = models.BooleanField(default=False)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
     generated = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    created_by = optional_ref(settings.AUTH_USER_MODEL)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     history = HistoricalRecords()
@@ -168,17 +150,13 @@ class Code(models.Model):
     # twin: no query does LIKE on it), and the status and member indexes are partial: a new code is
     # active and unassigned, so generation does not write them.
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="codes", db_index=False)
-    batch = models.ForeignKey(
-        CodeBatch, on_delete=models.PROTECT, null=True, blank=True, related_name="codes", db_index=False
-    )
+    batch = optional_ref(CodeBatch, related_name="codes", db_index=False)
     code = models.CharField(max_length=64, help_text="As printed.")
     normalized = models.CharField(max_length=64, help_text="Upper case, separators removed. Unique.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     uses = models.PositiveIntegerField(default=0)
     max_uses = models.PositiveIntegerField(default=1)
-    assigned_member = models.ForeignKey(
-        Member, on_delete=models.PROTECT, null=True, blank=True, related_name="assigned_codes", db_index=False
-    )
+    assigned_member = optional_ref(Member, related_name="assigned_codes", db_index=False)
     valid_from = models.DateTimeField(null=True, blank=True, help_text="Release: valid only from then.")
     valid_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -243,21 +221,17 @@ class CodeRedemption(models.Model):
 
     code = models.ForeignKey(Code, on_delete=models.PROTECT, related_name="redemptions")
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="code_redemptions")
-    member = models.ForeignKey(Member, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    member = optional_ref(Member)
     order_id = models.CharField(max_length=64, blank=True, db_index=True)
     order_amount = models.DecimalField(max_digits=14, decimal_places=2, default=0)
     channel = models.CharField(max_length=32, blank=True)
     discount = models.DecimalField(max_digits=14, decimal_places=2, default=0)
     bonus_points = models.BigIntegerField(default=0)
-    ledger_entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    ledger_entry = optional_ref(LedgerEntry)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.APPLIED)
-    redeemed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    redeemed_by = optional_ref(settings.AUTH_USER_MODEL)
     rolled_back_at = models.DateTimeField(null=True, blank=True)
-    rolled_back_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    rolled_back_by = optional_ref(settings.AUTH_USER_MODEL)
     rollback_reason = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     history = HistoricalRecords()
@@ -289,14 +263,12 @@ class CodeEvent(models.Model):
 
     Kind = choices("Kind", "validated redeemed rolled_back voided assigned expired created")
 
-    code = models.ForeignKey(Code, on_delete=models.CASCADE, null=True, blank=True, related_name="events")
+    code = optional_ref(Code, on_delete=models.CASCADE, related_name="events")
     code_text = models.CharField(max_length=64, help_text="Normalised code as presented (also for unknown codes).")
     kind = models.CharField(max_length=12, choices=Kind.choices)
     result = models.CharField(max_length=32, blank=True, help_text="valid, or the reason it was refused.")
-    member = models.ForeignKey(Member, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
+    member = optional_ref(Member, on_delete=models.SET_NULL)
+    actor = optional_ref(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL)
     client = models.CharField(max_length=150, blank=True, help_text="API user or admin user.")
     ip = models.GenericIPAddressField(null=True, blank=True)
     order_id = models.CharField(max_length=64, blank=True)
@@ -337,9 +309,7 @@ class AbuseSignal(models.Model):
     locked_until = models.DateTimeField(null=True, blank=True)
     detail = models.JSONField(default=dict, blank=True)
     reviewed = models.BooleanField(default=False, db_index=True)
-    reviewed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
+    reviewed_by = optional_ref(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     history = HistoricalRecords()
 

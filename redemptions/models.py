@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
-from loyalty.kernel.models import choices
+from loyalty.kernel.models import choices, optional_ref
 from loyalty.models import LedgerEntry, Member, Metric, Reward
 from promotions.models import Campaign, Code
 
@@ -80,8 +80,8 @@ class Redemption(models.Model):
     reward = models.ForeignKey(Reward, on_delete=models.PROTECT, related_name="responses", db_index=False)
     quantity = models.PositiveIntegerField(default=1)
     points_spent = models.BigIntegerField(default=0)
-    metric = models.ForeignKey(Metric, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    ledger_entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    metric = optional_ref(Metric)
+    ledger_entry = optional_ref(LedgerEntry)
     points_returned = models.BigIntegerField(default=0, help_text="Given back by reject, return or rollbacks.")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     award_status = models.CharField(max_length=10, choices=AwardStatus.choices, null=True, blank=True)
@@ -89,19 +89,13 @@ class Redemption(models.Model):
     fulfillment_status = models.CharField(max_length=20, choices=Fulfillment.choices, null=True, blank=True)
     tracking_ref = models.CharField(max_length=100, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
-    issued_code = models.ForeignKey(
-        Code, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
-    )  # indexed by redemption_issued_code
+    issued_code = optional_ref(Code, db_index=False)  # indexed by redemption_issued_code
     channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.API)
     reason = models.CharField(max_length=255, blank=True, help_text="Why an award was given.")
     external_ref = models.CharField(max_length=64, blank=True, help_text="Id in a legacy platform (imports).")
     stock_returned = models.BooleanField(default=False)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    created_by = optional_ref(settings.AUTH_USER_MODEL)
+    decided_by = optional_ref(settings.AUTH_USER_MODEL)
     decision_reason = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -219,12 +213,8 @@ class Rollback(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices)
     approval_required_because = models.CharField(max_length=255, blank=True)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    approved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    rejected_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    approved_by = optional_ref(settings.AUTH_USER_MODEL)
+    rejected_by = optional_ref(settings.AUTH_USER_MODEL)
     decision_note = models.CharField(max_length=255, blank=True)
     executed_at = models.DateTimeField(null=True, blank=True)
     ledger_entries = models.ManyToManyField(LedgerEntry, blank=True, related_name="+")

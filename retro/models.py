@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
-from loyalty.kernel.models import choices
+from loyalty.kernel.models import choices, optional_ref
 from loyalty.models import LedgerEntry, Member, Transaction
 
 
@@ -33,19 +33,15 @@ class RetroClaim(models.Model):
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     preview = models.JSONField(default=dict, blank=True, help_text="Points and breakdown computed at submission.")
     preview_points = models.BigIntegerField(default=0)
-    approved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    approved_by = optional_ref(settings.AUTH_USER_MODEL)
     approved_at = models.DateTimeField(null=True, blank=True)
     auto_approved = models.BooleanField(default=False)
-    rejected_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    rejected_by = optional_ref(settings.AUTH_USER_MODEL)
     rejection_reason = models.CharField(max_length=255, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     points_awarded = models.BigIntegerField(null=True, blank=True)
     breakdown = models.JSONField(default=dict, blank=True, help_text="What processing actually computed.")
-    ledger_entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    ledger_entry = optional_ref(LedgerEntry)
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -10,7 +10,6 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from django.conf import settings
 from django.db import models
 
 
@@ -33,9 +32,7 @@ def choices(name: str, values: str, *, labels: Mapping[str, str] | None = None) 
     )
 
 
-def user_field(*, on_delete: Any = models.PROTECT, **options: Any) -> models.ForeignKey:
-    """An optional reference to the staff user who did something (``created_by``, ``decided_by``...),
-    never followed backwards (``related_name="+"``)."""
-    return models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=on_delete, null=True, blank=True, related_name="+", **options
-    )
+def optional_ref(to: Any, *, on_delete: Any = models.PROTECT, related_name: str | None = "+", **options: Any):
+    """An optional reference (``null=True, blank=True``): protected, and not followed backwards unless
+    ``related_name`` names the reverse side (``None``: Django's default name)."""
+    return models.ForeignKey(to, on_delete=on_delete, null=True, blank=True, related_name=related_name, **options)

@@ -8,7 +8,7 @@ from django.db.models import Q
 from django.db.models.signals import post_delete, post_save
 from simple_history.models import HistoricalRecords
 
-from loyalty.kernel.models import choices
+from loyalty.kernel.models import choices, optional_ref
 
 from .members import Member, Metric
 
@@ -152,21 +152,10 @@ class RuleSet(models.Model):
     valid_from = models.DateTimeField()
     valid_to = models.DateTimeField(null=True, blank=True, help_text="Exclusive; empty means open-ended.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
-    previous = models.ForeignKey(
-        "self",
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="next_versions",
-        help_text="The version this draft was copied from.",
-    )
+    previous = optional_ref("self", related_name="next_versions", help_text="The version this draft was copied from.")
     published_at = models.DateTimeField(null=True, blank=True)
-    published_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    published_by = optional_ref(settings.AUTH_USER_MODEL)
+    created_by = optional_ref(settings.AUTH_USER_MODEL)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
@@ -272,14 +261,12 @@ class Transaction(models.Model):
     currency = models.CharField(max_length=3)
     channel = models.CharField(max_length=32, blank=True, db_index=True)
     store = models.CharField(max_length=64, blank=True, db_index=True)
-    member = models.ForeignKey(Member, on_delete=models.PROTECT, null=True, blank=True, related_name="transactions")
+    member = optional_ref(Member, related_name="transactions")
     points_earned = models.BigIntegerField(default=0)
     breakdown = models.JSONField(default=dict, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True, help_text="When it earned (live or retro).")
     returned_amount = models.DecimalField(max_digits=14, decimal_places=2, default=0)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    created_by = optional_ref(settings.AUTH_USER_MODEL)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
@@ -314,9 +301,7 @@ class TransactionReturn(models.Model):
     reason = models.CharField(max_length=255, blank=True)
     points_reversed = models.BigIntegerField(default=0)
     debt_created = models.BigIntegerField(default=0)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    created_by = optional_ref(settings.AUTH_USER_MODEL)
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords()
 

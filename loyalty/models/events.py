@@ -16,7 +16,7 @@ from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from loyalty.kernel.models import choices
+from loyalty.kernel.models import choices, optional_ref
 
 from .members import Member
 from .outbox import OutboxMessage
@@ -31,7 +31,7 @@ class Event(models.Model):
     showed it when it happened. The id is the feed's cursor and the webhook's ``Loyalty-Event-Id``."""
 
     type = models.CharField(max_length=64)
-    member = models.ForeignKey(Member, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    member = optional_ref(Member, on_delete=models.SET_NULL)
     object_type = models.CharField(max_length=64, blank=True, help_text="The model the event is about.")
     object_id = models.CharField(max_length=64, blank=True)
     data = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
@@ -67,9 +67,7 @@ class WebhookSubscription(models.Model):
     secret = models.CharField(max_length=100, editable=False)
     secret_prefix = models.CharField(max_length=12, editable=False, help_text="To tell secrets apart.")
     secret_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
+    created_by = optional_ref(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords(excluded_fields=["secret"])
@@ -106,9 +104,7 @@ class WebhookDelivery(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
-    outbox_message = models.ForeignKey(
-        OutboxMessage, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_constraint=False
-    )
+    outbox_message = optional_ref(OutboxMessage, on_delete=models.SET_NULL, db_constraint=False)
     created_at = models.DateTimeField(default=timezone.now)
     # Machine moves are conditional UPDATEs; the history records people's replays.
     history = HistoricalRecords()
@@ -174,9 +170,7 @@ class MemberNotification(models.Model):
     dedupe_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
-    outbox_message = models.ForeignKey(
-        OutboxMessage, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_constraint=False
-    )
+    outbox_message = optional_ref(OutboxMessage, on_delete=models.SET_NULL, db_constraint=False)
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
 

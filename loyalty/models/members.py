@@ -8,7 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from loyalty.kernel.models import choices
+from loyalty.kernel.models import choices, optional_ref
 
 
 class Metric(models.Model):
@@ -72,7 +72,7 @@ class Member(models.Model):
     phone = models.CharField(max_length=32, blank=True, db_index=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE, db_index=True)
     enrolled_at = models.DateTimeField(default=timezone.now, db_index=True)
-    tier = models.ForeignKey(Tier, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    tier = optional_ref(Tier)
     marketing_opt_in = models.BooleanField(
         default=True,
         help_text="Off: no code distributions or expiry reminders (messages about the member's own "
@@ -114,9 +114,7 @@ class TierMembership(models.Model):
     valid_to = models.DateTimeField(null=True, blank=True)
     cause = models.CharField(max_length=20, choices=Cause.choices, default=Cause.MANUAL)
     reason = models.CharField(max_length=255, blank=True)
-    changed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    changed_by = optional_ref(settings.AUTH_USER_MODEL)
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords()
 
