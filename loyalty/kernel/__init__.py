@@ -13,7 +13,9 @@ exports, never a private name of ``loyalty``. See docs/architecture.md.
 - Transactions: ``outer_service`` (``transaction.atomic(durable=True)``: an operation that starts
   the transaction) and ``in_transaction`` (a building block asserting its caller holds one),
   ``own_transaction`` (one piece of a job's work).
-- Errors: the ``DomainError`` classes and the code registry (``register_code``, ``ERROR_CODES``).
+- Errors: the ``DomainError`` classes and the code registry (``register_code``, ``ERROR_CODES``); an error
+  declares its code, status and detail in its class line (``class X(Conflict, code="x", detail="...")``).
+- Models: ``loyalty.kernel.models`` (``choices`` tables, ``optional_ref``), imported by models modules.
 """
 
 from loyalty.exceptions import (
