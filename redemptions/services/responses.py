@@ -23,7 +23,6 @@ from loyalty.exceptions import (
 from loyalty.kernel import (
     SYSTEM,
     Actor,
-    actor_name,
     check_whole_number,
     history_user,
     outer_service,
@@ -41,6 +40,7 @@ from loyalty.selectors import tier_at
 from loyalty.services import debit_points_in_transaction, lock_balance
 from promotions import codegen
 from promotions.models import Code, CodeEvent
+from promotions.services import record_code_event
 from redemptions.exceptions import NOT_ELIGIBLE, POOL_EXHAUSTED, REWARD_MISCONFIGURED, REWARD_UNAVAILABLE
 
 from ..models import Redemption, RewardCodePool
@@ -104,14 +104,8 @@ def _issue_code(redemption: Redemption, actor: Actor) -> Code:
     if valid_until and (code.valid_until is None or valid_until < code.valid_until):
         code.valid_until = valid_until
     code.save(update_fields=["assigned_member", "valid_until", "updated_at"])
-    CodeEvent.objects.create(
-        code=code,
-        code_text=code.normalized,
-        kind=CodeEvent.Kind.ASSIGNED,
-        member=redemption.member,
-        actor=history_user(actor),
-        client=actor_name(actor),
-        detail={"redemption": redemption.pk},
+    record_code_event(
+        code, CodeEvent.Kind.ASSIGNED, actor=actor, member=redemption.member, detail={"redemption": redemption.pk}
     )
     return code
 
