@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 from django.utils import timezone
 
@@ -110,6 +111,24 @@ def _issue_code(redemption: Redemption, actor: Actor) -> Code:
     return code
 
 
+def _new_response(
+    kind: str, member: Member, reward: Reward, quantity: int, *, actor: Actor, **fields: Any
+) -> Redemption:
+    """A redemption or an award as the catalogue defines it: in the reward's metric, usable for its
+    ``valid_days``, and submitted for approval when the reward requires it."""
+    return Redemption(
+        kind=kind,
+        member=member,
+        reward=reward,
+        quantity=quantity,
+        metric=reward.metric,
+        created_by=history_user(actor),
+        expires_at=_expiry(reward),
+        approval_status=Redemption.ApprovalStatus.SUBMITTED if reward.requires_approval else None,
+        **fields,
+    )
+
+
 def _expiry(reward: Reward) -> dt.datetime | None:
     return timezone.now() + dt.timedelta(days=reward.valid_days) if reward.valid_days else None
 
@@ -131,17 +150,8 @@ def redeem_reward(
         lock_balance(member, reward.metric)
     take_stock(reward, quantity)
     needs_approval = reward.requires_approval
-    redemption = Redemption(
-        kind=Redemption.Kind.REDEMPTION,
-        member=member,
-        reward=reward,
-        quantity=quantity,
-        points_spent=cost,
-        metric=reward.metric,
-        channel=channel,
-        created_by=history_user(actor),
-        expires_at=_expiry(reward),
-        approval_status=Redemption.ApprovalStatus.SUBMITTED if needs_approval else None,
+    redemption = _new_response(
+        Redemption.Kind.REDEMPTION, member, reward, quantity, actor=actor, points_spent=cost, channel=channel
     )
     save_with_history(redemption, actor=actor, reason="Redeemed")
     if cost:
@@ -179,19 +189,16 @@ def award_reward(
     _check_reward(reward, member, quantity)
     take_stock(reward, quantity)
     needs_approval = reward.requires_approval
-    redemption = Redemption(
-        kind=Redemption.Kind.AWARD,
-        member=member,
-        reward=reward,
-        quantity=quantity,
+    redemption = _new_response(
+        Redemption.Kind.AWARD,
+        member,
+        reward,
+        quantity,
+        actor=actor,
         points_spent=0,
-        metric=reward.metric,
         channel=channel,
-        created_by=history_user(actor),
         reason=reason.strip()[:255],
-        expires_at=_expiry(reward),
         award_status=Redemption.AwardStatus.PENDING if needs_approval else Redemption.AwardStatus.AWARDED,
-        approval_status=Redemption.ApprovalStatus.SUBMITTED if needs_approval else None,
     )
     save_with_history(redemption, actor=actor, reason=f"Awarded: {reason}")
     if reward.type == Reward.Type.DISCOUNT_CODE and not needs_approval:
