@@ -16,7 +16,7 @@ from loyalty.kernel import (
 from loyalty.models import Member, Reward
 
 from ..models import Redemption
-from .common import MAX_QUANTITY
+from .common import check_quantity
 
 
 @outer_service
@@ -46,13 +46,7 @@ def import_legacy_redemption(
             f"Unknown status {status!r}; one of {', '.join(Redemption.Status.values)}.",
             errors={"status": ["Unknown status."]},
         )
-    check_whole_number(
-        quantity,
-        field="quantity",
-        detail=f"quantity must be between 1 and {MAX_QUANTITY}.",
-        error="Out of range.",
-        maximum=MAX_QUANTITY,
-    )
+    check_quantity(quantity)
     check_whole_number(
         points_spent,
         field="points_spent",

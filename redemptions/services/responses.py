@@ -24,7 +24,6 @@ from loyalty.exceptions import (
 from loyalty.kernel import (
     SYSTEM,
     Actor,
-    check_whole_number,
     history_user,
     outer_service,
     own_transaction,
@@ -45,20 +44,14 @@ from promotions.services import record_code_event
 from redemptions.exceptions import NOT_ELIGIBLE, POOL_EXHAUSTED, REWARD_MISCONFIGURED, REWARD_UNAVAILABLE
 
 from ..models import Redemption, RewardCodePool
-from .common import MAX_QUANTITY, email_context, lock_redemption, take_stock
+from .common import check_quantity, email_context, lock_redemption, take_stock
 from .refunds import Path, check_may_move, give_back
 
 logger = logging.getLogger(__name__)
 
 
 def _check_reward(reward: Reward, member: Member, quantity: int) -> None:
-    check_whole_number(
-        quantity,
-        field="quantity",
-        detail=f"quantity must be between 1 and {MAX_QUANTITY}.",
-        error="Out of range.",
-        maximum=MAX_QUANTITY,
-    )
+    check_quantity(quantity)
     if member.status != Member.Status.ACTIVE:
         raise MemberInactive(f"Member {member.external_id} is {member.status}.")
     now = timezone.now()
