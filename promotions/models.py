@@ -7,11 +7,11 @@ from django.db import models
 from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
-from loyalty.kernel.models import choices, optional_ref
+from loyalty.kernel.models import Timestamped, choices, optional_ref
 from loyalty.models import LedgerEntry, Member, Metric, Segment, Tier
 
 
-class Campaign(models.Model):
+class Campaign(Timestamped):
     Kind = choices("Kind", "percent_discount fixed_discount bonus_points")
 
     Status = choices("Status", "draft active paused ended")
@@ -57,8 +57,6 @@ class Campaign(models.Model):
     discount_total = models.DecimalField(max_digits=16, decimal_places=2, default=0)
     bonus_points_total = models.BigIntegerField(default=0)
     created_by = optional_ref(settings.AUTH_USER_MODEL)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords(m2m_fields=[eligible_tiers, eligible_segments])
 
     class Meta:
@@ -132,7 +130,7 @@ class CodeBatch(models.Model):
         return f"Batch #{self.pk} of {self.campaign}"
 
 
-class Code(models.Model):
+class Code(Timestamped):
     """One code. Kept small: a million rows per campaign is normal."""
 
     Status = choices("Status", "active redeemed void expired")
@@ -159,8 +157,6 @@ class Code(models.Model):
     assigned_member = optional_ref(Member, related_name="assigned_codes", db_index=False)
     valid_from = models.DateTimeField(null=True, blank=True, help_text="Release: valid only from then.")
     valid_until = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-id"]

@@ -7,7 +7,7 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
-from loyalty.kernel.models import choices, optional_ref
+from loyalty.kernel.models import Timestamped, choices, optional_ref
 from loyalty.models import LedgerEntry, Member, Metric, Reward
 from promotions.models import Campaign, Code
 
@@ -23,7 +23,7 @@ class RewardCodePool(models.Model):
         return f"{self.reward} ← {self.campaign}"
 
 
-class Redemption(models.Model):
+class Redemption(Timestamped):
     """One reward response: a redemption (points spent) or an award (free)."""
 
     Kind = choices("Kind", "redemption award")
@@ -97,8 +97,6 @@ class Redemption(models.Model):
     created_by = optional_ref(settings.AUTH_USER_MODEL)
     decided_by = optional_ref(settings.AUTH_USER_MODEL)
     decision_reason = models.CharField(max_length=255, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
 
     class Meta:
@@ -181,7 +179,7 @@ class Award(Redemption):
 Award._meta.simple_history_manager_attribute = Redemption._meta.simple_history_manager_attribute
 
 
-class Rollback(models.Model):
+class Rollback(Timestamped):
     """Undoing a redemption, fully or partly, under the program's rollback policy."""
 
     Reason = choices("Reason", "customer_request technical_error fraud other")
@@ -222,8 +220,6 @@ class Rollback(models.Model):
     stock_restored = models.BooleanField(default=False)
     notified = models.BooleanField(default=False)
     notified_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
 
     class Meta:

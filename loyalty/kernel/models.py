@@ -36,3 +36,17 @@ def optional_ref(to: Any, *, on_delete: Any = models.PROTECT, related_name: str 
     """An optional reference (``null=True, blank=True``): protected, and not followed backwards unless
     ``related_name`` names the reverse side (``None``: Django's default name)."""
     return models.ForeignKey(to, on_delete=on_delete, null=True, blank=True, related_name=related_name, **options)
+
+
+class Timestamped(models.Model):
+    """``created_at`` and ``updated_at``, set on save (``auto_now_add`` / ``auto_now``).
+
+    Django lists an abstract base's fields first: in ``_meta.fields`` these two come right after
+    ``id`` (the columns of existing tables stay where they are; no migration follows).
+    """
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True

@@ -8,7 +8,7 @@ from django.db.models import Q
 from django.db.models.signals import post_delete, post_save
 from simple_history.models import HistoricalRecords
 
-from loyalty.kernel.models import choices, optional_ref
+from loyalty.kernel.models import Timestamped, choices, optional_ref
 
 from .members import Member, Metric
 
@@ -135,7 +135,7 @@ post_save.connect(_forget_program_settings, sender=ProgramSettings, dispatch_uid
 post_delete.connect(_forget_program_settings, sender=ProgramSettings, dispatch_uid="program-settings-forget-delete")
 
 
-class RuleSet(models.Model):
+class RuleSet(Timestamped):
     """A version of the earning rules, in force for ``[valid_from, valid_to)`` once published."""
 
     Status = choices("Status", "draft published retired")
@@ -156,8 +156,6 @@ class RuleSet(models.Model):
     published_at = models.DateTimeField(null=True, blank=True)
     published_by = optional_ref(settings.AUTH_USER_MODEL)
     created_by = optional_ref(settings.AUTH_USER_MODEL)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
 
     # Services set this to close a published window or retire a set; every other change is refused.
@@ -252,7 +250,7 @@ class Rule(models.Model):
             raise RuleSetImmutableError("Rules of a published or retired rule set cannot change.")
 
 
-class Transaction(models.Model):
+class Transaction(Timestamped):
     """A purchase. With a member it is a loyalty transaction; without, it can be claimed later."""
 
     external_id = models.CharField(max_length=64, unique=True, help_text="Bill number.")
@@ -267,8 +265,6 @@ class Transaction(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True, help_text="When it earned (live or retro).")
     returned_amount = models.DecimalField(max_digits=14, decimal_places=2, default=0)
     created_by = optional_ref(settings.AUTH_USER_MODEL)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
 
     class Meta:

@@ -8,10 +8,10 @@ from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from loyalty.kernel.models import choices, optional_ref
+from loyalty.kernel.models import Timestamped, choices, optional_ref
 
 
-class Metric(models.Model):
+class Metric(Timestamped):
     """A point currency (points, miles, status credits...)."""
 
     code = models.SlugField(max_length=32, unique=True)
@@ -22,8 +22,6 @@ class Metric(models.Model):
     pending_days = models.PositiveIntegerField(
         default=0, help_text="Days earned points stay pending (the return window) before they can be spent."
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
 
     class Meta:
@@ -33,7 +31,7 @@ class Metric(models.Model):
         return self.code
 
 
-class Tier(models.Model):
+class Tier(Timestamped):
     """A membership level; a higher ``rank`` is a better tier."""
 
     code = models.SlugField(max_length=32, unique=True, help_text="E.g. GOLD.")
@@ -45,8 +43,6 @@ class Tier(models.Model):
     purchase_threshold = models.PositiveIntegerField(
         default=0, help_text="Purchases in the qualification period to reach it."
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
 
     class Meta:
@@ -57,7 +53,7 @@ class Tier(models.Model):
         return self.name
 
 
-class Member(models.Model):
+class Member(Timestamped):
     Status = choices("Status", "active suspended closed")
 
     STATUS_TRANSITIONS = {
@@ -78,8 +74,6 @@ class Member(models.Model):
         help_text="Off: no code distributions or expiry reminders (messages about the member's own "
         "redemptions, rollbacks and claims still go).",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
 
     class Meta:
@@ -136,15 +130,13 @@ class TierMembership(models.Model):
         return f"{self.member_id}: {self.tier} [{self.valid_from:%Y-%m-%d %H:%M}, {self.valid_to or '…'})"
 
 
-class Segment(models.Model):
+class Segment(Timestamped):
     """A named static list of members (for targeting and code distribution)."""
 
     code = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     members = models.ManyToManyField(Member, blank=True, related_name="segments")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords(m2m_fields=[members])
 
     class Meta:
