@@ -32,7 +32,9 @@ def choices(name: str, values: str, *, labels: Mapping[str, str] | None = None) 
     )
 
 
-def optional_ref(to: Any, *, on_delete: Any = models.PROTECT, related_name: str | None = "+", **options: Any):
+def optional_ref(
+    to: Any, *, on_delete: Any = models.PROTECT, related_name: str | None = "+", **options: Any
+) -> models.ForeignKey:
     """An optional reference (``null=True, blank=True``): protected, and not followed backwards unless
     ``related_name`` names the reverse side (``None``: Django's default name)."""
     return models.ForeignKey(to, on_delete=on_delete, null=True, blank=True, related_name=related_name, **options)
