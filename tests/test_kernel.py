@@ -266,7 +266,8 @@ def test_no_status_field_is_assigned_outside_the_transition_helper():
     offenders = []
     for path in _sources():
         rel = _rel(path)
-        if rel.startswith("loyalty/kernel/"):
+        # The kernel is the helper; loyalty/exceptions.py sets an error class's HTTP ``status``.
+        if rel.startswith("loyalty/kernel/") or rel == "loyalty/exceptions.py":
             continue
         for node in ast.walk(_tree(path)):
             offenders += [f"{rel}:{node.lineno} {w}" for w in _status_writes(node, rel)]
