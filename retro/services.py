@@ -129,22 +129,28 @@ def _approve(claim: RetroClaim, *, actor: Actor, reason: str) -> None:
     enqueue_on_commit(process_retro_claim, claim.pk)
 
 
+def _for_decision(claim: RetroClaim, actor: Actor, refusal: str, *, reason: str | None = None) -> RetroClaim:
+    """The claim locked for an approver's decision: the permission (and the reason, if one is
+    needed) first, then the lock, then four-eyes (never on a claim they filed: ``refusal``)."""
+    require_perm(actor, "retro.approve_retroclaim")
+    if reason is not None:
+        require_reason(reason)
+    locked = RetroClaim.objects.select_for_update().get(pk=claim.pk)
+    require_four_eyes(locked.requested_by_id, actor, refusal)
+    return locked
+
+
 @outer_service
 def approve_retro_claim(*, claim: RetroClaim, actor: Actor) -> RetroClaim:
     """Four-eyes: an Approver who did not file the claim. Processing is queued after commit."""
-    require_perm(actor, "retro.approve_retroclaim")
-    claim = RetroClaim.objects.select_for_update().get(pk=claim.pk)
-    require_four_eyes(claim.requested_by_id, actor, "You filed this claim; another approver must approve it.")
+    claim = _for_decision(claim, actor, "You filed this claim; another approver must approve it.")
     _approve(claim, actor=actor, reason="Approved" if claim.status == RetroClaim.Status.SUBMITTED else "Retried")
     return claim
 
 
 @outer_service
 def reject_retro_claim(*, claim: RetroClaim, actor: Actor, reason: str) -> RetroClaim:
-    require_perm(actor, "retro.approve_retroclaim")
-    require_reason(reason)
-    claim = RetroClaim.objects.select_for_update().get(pk=claim.pk)
-    require_four_eyes(claim.requested_by_id, actor, "You filed this claim; another approver must decide on it.")
+    claim = _for_decision(claim, actor, "You filed this claim; another approver must decide on it.", reason=reason)
     transition(
         claim,
         "status",
