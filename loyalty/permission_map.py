@@ -232,38 +232,35 @@ def _perms(perms: tuple[str, ...]) -> str:
     return ", ".join(f"`{p}`" for p in perms) if perms else "(signed in)"
 
 
+def _section(title: str, intro: str, columns: list[str], rows: list[str]) -> list[str]:
+    """One generated table: its heading and introduction, then a column per role after ``columns``."""
+    header = " | ".join([*columns, *roles.ROLES])
+    rule = "|" + "---|" * (len(columns) + len(roles.ROLES))
+    return ["", f"### {title}", "", intro, "", f"| {header} |", rule, *rows]
+
+
 def render() -> str:
     """The generated part of docs/roles.md: the API table and the admin actions table."""
-    header = " | ".join(roles.ROLES)
-    lines = [
-        START,
-        "",
-        "### API: every endpoint, every role",
-        "",
+    api = _section(
+        "API: every endpoint, every role",
         "What the view checks before anything else (the service checks the same again). "
         f"{YES} the role may call it; {NO} the answer is 403 `permission_denied`. Anonymous callers "
         "get 401 everywhere.",
-        "",
-        f"| Method | Path | Needs | {header} |",
-        "|---|---|---|" + "---|" * len(roles.ROLES),
-    ]
-    for e in api_endpoints():
-        lines.append(f"| {e.method} | `{e.path}` | {_perms(e.perms)} | {_cells(e.allows)} |")
-    lines += [
-        "",
-        "### Admin: every action, every role",
-        "",
+        ["Method", "Path", "Needs"],
+        [f"| {e.method} | `{e.path}` | {_perms(e.perms)} | {_cells(e.allows)} |" for e in api_endpoints()],
+    )
+    admin = _section(
+        "Admin: every action, every role",
         "*Bulk* actions are in a list's action menu (a role without the permission does not see them); "
         "*page* actions are buttons and forms on a page (a role without the permission gets 403). "
         "Integration users cannot sign in to the admin. Actions no role has are for superusers.",
-        "",
-        f"| Screen | Action | Kind | Needs | {header} |",
-        "|---|---|---|---|" + "---|" * len(roles.ROLES),
-    ]
-    for a in admin_actions():
-        lines.append(f"| {a.screen} | {a.label} | {a.kind} | {_perms(a.perms)} | {_cells(a.allows)} |")
-    lines += ["", END]
-    return "\n".join(lines)
+        ["Screen", "Action", "Kind", "Needs"],
+        [
+            f"| {a.screen} | {a.label} | {a.kind} | {_perms(a.perms)} | {_cells(a.allows)} |"
+            for a in admin_actions()
+        ],
+    )
+    return "\n".join([START, *api, *admin, "", END])
 
 
 def replace_generated(text: str) -> str:
