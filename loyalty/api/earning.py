@@ -9,15 +9,16 @@ import django_filters
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema, extend_schema_field
-from rest_framework import generics, serializers, status
+from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from loyalty import services
 from loyalty.models import Member, ProgramSettings, Rule, RuleSet, Transaction, TransactionReturn
 
-from .base import ReadWritePerms, has_perms, idempotent
+from .base import ReadWritePerms, has_perms
 from .filters import IsoDateTimeFilter
+from .views import ServiceAction
 
 MAX_AMOUNT = Decimal("9999999999.99")
 MAX_RULES = 100
@@ -327,7 +328,7 @@ def _rule_set_out(rule_set: RuleSet) -> dict[str, Any]:
     return RuleSetOut(_rule_sets().get(pk=rule_set.pk)).data
 
 
-class RuleSetList(generics.ListAPIView):
+class RuleSetList(ServiceAction, generics.ListAPIView, request=RuleSetIn, responses={201: RuleSetOut}):
     """GET: rule sets, newest window first (filters: name, status, in_force_at). POST: a new draft."""
 
     serializer_class = RuleSetOut
@@ -339,15 +340,12 @@ class RuleSetList(generics.ListAPIView):
     def get_queryset(self):
         return _rule_sets().order_by("-valid_from", "-version", "-id")
 
-    @extend_schema(request=RuleSetIn, responses={201: RuleSetOut})
-    @idempotent
-    def post(self, request):
-        data = RuleSetIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
-        rules = _rules_for_service(fields.pop("rules"))
-        rule_set = services.create_rule_set(actor=request.user, rules=rules, **fields)
-        return Response(_rule_set_out(rule_set), status=status.HTTP_201_CREATED)
+    def perform(self, target, actor, data):
+        rules = _rules_for_service(data.pop("rules"))
+        return services.create_rule_set(actor=actor, rules=rules, **data)
+
+    def present(self, rule_set: RuleSet) -> dict[str, Any]:
+        return _rule_set_out(rule_set)
 
 
 class RuleSetDetail(APIView):
@@ -380,46 +378,41 @@ class RuleSetDetail(APIView):
         return Response(_rule_set_out(rule_set))
 
 
-class RuleSetPublish(APIView):
+class _RuleSetAction(ServiceAction):
+    """POST /rule-sets/{id}/<action>: one service on the rule set, answered with its rules."""
+
+    def target(self, pk: int) -> RuleSet:
+        return _rule_set_or_404(pk)
+
+    def present(self, rule_set: RuleSet) -> dict[str, Any]:
+        return _rule_set_out(rule_set)
+
+
+class RuleSetPublish(_RuleSetAction, responses=RuleSetOut):
     """Make a draft effective for its window (409 rule_set_overlap if another published set overlaps)."""
 
     permission_classes = [has_perms("loyalty.view_ruleset", "loyalty.publish_ruleset")]
 
-    @extend_schema(request=None, responses=RuleSetOut)
-    @idempotent
-    def post(self, request, pk: int):
-        rule_set = services.publish_rule_set(rule_set=_rule_set_or_404(pk), actor=request.user)
-        return Response(_rule_set_out(rule_set))
+    def perform(self, rule_set, actor, data):
+        return services.publish_rule_set(rule_set=rule_set, actor=actor)
 
 
-class RuleSetNewVersion(APIView):
+class RuleSetNewVersion(_RuleSetAction, request=NewVersionIn, responses={201: RuleSetOut}):
     """Copy a rule set into a new draft (optional valid_from, default now)."""
 
     permission_classes = [has_perms("loyalty.view_ruleset", "loyalty.add_ruleset")]
 
-    @extend_schema(request=NewVersionIn, responses={201: RuleSetOut})
-    @idempotent
-    def post(self, request, pk: int):
-        source = _rule_set_or_404(pk)
-        data = NewVersionIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        draft = services.new_rule_set_version(rule_set=source, actor=request.user, **data.validated_data)
-        return Response(_rule_set_out(draft), status=status.HTTP_201_CREATED)
+    def perform(self, rule_set, actor, data):
+        return services.new_rule_set_version(rule_set=rule_set, actor=actor, **data)
 
 
-class RuleSetRetire(APIView):
+class RuleSetRetire(_RuleSetAction, request=RetireIn, responses=RuleSetOut):
     """Stop a published set from now on; its past stays on record for retro processing."""
 
     permission_classes = [has_perms("loyalty.view_ruleset", "loyalty.publish_ruleset")]
 
-    @extend_schema(request=RetireIn, responses=RuleSetOut)
-    @idempotent
-    def post(self, request, pk: int):
-        rule_set = _rule_set_or_404(pk)
-        data = RetireIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        rule_set = services.retire_rule_set(rule_set=rule_set, actor=request.user, **data.validated_data)
-        return Response(_rule_set_out(rule_set))
+    def perform(self, rule_set, actor, data):
+        return services.retire_rule_set(rule_set=rule_set, actor=actor, **data)
 
 
 # --- transactions ----------------------------------------------------------------------------
@@ -515,7 +508,7 @@ def _transaction_or_404(external_id: str) -> Transaction:
     return get_object_or_404(Transaction.objects.select_related("member"), external_id=external_id)
 
 
-class TransactionList(generics.ListAPIView):
+class TransactionList(ServiceAction, generics.ListAPIView, request=TransactionIn, responses={201: TransactionOut}):
     """GET: purchases (filters: external_id, member, non_loyalty, occurred_after/before, store, channel,
     amount_min/max). POST: record a purchase; with a member it earns by the rules and tier at occurred_at."""
 
@@ -528,13 +521,8 @@ class TransactionList(generics.ListAPIView):
     def get_queryset(self):
         return Transaction.objects.select_related("member").order_by("-occurred_at", "-id")
 
-    @extend_schema(request=TransactionIn, responses={201: TransactionOut})
-    @idempotent
-    def post(self, request):
-        data = TransactionIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        txn = services.record_transaction(actor=request.user, **data.validated_data)
-        return Response(TransactionOut(txn).data, status=status.HTTP_201_CREATED)
+    def perform(self, target, actor, data):
+        return services.record_transaction(actor=actor, **data)
 
 
 class TransactionDetail(APIView):
@@ -563,16 +551,13 @@ class ReturnIn(serializers.Serializer):
     reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
 
 
-class TransactionReturnView(APIView):
+class TransactionReturnView(ServiceAction, request=ReturnIn, responses={201: TransactionReturnOut}):
     """Reverse, proportionally and by the original rules, the points the purchase earned."""
 
     permission_classes = [has_perms("loyalty.view_transaction", "loyalty.add_transactionreturn")]
 
-    @extend_schema(request=ReturnIn, responses={201: TransactionReturnOut})
-    @idempotent
-    def post(self, request, external_id: str):
-        txn = _transaction_or_404(external_id)
-        data = ReturnIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        ret = services.return_transaction(transaction_=txn, actor=request.user, **data.validated_data)
-        return Response(TransactionReturnOut(ret).data, status=status.HTTP_201_CREATED)
+    def target(self, external_id: str) -> Transaction:
+        return _transaction_or_404(external_id)
+
+    def perform(self, txn, actor, data):
+        return services.return_transaction(transaction_=txn, actor=actor, **data)

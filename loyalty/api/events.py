@@ -17,8 +17,9 @@ from rest_framework.views import APIView
 from loyalty.events import EVENT_TYPES, webhooks
 from loyalty.models import Event, MemberNotification, WebhookDelivery, WebhookSubscription
 
-from .base import ReadWritePerms, has_perms, idempotent, member_or_404
+from .base import ReadWritePerms, has_perms, member_or_404
 from .member_lists import MemberListView
+from .views import ServiceAction
 
 EVENT_CHOICES = sorted(EVENT_TYPES)
 MAX_ID = 2**63 - 1
@@ -53,7 +54,7 @@ class WebhookPatchIn(WebhookIn):
     reason = serializers.CharField(max_length=255, required=False)
 
 
-class WebhookList(generics.ListAPIView):
+class WebhookList(ServiceAction, generics.ListAPIView, request=WebhookIn, responses={201: WebhookWithSecretOut}):
     """GET: webhook subscriptions. POST: a new one; the answer carries its ``secret``, shown once."""
 
     serializer_class = WebhookOut
@@ -62,13 +63,11 @@ class WebhookList(generics.ListAPIView):
     write_perms = ["loyalty.add_webhooksubscription"]
     queryset = WebhookSubscription.objects.order_by("-id")
 
-    @extend_schema(request=WebhookIn, responses={201: WebhookWithSecretOut})
-    @idempotent
-    def post(self, request):
-        data = WebhookIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        sub, secret = webhooks.create_subscription(actor=request.user, **data.validated_data)
-        return Response(WebhookWithSecretOut({**WebhookOut(sub).data, "secret": secret}).data, status=201)
+    def perform(self, target, actor, data):
+        return webhooks.create_subscription(actor=actor, **data)
+
+    def present(self, created) -> dict:
+        return _with_secret(*created)
 
 
 class WebhookDetail(APIView):
@@ -101,19 +100,24 @@ class WebhookDetail(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class WebhookRotateSecret(generics.GenericAPIView):
+def _with_secret(subscription: WebhookSubscription, secret: str) -> dict:
+    return WebhookWithSecretOut({**WebhookOut(subscription).data, "secret": secret}).data
+
+
+class WebhookRotateSecret(ServiceAction, responses=WebhookWithSecretOut):
     """A new secret (shown this once); the old one stops signing at once."""
 
     permission_classes = [has_perms("loyalty.rotate_webhooksubscription")]
     serializer_class = WebhookWithSecretOut
 
-    @extend_schema(request=None, responses=WebhookWithSecretOut)
-    @idempotent
-    def post(self, request, pk):
-        sub, secret = webhooks.rotate_secret(
-            subscription=get_object_or_404(WebhookSubscription, pk=pk), actor=request.user
-        )
-        return Response(WebhookWithSecretOut({**WebhookOut(sub).data, "secret": secret}).data)
+    def target(self, pk: int) -> WebhookSubscription:
+        return get_object_or_404(WebhookSubscription, pk=pk)
+
+    def perform(self, subscription, actor, data):
+        return webhooks.rotate_secret(subscription=subscription, actor=actor)
+
+    def present(self, rotated) -> dict:
+        return _with_secret(*rotated)
 
 
 class DeliveryOut(serializers.ModelSerializer):
@@ -166,21 +170,18 @@ class ReplayIn(serializers.Serializer):
     reason = serializers.CharField(max_length=255, required=False, default="Replayed via the API")
 
 
-class DeliveryReplay(generics.GenericAPIView):
+class DeliveryReplay(ServiceAction, request=ReplayIn, responses=DeliveryOut):
     """Send the delivery again (now); the receiver dedupes by the event id."""
 
     permission_classes = [has_perms("loyalty.replay_webhookdelivery")]
     serializer_class = DeliveryOut
 
-    @extend_schema(request=ReplayIn, responses=DeliveryOut)
-    @idempotent
-    def post(self, request, pk):
-        data = ReplayIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        delivery = get_object_or_404(WebhookDelivery, pk=pk)
-        delivery = webhooks.replay_delivery(delivery=delivery, actor=request.user, reason=data.validated_data["reason"])
+    def perform(self, target, actor, data):
+        # Looked up after the body is checked: a bad body is a 400 even for an unknown delivery.
+        delivery = get_object_or_404(WebhookDelivery, pk=self.kwargs["pk"])
+        delivery = webhooks.replay_delivery(delivery=delivery, actor=actor, reason=data["reason"])
         delivery.refresh_from_db()
-        return Response(DeliveryOut(delivery).data)
+        return delivery
 
 
 # --- the event feed ------------------------------------------------------------------------------

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import django_filters
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics, serializers, status
+from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from loyalty import selectors, services
 from loyalty.models import LedgerEntry, Member, Metric, Tier, TierMembership
 
-from .base import ReadWritePerms, has_perms, idempotent, member_or_404
+from .base import ReadWritePerms, has_perms, member_or_404
 from .filters import IsoDateTimeFilter
 from .member_lists import MemberListView
+from .views import ServiceAction
 
 MAX_ADJUSTMENT = services.MAX_POINTS_PER_ENTRY
 
@@ -74,7 +75,7 @@ class MemberFilter(django_filters.FilterSet):
         return selectors.search_members(queryset, value[:200])
 
 
-class MemberList(generics.ListAPIView):
+class MemberList(ServiceAction, generics.ListAPIView, request=MemberCreateIn, responses={201: MemberOut}):
     """GET: members (filters: external_id, email, status, tier, search). POST: enrol a member."""
 
     serializer_class = MemberOut
@@ -86,13 +87,8 @@ class MemberList(generics.ListAPIView):
     def get_queryset(self):
         return Member.objects.select_related("tier").prefetch_related("segments").order_by("-id")
 
-    @extend_schema(request=MemberCreateIn, responses={201: MemberOut})
-    @idempotent
-    def post(self, request):
-        data = MemberCreateIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        member = services.enroll_member(actor=request.user, reason="Enrolled via the API", **data.validated_data)
-        return Response(MemberOut(member).data, status=status.HTTP_201_CREATED)
+    def perform(self, target, actor, data):
+        return services.enroll_member(actor=actor, reason="Enrolled via the API", **data)
 
 
 class MemberDetail(APIView):
@@ -194,19 +190,20 @@ class AdjustmentIn(serializers.Serializer):
         return value
 
 
-class MemberAdjustments(APIView):
+class _MemberAction(ServiceAction):
+    """POST /members/{external_id}/<action>: 404 for an unknown member before the body is read."""
+
+    def target(self, external_id: str) -> Member:
+        return member_or_404(external_id)
+
+
+class MemberAdjustments(_MemberAction, request=AdjustmentIn, responses={201: LedgerEntryOut}):
     """A support adjustment: positive credits, negative debits (never below zero)."""
 
     permission_classes = [has_perms("loyalty.view_member", "loyalty.adjust_points")]
 
-    @extend_schema(request=AdjustmentIn, responses={201: LedgerEntryOut})
-    @idempotent
-    def post(self, request, external_id):
-        member = member_or_404(external_id)
-        data = AdjustmentIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        entry = services.adjust_points(member=member, actor=request.user, **data.validated_data)
-        return Response(LedgerEntryOut(entry).data, status=status.HTTP_201_CREATED)
+    def perform(self, member, actor, data):
+        return services.adjust_points(member=member, actor=actor, **data)
 
 
 class TierChangeIn(serializers.Serializer):
@@ -223,19 +220,13 @@ class TierMembershipOut(serializers.ModelSerializer):
         fields = ["tier", "valid_from", "valid_to", "cause", "reason", "changed_by"]
 
 
-class MemberTierChange(APIView):
+class MemberTierChange(_MemberAction, request=TierChangeIn, responses={201: TierMembershipOut}):
     """A manual tier change by support, effective now (never backdated)."""
 
     permission_classes = [has_perms("loyalty.view_member", "loyalty.change_member_tier")]
 
-    @extend_schema(request=TierChangeIn, responses={201: TierMembershipOut})
-    @idempotent
-    def post(self, request, external_id):
-        member = member_or_404(external_id)
-        data = TierChangeIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        membership = services.change_tier(member=member, actor=request.user, **data.validated_data)
-        return Response(TierMembershipOut(membership).data, status=status.HTTP_201_CREATED)
+    def perform(self, member, actor, data):
+        return services.change_tier(member=member, actor=actor, **data)
 
 
 class MemberTierHistory(MemberListView):

@@ -18,6 +18,7 @@ from loyalty.api.filters import IsoDateTimeFilter, UtcIsoDateTimeField
 from loyalty.api.pagination import PageNumberPagination
 from loyalty.api.parsers import NUL, FormParser, JSONParser, MultiPartParser, contains_nul
 from loyalty.api.permissions import ModelPermissions
+from loyalty.api.views import ServiceAction
 from loyalty.network import client_ip
 
 __all__ = [
@@ -31,6 +32,7 @@ __all__ = [
     "MultiPartParser",
     "PageNumberPagination",
     "ReadWritePerms",
+    "ServiceAction",
     "UtcIsoDateTimeField",
     "client_ip",
     "contains_nul",
