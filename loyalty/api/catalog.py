@@ -7,7 +7,7 @@ from rest_framework import generics, serializers
 from loyalty.models import Metric, Tier
 from loyalty.services.catalog import create_config_object
 
-from .base import ReadWritePerms
+from .base import read_write
 from .views import ServiceAction
 
 
@@ -35,8 +35,6 @@ class TierSerializer(serializers.ModelSerializer):
 class _ConfigList(ServiceAction, generics.ListAPIView):
     """List, or create one configuration object (history records who created it)."""
 
-    permission_classes = [ReadWritePerms]
-
     def perform(self, target, actor, data):
         return create_config_object(obj=self.get_queryset().model(**data), actor=actor)
 
@@ -44,12 +42,10 @@ class _ConfigList(ServiceAction, generics.ListAPIView):
 class MetricList(_ConfigList, request=MetricSerializer, responses={201: MetricSerializer}):
     serializer_class = MetricSerializer
     queryset = Metric.objects.order_by("code")
-    read_perms = ["loyalty.view_metric"]
-    write_perms = ["loyalty.add_metric"]
+    permission_classes = [read_write(read=["loyalty.view_metric"], write=["loyalty.add_metric"])]
 
 
 class TierList(_ConfigList, request=TierSerializer, responses={201: TierSerializer}):
     serializer_class = TierSerializer
     queryset = Tier.objects.order_by("rank")
-    read_perms = ["loyalty.view_tier"]
-    write_perms = ["loyalty.add_tier"]
+    permission_classes = [read_write(read=["loyalty.view_tier"], write=["loyalty.add_tier"])]

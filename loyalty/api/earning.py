@@ -16,7 +16,7 @@ from rest_framework.views import APIView
 from loyalty import services
 from loyalty.models import Member, ProgramSettings, Rule, RuleSet, Transaction, TransactionReturn
 
-from .base import ReadWritePerms, has_perms
+from .base import has_perms, read_write
 from .filters import IsoDateTimeFilter
 from .views import ServiceAction
 
@@ -116,9 +116,7 @@ class ProgramSettingsPatchIn(ProgramSettingsSerializer):
 class ProgramView(APIView):
     """GET: the program settings (retro and rollback policy). PATCH: change some of them (history-tracked)."""
 
-    permission_classes = [ReadWritePerms]
-    read_perms = ["loyalty.view_programsettings"]
-    write_perms = ["loyalty.change_programsettings"]
+    permission_classes = [read_write(read=["loyalty.view_programsettings"], write=["loyalty.change_programsettings"])]
 
     @extend_schema(responses=ProgramSettingsSerializer)
     def get(self, request):
@@ -333,9 +331,7 @@ class RuleSetList(ServiceAction, generics.ListAPIView, request=RuleSetIn, respon
 
     serializer_class = RuleSetOut
     filterset_class = RuleSetFilter
-    permission_classes = [ReadWritePerms]
-    read_perms = ["loyalty.view_ruleset"]
-    write_perms = ["loyalty.add_ruleset"]
+    permission_classes = [read_write(read=["loyalty.view_ruleset"], write=["loyalty.add_ruleset"])]
 
     def get_queryset(self):
         return _rule_sets().order_by("-valid_from", "-version", "-id")
@@ -351,9 +347,7 @@ class RuleSetList(ServiceAction, generics.ListAPIView, request=RuleSetIn, respon
 class RuleSetDetail(APIView):
     """GET: one rule set with its rules. PATCH: edit a draft (published sets are immutable: 409)."""
 
-    permission_classes = [ReadWritePerms]
-    read_perms = ["loyalty.view_ruleset"]
-    write_perms = ["loyalty.change_ruleset"]
+    permission_classes = [read_write(read=["loyalty.view_ruleset"], write=["loyalty.change_ruleset"])]
 
     @extend_schema(responses=RuleSetOut)
     def get(self, request, pk: int):
@@ -514,9 +508,7 @@ class TransactionList(ServiceAction, generics.ListAPIView, request=TransactionIn
 
     serializer_class = TransactionOut
     filterset_class = TransactionFilter
-    permission_classes = [ReadWritePerms]
-    read_perms = ["loyalty.view_transaction"]
-    write_perms = ["loyalty.add_transaction"]
+    permission_classes = [read_write(read=["loyalty.view_transaction"], write=["loyalty.add_transaction"])]
 
     def get_queryset(self):
         return Transaction.objects.select_related("member").order_by("-occurred_at", "-id")

@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 from loyalty.events import EVENT_TYPES, webhooks
 from loyalty.models import Event, MemberNotification, WebhookDelivery, WebhookSubscription
 
-from .base import ReadWritePerms, has_perms, member_or_404
+from .base import has_perms, member_or_404, read_write
 from .member_lists import MemberListView
 from .views import ServiceAction
 
@@ -58,9 +58,9 @@ class WebhookList(ServiceAction, generics.ListAPIView, request=WebhookIn, respon
     """GET: webhook subscriptions. POST: a new one; the answer carries its ``secret``, shown once."""
 
     serializer_class = WebhookOut
-    permission_classes = [ReadWritePerms]
-    read_perms = ["loyalty.view_webhooksubscription"]
-    write_perms = ["loyalty.add_webhooksubscription"]
+    permission_classes = [
+        read_write(read=["loyalty.view_webhooksubscription"], write=["loyalty.add_webhooksubscription"])
+    ]
     queryset = WebhookSubscription.objects.order_by("-id")
 
     def perform(self, target, actor, data):
@@ -71,14 +71,13 @@ class WebhookList(ServiceAction, generics.ListAPIView, request=WebhookIn, respon
 
 
 class WebhookDetail(APIView):
-    permission_classes = [ReadWritePerms]
-    read_perms = ["loyalty.view_webhooksubscription"]
-    write_perms = ["loyalty.change_webhooksubscription"]
-
-    def get_permissions(self):
-        if self.request.method == "DELETE":
-            self.write_perms = ["loyalty.delete_webhooksubscription"]
-        return super().get_permissions()
+    permission_classes = [
+        read_write(
+            read=["loyalty.view_webhooksubscription"],
+            write=["loyalty.change_webhooksubscription"],
+            DELETE=["loyalty.delete_webhooksubscription"],
+        )
+    ]
 
     @extend_schema(responses=WebhookOut)
     def get(self, request, pk):

@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from loyalty import selectors, services
 from loyalty.models import LedgerEntry, Member, Metric, Tier, TierMembership
 
-from .base import ReadWritePerms, has_perms, member_or_404
+from .base import has_perms, member_or_404, read_write
 from .filters import IsoDateTimeFilter
 from .member_lists import MemberListView
 from .views import ServiceAction
@@ -80,9 +80,7 @@ class MemberList(ServiceAction, generics.ListAPIView, request=MemberCreateIn, re
 
     serializer_class = MemberOut
     filterset_class = MemberFilter
-    permission_classes = [ReadWritePerms]
-    read_perms = ["loyalty.view_member"]
-    write_perms = ["loyalty.add_member"]
+    permission_classes = [read_write(read=["loyalty.view_member"], write=["loyalty.add_member"])]
 
     def get_queryset(self):
         return Member.objects.select_related("tier").prefetch_related("segments").order_by("-id")
@@ -92,9 +90,7 @@ class MemberList(ServiceAction, generics.ListAPIView, request=MemberCreateIn, re
 
 
 class MemberDetail(APIView):
-    permission_classes = [ReadWritePerms]
-    read_perms = ["loyalty.view_member"]
-    write_perms = ["loyalty.change_member"]
+    permission_classes = [read_write(read=["loyalty.view_member"], write=["loyalty.change_member"])]
 
     @extend_schema(responses=MemberOut)
     def get(self, request, external_id):

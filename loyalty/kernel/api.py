@@ -12,6 +12,7 @@ from loyalty.api.base import (
     has_perms,
     idempotent,
     member_or_404,
+    read_write,
 )
 from loyalty.api.errors import error_response, exception_handler, not_found_view, server_error
 from loyalty.api.filters import IsoDateTimeFilter, UtcIsoDateTimeField
@@ -42,5 +43,6 @@ __all__ = [
     "idempotent",
     "member_or_404",
     "not_found_view",
+    "read_write",
     "server_error",
 ]

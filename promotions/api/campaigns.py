@@ -16,7 +16,7 @@ from rest_framework import generics
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from loyalty.kernel.api import ReadWritePerms, ServiceAction, has_perms
+from loyalty.kernel.api import ServiceAction, has_perms, read_write
 from promotions import services
 from promotions.models import Campaign, CodeBatch
 
@@ -71,9 +71,7 @@ class CampaignList(
 
     serializer_class = CampaignOut
     filterset_class = CampaignFilter
-    permission_classes = [ReadWritePerms]
-    read_perms = ["promotions.view_campaign"]
-    write_perms = ["promotions.add_campaign"]
+    permission_classes = [read_write(read=["promotions.view_campaign"], write=["promotions.add_campaign"])]
 
     def get_queryset(self):
         return _campaigns().order_by("-id")
@@ -94,9 +92,7 @@ class CampaignDetail(BodyLimitMixin, APIView):
     anything else is 409 ``invalid_transition``. Setting the status it already has changes nothing.
     """
 
-    permission_classes = [ReadWritePerms]
-    read_perms = ["promotions.view_campaign"]
-    write_perms = ["promotions.change_campaign"]
+    permission_classes = [read_write(read=["promotions.view_campaign"], write=["promotions.change_campaign"])]
 
     @extend_schema(responses=CampaignDetailOut)
     def get(self, request, pk: int):
@@ -132,9 +128,7 @@ class CampaignCodeBatches(
     """
 
     serializer_class = CodeBatchOut
-    permission_classes = [ReadWritePerms]
-    read_perms = ["promotions.view_codebatch"]
-    write_perms = ["promotions.generate_codes"]
+    permission_classes = [read_write(read=["promotions.view_codebatch"], write=["promotions.generate_codes"])]
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):

@@ -12,7 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import generics, serializers
 
-from loyalty.kernel.api import IsoDateTimeFilter, ReadWritePerms, ServiceAction, has_perms
+from loyalty.kernel.api import IsoDateTimeFilter, ServiceAction, has_perms, read_write
 from loyalty.models import Member, Reward
 from redemptions import services
 from redemptions.models import Redemption
@@ -115,9 +115,7 @@ class RedemptionList(ServiceAction, generics.ListAPIView, request=RedeemIn, resp
 
     serializer_class = RedemptionOut
     filterset_class = RedemptionFilter
-    permission_classes = [ReadWritePerms]
-    read_perms = ["redemptions.view_redemption"]
-    write_perms = ["redemptions.add_redemption"]
+    permission_classes = [read_write(read=["redemptions.view_redemption"], write=["redemptions.add_redemption"])]
 
     def get_queryset(self):
         return redemption_queryset().order_by("-created_at", "-id")

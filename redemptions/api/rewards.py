@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from loyalty.kernel import InvalidInput
-from loyalty.kernel.api import ReadWritePerms, ServiceAction
+from loyalty.kernel.api import ServiceAction, read_write
 from loyalty.models import Metric, Reward, Tier
 from promotions.models import Campaign
 from redemptions.models import RewardCodePool
@@ -70,9 +70,7 @@ class RewardSerializer(serializers.ModelSerializer):
 
 class RewardList(ServiceAction, generics.ListAPIView, request=RewardSerializer, responses={201: RewardSerializer}):
     serializer_class = RewardSerializer
-    permission_classes = [ReadWritePerms]
-    read_perms = ["loyalty.view_reward"]
-    write_perms = ["loyalty.add_reward"]
+    permission_classes = [read_write(read=["loyalty.view_reward"], write=["loyalty.add_reward"])]
     filterset_fields = ["type", "active"]
 
     def get_queryset(self):
@@ -85,9 +83,7 @@ class RewardList(ServiceAction, generics.ListAPIView, request=RewardSerializer, 
 
 
 class RewardDetail(APIView):
-    permission_classes = [ReadWritePerms]
-    read_perms = ["loyalty.view_reward"]
-    write_perms = ["loyalty.change_reward"]
+    permission_classes = [read_write(read=["loyalty.view_reward"], write=["loyalty.change_reward"])]
 
     def _get(self, external_id):
         from django.shortcuts import get_object_or_404

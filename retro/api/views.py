@@ -8,7 +8,7 @@ from rest_framework import generics
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from loyalty.kernel.api import ReadWritePerms, ServiceAction, has_perms
+from loyalty.kernel.api import ServiceAction, has_perms, read_write
 
 from .. import services
 from ..models import RetroClaim
@@ -34,9 +34,9 @@ class RetroClaimList(ServiceAction, generics.ListAPIView, request=RetroClaimIn, 
 
     serializer_class = RetroClaimOut
     filterset_class = RetroClaimFilter
-    permission_classes = [ReadWritePerms]
-    read_perms = ["retro.view_retroclaim"]
-    write_perms = ["retro.view_retroclaim", "retro.add_retroclaim"]
+    permission_classes = [
+        read_write(read=["retro.view_retroclaim"], write=["retro.view_retroclaim", "retro.add_retroclaim"])
+    ]
 
     def get_queryset(self):
         return _claims().order_by("-created_at", "-id")
