@@ -8,6 +8,7 @@ from django.utils.html import format_html, format_html_join
 
 from loyalty.kernel.admin import (
     BigListMixin,
+    ExactSearchMixin,
     ReadOnlyAdminMixin,
     ServiceManagedHistoryAdmin,
     bulk_action,
@@ -141,7 +142,7 @@ class CodeEventAdmin(BigListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(AbuseSignal)
-class AbuseSignalAdmin(ReadOnlyAdminMixin, ServiceManagedHistoryAdmin):
+class AbuseSignalAdmin(ExactSearchMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin):
     """The "Anomalies" screen."""
 
     list_display = (
@@ -157,7 +158,9 @@ class AbuseSignalAdmin(ReadOnlyAdminMixin, ServiceManagedHistoryAdmin):
     )
     list_filter = ("kind", "reviewed", "subject_type")
     list_select_related = ("reviewed_by",)
-    search_fields = ("subject",)
+    search_fields = ("subject",)  # shows the search box; matching is exact (ExactSearchMixin)
+    exact_search_fields = ("subject",)
+    id_search_fields = ()  # a member id is a subject like any other, not this table's pk
     search_help_text = "The exact client, IP address or member id."
     ordering = ("-created_at",)
     actions = ["mark_reviewed"]
@@ -175,10 +178,6 @@ class AbuseSignalAdmin(ReadOnlyAdminMixin, ServiceManagedHistoryAdmin):
         "reviewed_by",
     )
     readonly_fields = fields
-
-    def get_search_results(self, request, queryset, search_term):
-        term = (search_term or "").strip()
-        return (queryset.filter(subject=term), False) if term else (queryset, False)
 
     def changelist_view(self, request, extra_context=None):
         return super().changelist_view(request, {"title": "Anomalies", **(extra_context or {})})
@@ -218,20 +217,18 @@ class AbuseSignalAdmin(ReadOnlyAdminMixin, ServiceManagedHistoryAdmin):
 
 
 @admin.register(CampaignMemberUsage)
-class CampaignMemberUsageAdmin(BigListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class CampaignMemberUsageAdmin(ExactSearchMixin, BigListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     list_display = ("campaign_link", "member_link", "uses")
     list_filter = (CampaignFilter,)
     list_select_related = ("campaign", "member")
-    search_fields = ("member__external_id",)
+    search_fields = ("member__external_id",)  # shows the search box; matching is exact (ExactSearchMixin)
+    exact_search_fields = ("member__external_id",)
+    id_search_fields = ()
     search_help_text = "The member's exact customer id."
     ordering = ("-id",)
     sortable_by = ()
     fields = ("campaign_link", "member_link", "uses")
     readonly_fields = fields
-
-    def get_search_results(self, request, queryset, search_term):
-        term = (search_term or "").strip()
-        return (queryset.filter(member__external_id=term), False) if term else (queryset, False)
 
     @admin.display(description="Campaign")
     def campaign_link(self, obj):
