@@ -23,12 +23,24 @@ from .codes import CampaignFilter
 from .common import lookup_url
 
 
-def _member_link(member_id, member):
-    return link("loyalty.member", member.external_id, pk=member_id) if member_id else "-"
+class _MemberColumn:
+    """The member of an activity row, linked (``-`` where there is none)."""
+
+    @admin.display(description="Member")
+    def member_link(self, obj):
+        return link("loyalty.member", obj.member.external_id, pk=obj.member_id) if obj.member_id else "-"
+
+
+class _CampaignMemberColumns(_MemberColumn):
+    """Both columns of a row that belongs to a campaign and a member."""
+
+    @admin.display(description="Campaign")
+    def campaign_link(self, obj):
+        return link("promotions.campaign", obj.campaign.name, pk=obj.campaign_id)
 
 
 @admin.register(CodeRedemption)
-class CodeRedemptionAdmin(BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin):
+class CodeRedemptionAdmin(_CampaignMemberColumns, BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin):
     list_display = (
         "code_link",
         "campaign_link",
@@ -75,14 +87,6 @@ class CodeRedemptionAdmin(BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistor
     def code_link(self, obj):
         return format_html('<a href="{}">{}</a>', lookup_url(obj.code.normalized), obj.code.code)
 
-    @admin.display(description="Campaign")
-    def campaign_link(self, obj):
-        return link("promotions.campaign", obj.campaign.name, pk=obj.campaign_id)
-
-    @admin.display(description="Member")
-    def member_link(self, obj):
-        return _member_link(obj.member_id, obj.member)
-
     has_rollback_permission = perm_checker("promotions.change_coderedemption")
 
     roll_back = bulk_action(
@@ -102,7 +106,7 @@ class CodeRedemptionAdmin(BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistor
 
 
 @admin.register(CodeEvent)
-class CodeEventAdmin(BigListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class CodeEventAdmin(_MemberColumn, BigListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Every recorded event of every code; the lookup page shows one code's timeline."""
 
     list_display = ("created_at", "code_text_link", "kind", "result", "client", "ip", "member_link", "order_id")
@@ -135,10 +139,6 @@ class CodeEventAdmin(BigListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     @admin.display(description="Code")
     def code_text_link(self, obj):
         return format_html('<a href="{}">{}</a>', lookup_url(obj.code_text), obj.code_text)
-
-    @admin.display(description="Member")
-    def member_link(self, obj):
-        return _member_link(obj.member_id, obj.member)
 
 
 @admin.register(AbuseSignal)
@@ -217,7 +217,9 @@ class AbuseSignalAdmin(ExactSearchMixin, ReadOnlyAdminMixin, ServiceManagedHisto
 
 
 @admin.register(CampaignMemberUsage)
-class CampaignMemberUsageAdmin(ExactSearchMixin, BigListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class CampaignMemberUsageAdmin(
+    _CampaignMemberColumns, ExactSearchMixin, BigListMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
     list_display = ("campaign_link", "member_link", "uses")
     list_filter = (CampaignFilter,)
     list_select_related = ("campaign", "member")
@@ -229,11 +231,3 @@ class CampaignMemberUsageAdmin(ExactSearchMixin, BigListMixin, ReadOnlyAdminMixi
     sortable_by = ()
     fields = ("campaign_link", "member_link", "uses")
     readonly_fields = fields
-
-    @admin.display(description="Campaign")
-    def campaign_link(self, obj):
-        return link("promotions.campaign", obj.campaign.name, pk=obj.campaign_id)
-
-    @admin.display(description="Member")
-    def member_link(self, obj):
-        return _member_link(obj.member_id, obj.member)
