@@ -18,7 +18,7 @@ from loyalty.models import Member, ProgramSettings, Rule, RuleSet, Transaction, 
 
 from .base import has_perms, read_write
 from .filters import IsoDateTimeFilter
-from .views import ServiceAction
+from .views import ServiceAction, validated
 
 MAX_AMOUNT = Decimal("9999999999.99")
 MAX_RULES = 100
@@ -124,9 +124,7 @@ class ProgramView(APIView):
 
     @extend_schema(request=ProgramSettingsPatchIn, responses=ProgramSettingsSerializer)
     def patch(self, request):
-        data = ProgramSettingsPatchIn(data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
+        fields = validated(ProgramSettingsPatchIn, request, partial=True)
         reason = fields.pop("reason", "Changed via the API")
         program = ProgramSettings.load()
         if fields:
@@ -356,9 +354,7 @@ class RuleSetDetail(APIView):
     @extend_schema(request=RuleSetPatchIn, responses=RuleSetOut)
     def patch(self, request, pk: int):
         rule_set = _rule_set_or_404(pk)
-        data = RuleSetPatchIn(data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
+        fields = validated(RuleSetPatchIn, request, partial=True)
         rules = fields.pop("rules", None)
         start, end = fields.get("valid_from", rule_set.valid_from), fields.get("valid_to", rule_set.valid_to)
         if end is not None and end <= start:

@@ -19,7 +19,7 @@ from loyalty.models import Event, MemberNotification, WebhookDelivery, WebhookSu
 
 from .base import has_perms, member_or_404, read_write
 from .member_lists import MemberListView
-from .views import ServiceAction
+from .views import ServiceAction, validated
 
 EVENT_CHOICES = sorted(EVENT_TYPES)
 MAX_ID = 2**63 - 1
@@ -86,9 +86,7 @@ class WebhookDetail(APIView):
     @extend_schema(request=WebhookPatchIn, responses=WebhookOut)
     def patch(self, request, pk):
         sub = get_object_or_404(WebhookSubscription, pk=pk)
-        data = WebhookPatchIn(data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
+        fields = validated(WebhookPatchIn, request, partial=True)
         reason = fields.pop("reason", "Changed via the API")
         sub = webhooks.update_subscription(subscription=sub, actor=request.user, reason=reason, **fields)
         return Response(WebhookOut(sub).data)

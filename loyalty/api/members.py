@@ -14,7 +14,7 @@ from loyalty.models import LedgerEntry, Member, Metric, Tier, TierMembership
 from .base import has_perms, member_or_404, read_write
 from .filters import IsoDateTimeFilter
 from .member_lists import MemberListView
-from .views import ServiceAction
+from .views import ServiceAction, validated
 
 MAX_ADJUSTMENT = services.MAX_POINTS_PER_ENTRY
 
@@ -99,9 +99,7 @@ class MemberDetail(APIView):
     @extend_schema(request=MemberPatchIn, responses=MemberOut)
     def patch(self, request, external_id):
         member = member_or_404(external_id)
-        data = MemberPatchIn(data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
+        fields = validated(MemberPatchIn, request, partial=True)
         reason = fields.pop("reason", "Changed via the API")
         member = services.update_member(member=member, actor=request.user, reason=reason, **fields)
         return Response(MemberOut(member).data)

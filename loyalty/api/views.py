@@ -69,14 +69,18 @@ class ServiceAction(generics.GenericAPIView):
 
     def handle(self, request: Request, **url_kwargs: Any) -> Response:
         target = self.target(**url_kwargs)
-        data: dict[str, Any] = {}
-        if self.request_body is not None:
-            body = self.request_body(data=request.data)
-            body.is_valid(raise_exception=True)
-            data = dict(body.validated_data)
+        data = validated(self.request_body, request) if self.request_body is not None else {}
         result = self.perform(target, request.user, data)
         status = next(iter(self.responses)) if isinstance(self.responses, dict) else 200
         return Response(self.present(result), status=status)
+
+
+def validated(serializer_class: type[serializers.Serializer], request: Request, **kwargs: Any) -> dict[str, Any]:
+    """The request body as ``serializer_class`` cleans it (``partial=True`` for a PATCH, ``instance=``
+    where it validates against one); invalid input is a 400 with the field errors, before any write."""
+    body = serializer_class(data=request.data, **kwargs)
+    body.is_valid(raise_exception=True)
+    return dict(body.validated_data)
 
 
 def _declared_post(request_body, responses):

@@ -19,7 +19,7 @@ from loyalty.api.filters import IsoDateTimeFilter, UtcIsoDateTimeField
 from loyalty.api.pagination import PageNumberPagination
 from loyalty.api.parsers import NUL, FormParser, JSONParser, MultiPartParser, contains_nul
 from loyalty.api.permissions import ModelPermissions
-from loyalty.api.views import ServiceAction
+from loyalty.api.views import ServiceAction, validated
 from loyalty.network import client_ip
 
 __all__ = [
@@ -45,4 +45,5 @@ __all__ = [
     "not_found_view",
     "read_write",
     "server_error",
+    "validated",
 ]

@@ -16,7 +16,7 @@ from rest_framework import generics
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from loyalty.kernel.api import ServiceAction, has_perms, read_write
+from loyalty.kernel.api import ServiceAction, has_perms, read_write, validated
 from promotions import services
 from promotions.models import Campaign, CodeBatch
 
@@ -101,9 +101,7 @@ class CampaignDetail(BodyLimitMixin, APIView):
     @extend_schema(request=CampaignPatchIn, responses=CampaignDetailOut)
     def patch(self, request, pk: int):
         campaign = campaign_or_404(pk)
-        data = CampaignPatchIn(data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        fields = _service_fields(data.validated_data)
+        fields = _service_fields(validated(CampaignPatchIn, request, partial=True))
         reason = fields.pop("reason", "Changed via the API")
         if fields.get("status") == campaign.status:
             fields.pop("status")

@@ -9,7 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from loyalty.kernel import InvalidInput
-from loyalty.kernel.api import ServiceAction, read_write
+from loyalty.kernel.api import ServiceAction, read_write, validated
 from loyalty.models import Metric, Reward, Tier
 from promotions.models import Campaign
 from redemptions.models import RewardCodePool
@@ -97,9 +97,7 @@ class RewardDetail(APIView):
     @extend_schema(request=RewardSerializer, responses=RewardSerializer)
     def patch(self, request, external_id):
         reward = self._get(external_id)
-        data = RewardSerializer(reward, data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        values = dict(data.validated_data)
+        values = validated(RewardSerializer, request, instance=reward, partial=True)
         if values.pop("external_id", reward.external_id) != reward.external_id:
             raise InvalidInput("A reward's external_id never changes.", errors={"external_id": ["Read-only."]})
         reward = save_reward(reward=reward, data=values, actor=request.user, reason="Changed via the API")
