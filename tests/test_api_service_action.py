@@ -23,9 +23,8 @@ def test_the_object_in_the_url_is_looked_up_before_the_body_is_read(api, member,
 
 @pytest.mark.django_db
 def test_the_answer_has_the_status_its_responses_declare(api, member, metric):
-    r = api.post(
-        f"{BASE}/members/{member.external_id}/adjustments/", {"metric": "points", "amount": 5, "reason": "x"}, format="json"
-    )
+    body = {"metric": "points", "amount": 5, "reason": "x"}
+    r = api.post(f"{BASE}/members/{member.external_id}/adjustments/", body, format="json")
     assert r.status_code == 201 and r.json()["amount"] == 5
 
 
