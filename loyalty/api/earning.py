@@ -40,6 +40,11 @@ class AwareDateTimeField(serializers.DateTimeField):
         return super().to_internal_value(value)
 
 
+def _amount(**kwargs: Any) -> serializers.DecimalField:
+    """A money amount above zero, to the cent (as the models store it: 12 digits, 2 decimals)."""
+    return serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"), **kwargs)
+
+
 # --- program settings ------------------------------------------------------------------------
 
 ROLLBACK_REASONS = ["customer_request", "technical_error", "fraud", "other"]
@@ -158,14 +163,7 @@ class RuleSerializer(serializers.Serializer):
     points = serializers.IntegerField(
         min_value=1, max_value=1_000_000_000, allow_null=True, required=False, help_text="fixed, per_amount."
     )
-    unit_amount = serializers.DecimalField(
-        max_digits=12,
-        decimal_places=2,
-        min_value=Decimal("0.01"),
-        allow_null=True,
-        required=False,
-        help_text="per_amount: points per this much spent.",
-    )
+    unit_amount = _amount(allow_null=True, required=False, help_text="per_amount: points per this much spent.")
     percent_by_tier = serializers.DictField(
         child=serializers.DecimalField(
             max_digits=7, decimal_places=3, min_value=Decimal("0"), max_value=1000, coerce_to_string=False
@@ -411,9 +409,7 @@ class RuleSetRetire(_RuleSetAction, request=RetireIn, responses=RuleSetOut):
 class TransactionIn(serializers.Serializer):
     external_id = serializers.CharField(max_length=64, help_text="Bill number (unique).")
     occurred_at = AwareDateTimeField()
-    amount = serializers.DecimalField(
-        max_digits=12, decimal_places=2, min_value=Decimal("0.01"), max_value=MAX_AMOUNT, coerce_to_string=True
-    )
+    amount = _amount(max_value=MAX_AMOUNT, coerce_to_string=True)
     currency = serializers.CharField(max_length=3, min_length=3)
     channel = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
     store = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
@@ -526,10 +522,7 @@ class TransactionDetail(APIView):
 
 
 class ReturnIn(serializers.Serializer):
-    amount = serializers.DecimalField(
-        max_digits=12,
-        decimal_places=2,
-        min_value=Decimal("0.01"),
+    amount = _amount(
         max_value=MAX_AMOUNT,
         required=False,
         allow_null=True,
