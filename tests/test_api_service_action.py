@@ -1,14 +1,16 @@
-"""The kernel's API view shapes: ``ServiceAction`` (look up, validate, one service, answer) and the
-``read_write`` permission class, seen from the outside."""
+"""The kernel's API shapes: ``ServiceAction`` (look up, validate, one service, answer), the
+``read_write`` permission class and ``ModelOut`` answers, seen from the outside."""
 
 from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import Permission
 from drf_spectacular.generators import SchemaGenerator
+from rest_framework import serializers
 
 from loyalty.events import webhooks
-from loyalty.models import LedgerEntry
+from loyalty.kernel.api import ModelOut
+from loyalty.models import LedgerEntry, Segment
 from tests.helpers import BASE, api_client_for, assert_error, make_user
 
 
@@ -58,3 +60,24 @@ def test_the_schema_describes_a_view_by_its_own_docstring_never_the_kernel_base(
     assert schema["paths"]["/api/v1/members/{external_id}/adjustments/"]["post"]["description"].startswith(
         "A support adjustment"
     )
+
+
+def test_model_answers_name_relations_by_their_natural_key_and_others_by_id():
+    class EntryOut(ModelOut):
+        class Meta:
+            model = LedgerEntry
+            fields = ["member", "metric", "actor", "reverses"]
+
+    class SegmentMembersOut(ModelOut):
+        class Meta:
+            model = Segment
+            fields = ["members"]
+
+    fields = EntryOut().fields
+    keys = {name: (type(f), getattr(f, "slug_field", None), f.read_only) for name, f in fields.items()}
+    assert keys["member"] == (serializers.SlugRelatedField, "external_id", True)
+    assert keys["metric"] == (serializers.SlugRelatedField, "code", True)
+    assert keys["actor"] == (serializers.SlugRelatedField, "username", True)
+    assert keys["reverses"][0] is serializers.PrimaryKeyRelatedField  # a ledger entry has no natural key
+    members = SegmentMembersOut().fields["members"]
+    assert isinstance(members, serializers.ManyRelatedField) and members.child_relation.slug_field == "external_id"

@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 from loyalty import services
 from loyalty.models import Member, ProgramSettings, Rule, RuleSet, Transaction, TransactionReturn
 
+from .answers import ModelOut
 from .base import has_perms, read_write
 from .filters import IsoDateTimeFilter
 from .views import ServiceAction, validated
@@ -233,11 +234,9 @@ def _rules_for_service(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-class RuleSetOut(serializers.ModelSerializer):
+class RuleSetOut(ModelOut):
     rules = serializers.SerializerMethodField()
     previous = serializers.PrimaryKeyRelatedField(read_only=True)
-    published_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     status = serializers.CharField(read_only=True, help_text="draft | published | retired")
 
     class Meta:
@@ -423,10 +422,7 @@ class TransactionIn(serializers.Serializer):
     )
 
 
-class TransactionReturnOut(serializers.ModelSerializer):
-    transaction = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-
+class TransactionReturnOut(ModelOut):
     class Meta:
         model = TransactionReturn
         fields = [
@@ -441,8 +437,7 @@ class TransactionReturnOut(serializers.ModelSerializer):
         ]
 
 
-class TransactionOut(serializers.ModelSerializer):
-    member = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+class TransactionOut(ModelOut):
     non_loyalty = serializers.SerializerMethodField()
 
     class Meta:

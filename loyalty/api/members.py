@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from loyalty import selectors, services
 from loyalty.models import LedgerEntry, Member, Metric, Tier, TierMembership
 
+from .answers import ModelOut
 from .base import has_perms, member_or_404, read_write
 from .filters import IsoDateTimeFilter
 from .member_lists import MemberListView
@@ -19,10 +20,7 @@ from .views import ServiceAction, validated
 MAX_ADJUSTMENT = services.MAX_POINTS_PER_ENTRY
 
 
-class MemberOut(serializers.ModelSerializer):
-    tier = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    segments = serializers.SlugRelatedField(slug_field="code", many=True, read_only=True)
-
+class MemberOut(ModelOut):
     class Meta:
         model = Member
         fields = [
@@ -127,8 +125,7 @@ class MemberBalances(APIView):
         return Response(BalanceOut(rows, many=True).data)
 
 
-class LedgerEntryOut(serializers.ModelSerializer):
-    metric = serializers.SlugRelatedField(slug_field="code", read_only=True)
+class LedgerEntryOut(ModelOut):
     source = serializers.SerializerMethodField()
     reverses = serializers.PrimaryKeyRelatedField(read_only=True)
 
@@ -205,10 +202,7 @@ class TierChangeIn(serializers.Serializer):
     reason = serializers.CharField(max_length=255)
 
 
-class TierMembershipOut(serializers.ModelSerializer):
-    tier = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    changed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-
+class TierMembershipOut(ModelOut):
     class Meta:
         model = TierMembership
         fields = ["tier", "valid_from", "valid_to", "cause", "reason", "changed_by"]

@@ -72,10 +72,11 @@ def _error_codes(path: str, method: str, *, paginated: bool) -> list[str]:
 
 
 def lib_doc_excludes() -> list[type]:
-    """Classes whose docstrings describe code, not an endpoint: DRF's and the kernel's view bases."""
+    """Classes whose docstrings describe code, not an endpoint or a schema: DRF's and the kernel's bases."""
+    from .answers import ModelOut
     from .views import ServiceAction
 
-    return [*plumbing.get_lib_doc_excludes(), ServiceAction]
+    return [*plumbing.get_lib_doc_excludes(), ServiceAction, ModelOut]
 
 
 class AutoSchema(openapi.AutoSchema):

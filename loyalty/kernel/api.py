@@ -5,6 +5,7 @@ The implementations live in ``loyalty.api`` (settings name them by those paths);
 them from here only, never from ``loyalty.api.*`` and never a private (``_``) name.
 """
 
+from loyalty.api.answers import ModelOut
 from loyalty.api.base import (
     IDEMPOTENCY_KEY_HEADER,
     MAX_KEY_LENGTH,
@@ -29,6 +30,7 @@ __all__ = [
     "FormParser",
     "IsoDateTimeFilter",
     "JSONParser",
+    "ModelOut",
     "ModelPermissions",
     "MultiPartParser",
     "PageNumberPagination",

@@ -12,6 +12,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from loyalty.kernel.api import ModelOut
 from loyalty.models import Member, Metric, Segment, Tier
 from promotions import codegen, services
 from promotions.models import Campaign, Code, CodeBatch, CodeRedemption
@@ -145,10 +146,9 @@ class CampaignEligibilityOut(serializers.Serializer):
         return sorted(s.code for s in obj.eligible_segments.all())
 
 
-class CampaignOut(serializers.ModelSerializer):
+class CampaignOut(ModelOut):
     kind = ChoiceStringField(choices=Campaign.Kind.choices, read_only=True)
     status = ChoiceStringField(choices=Campaign.Status.choices, read_only=True)
-    metric = serializers.SlugRelatedField(slug_field="code", read_only=True)
     eligibility = CampaignEligibilityOut(source="*", read_only=True)
 
     class Meta:
@@ -255,10 +255,8 @@ class CodeBatchIn(serializers.Serializer):
         return attrs
 
 
-class CodeBatchOut(serializers.ModelSerializer):
+class CodeBatchOut(ModelOut):
     status = ChoiceStringField(choices=CodeBatch.Status.choices, read_only=True)
-    segment = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     progress = serializers.SerializerMethodField(help_text="Share generated, 0 to 1.")
 
     class Meta:
@@ -305,9 +303,8 @@ class NamedCodeIn(serializers.Serializer):
         return attrs
 
 
-class CodeOut(serializers.ModelSerializer):
+class CodeOut(ModelOut):
     status = ChoiceStringField(choices=Code.Status.choices, read_only=True)
-    assigned_member = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
 
     class Meta:
         model = Code
@@ -392,11 +389,9 @@ class ValidationOut(serializers.Serializer):
     bonus_points = serializers.IntegerField()
 
 
-class CodeRedemptionOut(serializers.ModelSerializer):
+class CodeRedemptionOut(ModelOut):
     status = ChoiceStringField(choices=CodeRedemption.Status.choices, read_only=True)
     code = serializers.CharField(source="code.normalized", read_only=True)
-    member = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
-    rolled_back_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     class Meta:
         model = CodeRedemption

@@ -12,7 +12,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import generics, serializers
 
-from loyalty.kernel.api import IsoDateTimeFilter, ServiceAction, has_perms, read_write
+from loyalty.kernel.api import IsoDateTimeFilter, ModelOut, ServiceAction, has_perms, read_write
 from loyalty.models import Member, Reward
 from redemptions import services
 from redemptions.models import Redemption
@@ -41,15 +41,10 @@ def redemption_or_404(pk: int) -> Redemption:
     return get_object_or_404(redemption_queryset(), pk=pk)
 
 
-class RedemptionOut(serializers.ModelSerializer):
+class RedemptionOut(ModelOut):
     kind = serializers.CharField(read_only=True, help_text="redemption | award")
-    member = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
-    reward = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
     status = serializers.CharField(read_only=True, help_text="pending | processing | completed | canceled | errored")
-    metric = serializers.SlugRelatedField(slug_field="code", read_only=True)
     issued_code = serializers.SerializerMethodField()
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     class Meta:
         model = Redemption

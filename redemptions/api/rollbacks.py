@@ -11,7 +11,7 @@ import django_filters
 from django.shortcuts import get_object_or_404
 from rest_framework import generics, serializers
 
-from loyalty.kernel.api import ServiceAction, has_perms
+from loyalty.kernel.api import ModelOut, ServiceAction, has_perms
 from redemptions import services
 from redemptions.models import Redemption, Rollback
 
@@ -30,16 +30,12 @@ def rollback_or_404(pk: int) -> Rollback:
     return get_object_or_404(rollback_queryset(), pk=pk)
 
 
-class RollbackOut(serializers.ModelSerializer):
-    member = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+class RollbackOut(ModelOut):
     status = serializers.CharField(read_only=True, help_text="pending_approval | executed | rejected")
     reason = serializers.CharField(read_only=True, help_text="customer_request | technical_error | fraud | other")
     via = serializers.CharField(
         read_only=True, help_text="rollback (requested as one) | cancel (by canceling the redemption or award)"
     )
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    rejected_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     ledger_entries = serializers.SerializerMethodField(help_text="Ids of the ledger entries that returned the points.")
 
     class Meta:
