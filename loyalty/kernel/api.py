@@ -16,6 +16,7 @@ from loyalty.api.base import (
     read_write,
 )
 from loyalty.api.errors import error_response, exception_handler, not_found_view, server_error
+from loyalty.api.fields import ChoiceStringField
 from loyalty.api.filters import IsoDateTimeFilter, UtcIsoDateTimeField
 from loyalty.api.pagination import PageNumberPagination
 from loyalty.api.parsers import NUL, FormParser, JSONParser, MultiPartParser, contains_nul
@@ -27,6 +28,7 @@ __all__ = [
     "IDEMPOTENCY_KEY_HEADER",
     "MAX_KEY_LENGTH",
     "NUL",
+    "ChoiceStringField",
     "FormParser",
     "IsoDateTimeFilter",
     "JSONParser",

@@ -12,7 +12,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from loyalty.kernel.api import ModelOut
+from loyalty.kernel.api import ChoiceStringField, ModelOut
 from loyalty.models import Member, Metric, Segment, Tier
 from promotions import codegen, services
 from promotions.models import Campaign, Code, CodeBatch, CodeRedemption
@@ -30,21 +30,6 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("not_a_string")
         return super().to_internal_value(data)
-
-
-@extend_schema_field({"type": "string"})
-class ChoiceStringField(serializers.ChoiceField):
-    """A choice documented as a string with its values in the description.
-
-    Not as an enum component: enum components are named after the field, and the project has several
-    unrelated ``status`` and ``kind`` choice sets, whose names would collide in the schema.
-    """
-
-    def __init__(self, choices, **kwargs):
-        values = ", ".join(str(value) for value, _ in choices)
-        help_text = kwargs.pop("help_text", "")
-        kwargs["help_text"] = f"{help_text} One of: {values}.".strip()
-        super().__init__(choices, **kwargs)
 
 
 class BoundedListField(serializers.ListField):

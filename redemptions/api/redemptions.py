@@ -8,29 +8,14 @@ from __future__ import annotations
 
 import django_filters
 from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema_field
 from rest_framework import generics, serializers
 
-from loyalty.kernel.api import IsoDateTimeFilter, ModelOut, ServiceAction, has_perms, read_write
+from loyalty.kernel.api import ChoiceStringField, IsoDateTimeFilter, ModelOut, ServiceAction, has_perms, read_write
 from loyalty.models import Member, Reward
 from redemptions import services
 from redemptions.models import Redemption
 
 MAX_TRACKING_REF = 100
-
-
-@extend_schema_field(OpenApiTypes.STR)
-class StrChoiceField(serializers.ChoiceField):
-    """A ChoiceField documented as a plain string (its values are in the help text).
-
-    Generic names such as ``status`` or ``kind`` carry different choice sets across the API; as
-    enums they would collide in the schema's component names."""
-
-    def __init__(self, choices, **kwargs):
-        values = [c[0] if isinstance(c, tuple | list) else c for c in choices]
-        kwargs.setdefault("help_text", "One of: " + ", ".join(str(v) for v in values) + ".")
-        super().__init__(choices, **kwargs)
 
 
 def redemption_queryset():
@@ -149,7 +134,7 @@ class ReasonIn(serializers.Serializer):
 
 
 class StatusIn(serializers.Serializer):
-    status = StrChoiceField(choices=Redemption.Status.choices)
+    status = ChoiceStringField(choices=Redemption.Status.choices)
     reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
 
 

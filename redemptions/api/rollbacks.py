@@ -11,11 +11,11 @@ import django_filters
 from django.shortcuts import get_object_or_404
 from rest_framework import generics, serializers
 
-from loyalty.kernel.api import ModelOut, ServiceAction, has_perms
+from loyalty.kernel.api import ChoiceStringField, ModelOut, ServiceAction, has_perms
 from redemptions import services
 from redemptions.models import Redemption, Rollback
 
-from .redemptions import StrChoiceField, redemption_or_404
+from .redemptions import redemption_or_404
 
 MAX_POINTS = 1_000_000_000_000
 
@@ -71,7 +71,7 @@ class RollbackOut(ModelOut):
 
 
 class RollbackIn(serializers.Serializer):
-    reason = StrChoiceField(choices=Rollback.Reason.choices)
+    reason = ChoiceStringField(choices=Rollback.Reason.choices)
     points = serializers.IntegerField(
         min_value=1, max_value=MAX_POINTS, required=False, allow_null=True, help_text="Omit for a full rollback."
     )
