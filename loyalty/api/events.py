@@ -276,7 +276,6 @@ class NotificationFilter(django_filters.FilterSet):
 class MemberNotifications(MemberListView):
     """Every message to the member, sent or skipped, newest first."""
 
-    model = MemberNotification
     serializer_class = NotificationOut
     filterset_class = NotificationFilter
     permission_classes = [has_perms("loyalty.view_member", "loyalty.view_membernotification")]

@@ -161,7 +161,6 @@ class LedgerFilter(django_filters.FilterSet):
 
 
 class MemberLedger(MemberListView):
-    model = LedgerEntry
     serializer_class = LedgerEntryOut
     filterset_class = LedgerFilter
     permission_classes = [has_perms("loyalty.view_member", "loyalty.view_ledgerentry")]
@@ -218,7 +217,6 @@ class MemberTierChange(_MemberAction, request=TierChangeIn, responses={201: Tier
 
 
 class MemberTierHistory(MemberListView):
-    model = TierMembership
     serializer_class = TierMembershipOut
     permission_classes = [has_perms("loyalty.view_member", "loyalty.view_tiermembership")]
 
