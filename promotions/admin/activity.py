@@ -145,17 +145,10 @@ class CodeEventAdmin(_MemberColumn, BigListMixin, ReadOnlyAdminMixin, admin.Mode
 class AbuseSignalAdmin(ExactSearchMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin):
     """The "Anomalies" screen."""
 
-    list_display = (
-        "kind",
-        "subject_type",
-        "subject_display",
-        "count",
-        "window",
-        "locked_until",
-        "created_at",
-        "reviewed",
-        "reviewed_by",
-    )
+    # The list's columns; the page shows the same with the codes tried and the detail in between.
+    _signal = ("kind", "subject_type", "subject_display", "count", "window", "locked_until")
+    _review = ("created_at", "reviewed", "reviewed_by")
+    list_display = _signal + _review
     list_filter = ("kind", "reviewed", "subject_type")
     list_select_related = ("reviewed_by",)
     search_fields = ("subject",)  # shows the search box; matching is exact (ExactSearchMixin)
@@ -164,19 +157,7 @@ class AbuseSignalAdmin(ExactSearchMixin, ReadOnlyAdminMixin, ServiceManagedHisto
     search_help_text = "The exact client, IP address or member id."
     ordering = ("-created_at",)
     actions = ["mark_reviewed"]
-    fields = (
-        "kind",
-        "subject_type",
-        "subject_display",
-        "count",
-        "window",
-        "locked_until",
-        "last_codes",
-        "detail",
-        "created_at",
-        "reviewed",
-        "reviewed_by",
-    )
+    fields = _signal + ("last_codes", "detail") + _review
     readonly_fields = fields
 
     def changelist_view(self, request, extra_context=None):
