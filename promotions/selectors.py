@@ -293,12 +293,20 @@ def report_figures(period: Period) -> dict[str, Any]:
     }
 
 
-def daily_code_redemptions(period: Period) -> dict[dt.date, int]:
+def rollup_code_uses(period: Period) -> list[tuple[dt.date, str, int]]:
+    """Per day: code uses recorded, whatever their status now (index coderedemption_created)."""
     rows = (
         CodeRedemption.objects.filter(created_at__gte=period.start_at, created_at__lt=period.end_at)
         .annotate(day=TruncDate("created_at", tzinfo=period.tz))
         .values("day")
         .annotate(n=Count("id"))
-        .order_by("day")
+        .order_by()
     )
-    return {r["day"]: r["n"] for r in rows}
+    return [(r["day"], "", r["n"]) for r in rows]
+
+
+def daily_code_redemptions(period: Period) -> dict[dt.date, int]:
+    """Per day: code uses, from the daily rollup (loyalty.insight.rollup)."""
+    from loyalty.insight import rollup
+
+    return rollup.daily_total("promotions.code_uses", period)
