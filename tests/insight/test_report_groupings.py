@@ -64,3 +64,26 @@ def test_no_redemptions_in_range_gives_empty_groupings(figures):
     empty = Period(start=dt.date(2025, 1, 1), end=dt.date(2025, 1, 5))
     data = selectors.report_figures(empty)["redemptions"]
     assert data["by_tier"] == {} and data["by_segment"] == {}
+
+
+def test_order_values_split_purchases_by_an_applied_code(figures):
+    from decimal import Decimal
+
+    from promotions.selectors import order_values
+    from tests.factories import CodeFactory, CodeRedemptionFactory, TransactionFactory
+
+    ann = figures["ann"]
+    with time_machine.travel(d(2026, 3, 5, 10), tick=False):
+        for bill, amount in (("B-1", "40.00"), ("B-2", "60.00"), ("B-3", "10.00"), ("B-4", "11.00")):
+            TransactionFactory(external_id=bill, amount=Decimal(amount), member=None)
+        for bill in ("B-1", "B-2"):
+            CodeRedemptionFactory(code=CodeFactory(), member=ann, order={"id": bill, "amount": "50.00"})
+    with time_machine.travel(d(2026, 3, 12, 10), tick=False):
+        TransactionFactory(external_id="B-5", amount=Decimal("99.00"), member=None)  # outside the range
+    data = order_values(PERIOD)
+    assert data["with_codes"] == {"orders": 2, "average": "50.00"}
+    assert data["without_codes"] == {"orders": 2, "average": "10.50"}
+    assert order_values(Period(start=dt.date(2025, 1, 1), end=dt.date(2025, 1, 2)))["with_codes"] == {
+        "orders": 0,
+        "average": None,
+    }
