@@ -212,17 +212,13 @@ def load(rows: int) -> dict:
             "name": f"{given} || ' ' || {family}",
             "email": f"lower({given}) || '.' || lower({family}) || g || '@example.com'",
         },
+        # The credits spread over the last year like everything else (not all dated today).
+        entries={"created_at": "now() - make_interval(secs => (m.id % 365) * 86400.0 + m.id % 86400)"},
     )
     common.sql(
         "UPDATE loyalty_pointlot SET expires_at = now() + make_interval(days => (1 + member_id %% 365)::int)"
         " WHERE member_id BETWEEN %s AND %s",
         [first, last],
-    )
-    # The credits spread over the last year like everything else (not all dated today).
-    common.sql(
-        "UPDATE loyalty_ledgerentry SET created_at = now() - make_interval(secs => (%s - member_id) * 31536000.0 / %s)"
-        " WHERE member_id BETWEEN %s AND %s",
-        [last + 1, rows, first, last],
     )
     common.log(f"  {rows:,} members with balances, entries and lots ({time.perf_counter() - t0:.0f} s)")
     who = f"{first} + (g::bigint * 7919) % {rows}"
