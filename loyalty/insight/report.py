@@ -10,6 +10,7 @@ from django.core.cache import cache
 
 from loyalty.exceptions import InvalidInput
 
+from . import rollup
 from .registry import Period, registered_daily, registered_figures, registered_queues
 
 MAX_DAYS = 366
@@ -58,10 +59,11 @@ def queue_figures() -> dict[str, dict[str, Any]]:
 def build_summary(period: Period) -> dict[str, Any]:
     """Compute the figures now (no cache): what the contributing apps registered, merged."""
     summary: dict[str, Any] = {"from": period.start, "to": period.end}
-    for section in registered_figures():
-        summary.update(section.compute(period))
-    summary["queues"] = queue_figures()
-    series = {s.key: s.compute(period) for s in registered_daily()}
+    with rollup.reading():
+        for section in registered_figures():
+            summary.update(section.compute(period))
+        summary["queues"] = queue_figures()
+        series = {s.key: s.compute(period) for s in registered_daily()}
     summary["daily"] = [
         {"date": day, **{key: counts.get(day, 0) for key, counts in series.items()}} for day in period.days()
     ]

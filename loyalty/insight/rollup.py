@@ -46,6 +46,9 @@ class Rollup:
 
 _ROLLUPS: dict[str, Rollup] = {}
 _LIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("insight_rollup_live", default=False)
+# Within one report (``reading``): the answers already read, so a figure two sections use (the
+# redemptions count and the per-day series) is read once, and the closed days are checked once.
+_MEMO: contextvars.ContextVar[dict | None] = contextvars.ContextVar("insight_rollup_memo", default=None)
 
 
 def register_rollup(rollup: Rollup) -> None:
@@ -64,6 +67,16 @@ def computed_live() -> Iterator[None]:
         yield
     finally:
         _LIVE.reset(token)
+
+
+@contextmanager
+def reading() -> Iterator[None]:
+    """One report's reads: each key and range read once (the rows do not change meanwhile)."""
+    token = _MEMO.set({})
+    try:
+        yield
+    finally:
+        _MEMO.reset(token)
 
 
 def last_closed_day(now: dt.datetime | None = None) -> dt.date:
@@ -87,6 +100,11 @@ def ensure_closed(period: Period) -> int:
     closed, _ = split(period)
     if closed is None:
         return 0
+    memo = _MEMO.get()
+    if memo is not None:
+        if ("closed", closed) in memo:
+            return 0
+        memo[("closed", closed)] = True
     have = set(InsightDay.objects.filter(day__gte=closed.start, day__lte=closed.end).values_list("day", flat=True))
     missing = [day for day in closed.days() if day not in have]
     return service.close_days(missing) if missing else 0
@@ -94,6 +112,16 @@ def ensure_closed(period: Period) -> int:
 
 def per_day(key: str, period: Period) -> dict[dt.date, dict[str, int]]:
     """``{day: {dim: value}}`` for the range: stored closed days plus the open days live."""
+
+    memo = _MEMO.get()
+    if memo is None:
+        return _per_day(key, period)
+    if (key, period, _LIVE.get()) not in memo:
+        memo[(key, period, _LIVE.get())] = _per_day(key, period)
+    return {day: dict(dims) for day, dims in memo[(key, period, _LIVE.get())].items()}
+
+
+def _per_day(key: str, period: Period) -> dict[dt.date, dict[str, int]]:
     from loyalty.models import DailyFigure
 
     rollup = _ROLLUPS[key]
