@@ -87,3 +87,19 @@ def test_order_values_split_purchases_by_an_applied_code(figures):
         "orders": 0,
         "average": None,
     }
+
+
+def test_a_campaigns_median_time_from_release_to_use(figures):
+    """The median per campaign of (use - the code's release, or its creation without one)."""
+    from promotions.selectors import report_campaigns
+    from tests.factories import CampaignFactory, CodeFactory, CodeRedemptionFactory
+
+    with time_machine.travel(d(2026, 3, 5, 8), tick=False):
+        campaign = CampaignFactory()
+        codes = [CodeFactory(campaign=campaign) for _ in range(3)]
+    for code, hours in zip(codes, (1, 3, 10), strict=True):
+        with time_machine.travel(d(2026, 3, 5, 8 + hours), tick=False):
+            CodeRedemptionFactory(code=code, member=figures["ann"])
+    (row,) = [r for r in report_campaigns(PERIOD) if r["id"] == campaign.pk]
+    assert row["redemptions"] == 3 and row["used"] == 3 and row["codes"] == 3
+    assert row["median_hours_to_redeem"] == 3.0
