@@ -128,8 +128,6 @@ change_award_status_selected = response_action(
     "change_award_status_selected", "Change award status", "process", "moved", "change_award_status",
     ChangeAwardStatusForm, "Change award status",
 )  # fmt: skip
-
-
 def rollback_outcome(rollback) -> str:
     """A rollback either ran or waits for a second person: the message says which."""
     if rollback.status == rollback.Status.PENDING_APPROVAL:

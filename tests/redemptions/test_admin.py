@@ -541,10 +541,9 @@ def test_a_rollback_that_waits_for_a_second_person_says_so_and_is_in_recent_acti
     entry = LogEntry.objects.get(user=support_user, object_id=str(data["plain"].pk))
     assert entry.change_message.startswith("Sent for approval") and entry.is_change()
     # Django's own "Recent actions" on the admin index lists it.
-    assert (
-        f"/admin/redemptions/redemption/{data['plain'].pk}/change/"
-        in login(support_user).get("/admin/").content.decode()
-    )
+    assert f"/admin/redemptions/redemption/{data['plain'].pk}/change/" in login(support_user).get(
+        "/admin/"
+    ).content.decode()
 
 
 @pytest.mark.django_db
