@@ -11,6 +11,7 @@ from django.db import transaction
 
 from ..insight.registry import Period
 from ..insight.rollup import last_closed_day, registered_rollups
+from ..kernel import own_transaction
 from ..models import DailyFigure, InsightDay
 
 
@@ -28,8 +29,9 @@ def _runs(days: Iterable[dt.date]) -> list[Period]:
 def close_days(days: Iterable[dt.date]) -> int:
     """Compute every registered figure for these closed days and store it; returns the days stored.
 
-    Days not yet closed are skipped. Safe to run twice at once: a closed day's figures cannot
-    change, so both computations store the same rows and the second one's inserts are ignored.
+    Runs its own transactions (one per run of consecutive days). Days not yet closed are skipped.
+    Safe to run twice at once: a closed day's figures cannot change, so both computations store
+    the same rows and the second one's inserts are ignored.
     """
     last = last_closed_day()
     days = [d for d in days if d <= last]
@@ -40,7 +42,7 @@ def close_days(days: Iterable[dt.date]) -> int:
             for rollup in registered_rollups()
             for day, dim, value in rollup.compute(run)
         ]
-        with transaction.atomic():
+        with own_transaction():
             DailyFigure.objects.bulk_create(figures, ignore_conflicts=True, batch_size=1000)
             InsightDay.objects.bulk_create([InsightDay(day=d) for d in run.days()], ignore_conflicts=True)
         stored += len(run.days())
@@ -49,7 +51,8 @@ def close_days(days: Iterable[dt.date]) -> int:
 
 def close_recent_days(days: int = 400) -> int:
     """Beat: store every closed day of the last ``days`` that is missing (the nightly close, and
-    the catch-up after a gap). Cheap when nothing is missing: one query of the stored days."""
+    the catch-up after a gap). Runs its own transactions (``close_days``). Cheap when nothing is
+    missing: one query of the stored days."""
     last = last_closed_day()
     have = set(InsightDay.objects.filter(day__gt=last - dt.timedelta(days=days)).values_list("day", flat=True))
     missing = [last - dt.timedelta(days=i) for i in range(days) if last - dt.timedelta(days=i) not in have]
@@ -57,8 +60,9 @@ def close_recent_days(days: int = 400) -> int:
 
 
 def reopen_days(start: dt.datetime, end: dt.datetime | None = None) -> None:
-    """Forget the stored figures of the days from ``start`` to ``end`` (now if None), after a write
-    that changed them (a backdated import); the next report or beat run computes them again.
+    """Building block: forget the stored figures of the days from ``start`` to ``end`` (now if
+    None), inside the transaction of a write that changed them (a backdated import); the next
+    report or beat run computes them again.
 
     Done inside the caller's transaction and once more after its commit, so a close that computed
     the days before the write committed cannot leave figures that miss it.

@@ -183,3 +183,19 @@ def test_reopen_and_close_again_store_the_same_figures(history):
         assert not DailyFigure.objects.exists() and not InsightDay.objects.exists()
         rollup.ensure_closed(PERIOD)
         assert sorted(DailyFigure.objects.values_list("day", "key", "dim", "value")) == first
+
+
+def test_the_command_reopens_and_closes_days_again(history):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    with time_machine.travel(NOW, tick=False):
+        service.close_recent_days()
+        DailyFigure.objects.filter(key="redemptions.count", day=dt.date(2026, 3, 2)).update(value=40)
+        out = StringIO()
+        call_command("close_insight_days", "--reopen", "2026-03-02", "2026-03-03", stdout=out, stderr=StringIO())
+        assert out.getvalue().strip() == "2 days stored."
+        stored, live = _both()
+    assert stored == live
+    assert DailyFigure.objects.get(key="redemptions.count", day=dt.date(2026, 3, 2)).value == 2
