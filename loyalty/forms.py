@@ -9,6 +9,7 @@ from django import forms
 
 from .exceptions import InvalidTransition
 from .kernel import check_transition
+from .kernel.forms import CatalogueChoiceField
 from .models import ApiKey, Member, Metric, Tier
 from .services import MAX_POINTS_PER_ENTRY
 
@@ -50,7 +51,7 @@ def _new_token() -> str:
 
 
 class AdjustPointsForm(forms.Form):
-    metric = forms.ModelChoiceField(queryset=Metric.objects.order_by("code"), empty_label=None)
+    metric = CatalogueChoiceField(queryset=Metric.objects.order_by("code"), empty_label=None)
     amount = forms.IntegerField(
         min_value=-MAX_POINTS_PER_ENTRY,
         max_value=MAX_POINTS_PER_ENTRY,
@@ -81,7 +82,7 @@ class AdjustPointsForm(forms.Form):
 
 
 class ChangeTierForm(forms.Form):
-    tier = forms.ModelChoiceField(queryset=Tier.objects.order_by("rank"))
+    tier = CatalogueChoiceField(queryset=Tier.objects.order_by("rank"))
     reason = forms.CharField(max_length=255, widget=forms.TextInput(attrs={"class": "vTextField"}))
 
     def __init__(self, *args, member: Member | None = None, **kwargs):

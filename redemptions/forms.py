@@ -6,6 +6,7 @@ from django import forms
 from django.db.models import Q
 from django.utils import timezone
 
+from loyalty.kernel.forms import CatalogueChoiceField
 from loyalty.models import Reward
 
 from .models import Redemption, Rollback
@@ -77,7 +78,7 @@ def active_rewards():
     )
 
 
-class RewardChoiceField(forms.ModelChoiceField):
+class RewardChoiceField(CatalogueChoiceField):
     def label_from_instance(self, obj: Reward) -> str:
         stock = "" if obj.stock is None else f", {obj.stock} in stock"
         approval = ", needs approval" if obj.requires_approval else ""

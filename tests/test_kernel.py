@@ -373,3 +373,17 @@ def test_every_registered_error_code_is_documented_in_api_md():
         importlib.import_module(f"{app}.exceptions")
     documented = set(re.findall(r"`([a-z_]+)`", (ROOT / "docs" / "api.md").read_text().split("## Error codes", 1)[1]))
     assert set(ERROR_CODES) - documented == set()
+
+
+@pytest.mark.django_db
+def test_a_catalogue_select_reads_its_options_in_one_plain_query(metric, tiers):
+    """No server-side cursor (DECLARE/FETCH/CLOSE on PostgreSQL) for a select of a few rows."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from loyalty.forms import ChangeTierForm
+
+    with CaptureQueriesContext(connection) as ctx:
+        html = str(ChangeTierForm()["tier"])
+    assert [q["sql"].split()[0] for q in ctx.captured_queries] == ["SELECT"]
+    assert all(f">{tier}</option>" in html for tier in tiers.values())
