@@ -8,9 +8,11 @@ separators (space, ``-``, ``_``, ``.``, ``/``) removed.
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 DIGITS = "23456789"
@@ -91,16 +93,41 @@ def _stream(alphabet: str, n: int) -> str:
     return out[:n].decode()
 
 
+def _runs(text: str) -> list[tuple[str, str]]:
+    """The pattern as runs: ("", literal text) or (placeholder, the run of it), in order."""
+    runs: list[tuple[str, str]] = []
+    for ch in text:
+        kind = ch if ch in PLACEHOLDERS else ""
+        if runs and runs[-1][0] == kind:
+            runs[-1] = (kind, runs[-1][1] + ch)
+        else:
+            runs.append((kind, ch))
+    return runs
+
+
 def generate(pattern: Pattern, n: int) -> list[str]:
-    """n random codes (duplicates are possible; the database's unique index decides)."""
-    slots = [(i, ch) for i, ch in enumerate(pattern.text) if ch in PLACEHOLDERS]
-    streams = {
-        ch: iter(_stream(pattern.alphabet(ch), n * sum(1 for _, c in slots if c == ch))) for ch in {c for _, c in slots}
-    }
-    template = list(pattern.text)
-    codes = []
-    for _ in range(n):
-        for i, ch in slots:
-            template[i] = next(streams[ch])
-        codes.append("".join(template))
-    return codes
+    """n random codes (duplicates are possible; the database's unique index decides).
+
+    Each run of placeholders is a slice of its alphabet's random stream (one slice per code and
+    run, in C), so a million codes take a fraction of a second, not a loop per character.
+    """
+    runs = _runs(pattern.text)
+    per_code = {ch: sum(len(run) for kind, run in runs if kind == ch) for ch in {k for k, _ in runs if k}}
+    streams = {ch: _stream(pattern.alphabet(ch), n * width) for ch, width in per_code.items()}
+    columns: list[list[str] | itertools.repeat] = []
+    offset = dict.fromkeys(per_code, 0)
+    for kind, run in runs:
+        if not kind:
+            columns.append(itertools.repeat(run, n))
+            continue
+        stream, width, start, length = streams[kind], per_code[kind], offset[kind], len(run)
+        columns.append([stream[i : i + length] for i in range(start, n * width, width)])
+        offset[kind] += length
+    return ["".join(parts) for parts in zip(*columns)] if len(columns) > 1 else list(columns[0])
+
+
+def normalizer(pattern: Pattern) -> Callable[[str], str]:
+    """``normalize`` for codes of this pattern: they are upper case already, so removing the
+    pattern's own separators is all there is to do (str.translate, no regular expression)."""
+    separators = {ord(ch): None for ch in pattern.text if ch not in PLACEHOLDERS and SEPARATORS.fullmatch(ch)}
+    return (lambda code: code.translate(separators)) if separators else (lambda code: code)

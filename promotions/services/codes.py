@@ -126,6 +126,7 @@ def generate_code_batch(*, batch_id: int, chunk_size: int = GENERATION_CHUNK) ->
                 changes={"error": ""},
             )
     pattern = codegen.Pattern(text=batch.pattern, charset=batch.charset or codegen.DEFAULT_CHARSET)
+    normalize = codegen.normalizer(pattern)
     stalls = 0
     try:
         while True:
@@ -148,9 +149,7 @@ def generate_code_batch(*, batch_id: int, chunk_size: int = GENERATION_CHUNK) ->
                         batch.save(update_fields=["count"])
                         break
                 codes = codegen.generate(pattern, n)
-                inserted = insert_codes(
-                    batch, [(c, codegen.normalize(c), m) for c, m in zip(codes, members, strict=True)]
-                )
+                inserted = insert_codes(batch, [(c, normalize(c), m) for c, m in zip(codes, members, strict=True)])
                 CodeBatch.objects.filter(pk=batch.pk).update(generated=F("generated") + inserted)
                 stalls = stalls + 1 if inserted == 0 else 0
                 if stalls >= 5:

@@ -2,10 +2,37 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from promotions.models import Code, CodeBatch
+
+_NULL = "\\N"
+_COPY_SPECIAL = frozenset("\\\t\n\r")  # what COPY's text format would need escaped
+
+
+def _copy_value(value: object) -> str:
+    if value is None:
+        return _NULL
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _copy_text(batch: CodeBatch, rows: list[tuple[str, str, int | None]]) -> str:
+    """The chunk as COPY text, one line per code, the columns every code shares formatted once
+    (psycopg's write_row adapts each of the twelve values of every row in Python). Only for a
+    pattern without tab, newline or backslash: its codes then need no escaping (the random part
+    is letters and digits)."""
+    now = timezone.now()
+    head = f"{batch.campaign_id}\t{batch.pk}\t"
+    middle = f"\tactive\t0\t{_copy_value(batch.max_uses)}\t"
+    tail = "\t" + "\t".join(_copy_value(v) for v in (batch.release_at, batch.valid_until, now, now)) + "\n"
+    return "".join(
+        [f"{head}{code}\t{normalized}{middle}{_NULL if m is None else m}{tail}" for code, normalized, m in rows]
+    )
 
 
 def insert_codes(batch: CodeBatch, rows: list[tuple[str, str, int | None]]) -> int:
@@ -22,15 +49,19 @@ def insert_codes(batch: CodeBatch, rows: list[tuple[str, str, int | None]]) -> i
             "campaign_id, batch_id, code, normalized, status, uses, max_uses, assigned_member_id,"
             " valid_from, valid_until, created_at, updated_at"
         )
-        now = timezone.now()
-        fixed = (batch.campaign_id, batch.pk)
-        tail = ("active", 0, batch.max_uses)
-        window = (batch.release_at, batch.valid_until, now, now)
         try:
             with transaction.atomic(), connection.cursor() as cur:
                 with cur.cursor.copy(f"COPY promotions_code ({columns}) FROM STDIN") as copy:
-                    for code, normalized, member in rows:
-                        copy.write_row((*fixed, code, normalized, *tail, member, *window))
+                    if _COPY_SPECIAL.isdisjoint(batch.pattern):
+                        copy.write(_copy_text(batch, rows))
+                    else:
+                        now = timezone.now()
+                        window = (batch.release_at, batch.valid_until, now, now)
+                        for code, normalized, member in rows:
+                            copy.write_row(
+                                (batch.campaign_id, batch.pk, code, normalized, "active", 0, batch.max_uses, member)
+                                + window
+                            )
                 return len(rows)
         except IntegrityError:
             pass  # a collision: fall back to the conflict-skipping path for this chunk

@@ -76,6 +76,35 @@ def test_normalisation_ignores_case_and_separators():
     assert codegen.normalize("spr-ab cd_ef.gh/2") == "SPRABCDEFGH2"
 
 
+def test_generated_codes_keep_the_pattern_and_use_every_character_of_each_alphabet():
+    pattern = codegen.Pattern.build(pattern="ab-#?*_.##/*")
+    codes = codegen.generate(pattern, 3000)
+    normalize = codegen.normalizer(pattern)
+    assert len(codes) == 3000 and len(set(codes)) > 2990
+    for position, ch in enumerate(pattern.text):
+        seen = {code[position] for code in codes}
+        # 3,000 draws from at most 31 characters miss one with a probability below 1e-40
+        assert seen == ({ch} if ch not in codegen.PLACEHOLDERS else set(pattern.alphabet(ch))), (position, ch)
+    assert all(normalize(code) == codegen.normalize(code) for code in codes)
+
+
+@pytest.mark.django_db
+def test_a_pattern_with_a_tab_is_copied_row_by_row_and_reads_back_the_same(make_campaign, manager, postgres_only):
+    from promotions.services.copy_codes import insert_codes
+
+    campaign = make_campaign()
+    batches = [
+        services.create_code_batch(campaign=campaign, actor=manager, count=1, pattern=p, release_at=NOW, max_uses=3)
+        for p in ("TXT-######", "TAB\t######")
+    ]
+    for batch, text in zip(batches, ("TXT-123456", "TAB\t123456"), strict=True):
+        assert insert_codes(batch, [(f"{text}9", codegen.normalize(f"{text}9"), None)]) == 1
+    fields = ("status", "uses", "max_uses", "valid_from", "valid_until", "assigned_member_id", "campaign_id")
+    rows = [Code.objects.filter(batch=b, code__endswith="1234569").values(*fields).get() for b in batches]
+    assert rows[0] == rows[1]
+    assert Code.objects.get(batch=batches[1], code__endswith="1234569").code == "TAB\t1234569"
+
+
 @pytest.mark.django_db
 def test_named_code_is_unique_case_and_separator_insensitive(make_campaign, manager):
     campaign = make_campaign()
