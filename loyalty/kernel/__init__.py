@@ -3,15 +3,17 @@
 Other apps import only what this package (and ``loyalty.kernel.api`` / ``loyalty.kernel.admin``)
 exports, never a private name of ``loyalty``. See docs/architecture.md.
 
-- Actors: ``SYSTEM`` (work nobody started by hand: beat jobs, the outbox, commands), ``Actor``.
+- Actors: ``SYSTEM`` (work nobody started by hand: beat jobs, the outbox, commands), ``Actor``,
+  ``check_actor`` (``None`` is refused: every service takes ``actor`` as a required keyword).
 - Checks: ``require_perm``, ``require_four_eyes``, ``require_reason``, ``check_whole_number`` /
   ``is_whole_number``; ``history_user`` / ``actor_name`` for what to record as who did it.
 - Status moves: ``transition`` (the only way a status field changes: table, field, history),
   ``require_transition`` (an early check), ``may_transition``,
   ``bulk_transition`` (housekeeping over many rows), ``check_transition``, ``transitions_of``; ``save_with_history``.
 - Transactions: ``outer_service`` (``transaction.atomic(durable=True)``: an operation that starts
-  the transaction) and ``in_transaction`` (a building block asserting its caller holds one),
-  ``own_transaction`` (one piece of a job's work).
+  the transaction, refused inside any other) and ``in_transaction`` (a building block asserting its
+  caller holds one), ``own_transaction`` (one piece of a job's work), ``unit_of_work(name)`` (the
+  one named exception: services inside it join its durable transaction) and ``in_unit_of_work``.
 - Errors: the ``DomainError`` classes and the code registry (``register_code``, ``ERROR_CODES``).
 """
 
@@ -34,7 +36,7 @@ from loyalty.exceptions import (
     register_code,
 )
 
-from .actors import SYSTEM, Actor, SystemActor, is_system
+from .actors import SYSTEM, Actor, SystemActor, check_actor, is_system
 from .checks import (
     actor_name,
     check_whole_number,
@@ -44,7 +46,7 @@ from .checks import (
     require_perm,
     require_reason,
 )
-from .transactions import in_transaction, outer_service, own_transaction
+from .transactions import in_transaction, in_unit_of_work, outer_service, own_transaction, unit_of_work
 from .transitions import (
     bulk_transition,
     check_transition,
@@ -76,10 +78,12 @@ __all__ = [
     "TooManyAttempts",
     "actor_name",
     "bulk_transition",
+    "check_actor",
     "check_transition",
     "check_whole_number",
     "history_user",
     "in_transaction",
+    "in_unit_of_work",
     "is_system",
     "is_whole_number",
     "may_transition",
@@ -93,4 +97,5 @@ __all__ = [
     "save_with_history",
     "transition",
     "transitions_of",
+    "unit_of_work",
 ]
