@@ -23,6 +23,7 @@ import uuid
 
 from bench import common
 from bench.common import Row
+from loyalty.kernel import SYSTEM
 
 TARGET = 0.5  # of the in-process rate, as the retro row (the bare loop has no database at all)
 
@@ -49,7 +50,7 @@ def main() -> None:
             receiver = Receiver()
             boss = User.objects.create_superuser("bench", "bench@example.com", "x")
             app.conf.task_always_eager = True
-            members = [services.enroll_member(external_id=f"B-{i}") for i in range(min(n, 50))]
+            members = [services.enroll_member(external_id=f"B-{i}", actor=SYSTEM) for i in range(min(n, 50))]
             sample = webhooks.body_of(Event.objects.first())
 
             common.log(f"bare loop: {n} POSTs of {len(sample)} bytes")

@@ -18,6 +18,7 @@ from django.db import connection, transaction
 
 from loyalty import outbox, roles
 from loyalty import services as loyalty
+from loyalty.kernel import SYSTEM
 from loyalty.models import LedgerEntry, Metric, OutboxMessage, PointBalance, ProgramSettings, Tier
 from promotions import services as promotions
 from promotions.models import Code, CodeBatch
@@ -44,11 +45,15 @@ def retro_claims(n: int):
     with time_machine.travel(start, tick=False):
         rules = loyalty.create_rule_set(name="Base", valid_from=start, actor=admin, rules=[{**FIXED, "points": 45}])
         loyalty.publish_rule_set(rule_set=rules, actor=admin)
-        member = loyalty.enroll_member(external_id="K-1")
+        member = loyalty.enroll_member(external_id="K-1", actor=SYSTEM)
     claims = []
     for i in range(n):
         txn = loyalty.record_transaction(
-            external_id=f"BILL-{i}", occurred_at=start + dt.timedelta(days=1), amount=Decimal("10.00"), currency="EUR"
+            external_id=f"BILL-{i}",
+            occurred_at=start + dt.timedelta(days=1),
+            amount=Decimal("10.00"),
+            currency="EUR",
+            actor=SYSTEM,
         )
         claims.append(retro.submit_retro_claim(transaction_=txn, member=member, actor=filer))
     return approver, claims

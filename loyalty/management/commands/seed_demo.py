@@ -24,13 +24,12 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 from django.test.utils import override_settings
 from django.utils import timezone
 
 from loyalty import roles, services
 from loyalty.demo import SEED, run_demo_steps
-from loyalty.kernel import SYSTEM
+from loyalty.kernel import SYSTEM, unit_of_work
 from loyalty.models import ApiKey, LedgerEntry, Member, Metric, PointBalance, Reward, Segment, Tier, TierMembership
 
 ADMIN_URL = "http://127.0.0.1:8000/admin/"
@@ -160,7 +159,7 @@ class Command(BaseCommand):
         with (
             override_settings(EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend"),
             _quiet_task_logs(),
-            transaction.atomic(),
+            unit_of_work("seed_demo"),  # one transaction: a failed seed leaves nothing half-made
         ):
             users = self.seed_users()
             metrics = self.seed_metrics()
@@ -270,6 +269,7 @@ class Command(BaseCommand):
             tier=tiers["BRONZE"],
             enrolled_at=enrolled_at,
             reason="Demo enrolment",
+            actor=SYSTEM,
         )
         points, credits = metrics["points"], metrics["status_credits"]
         max_age = min(330, (now - enrolled_at).days)
@@ -290,6 +290,7 @@ class Command(BaseCommand):
                 source_type="demo_purchase",
                 source_id=f"{external_id}-{n}",
                 breakdown={"store": store, "base": amount},
+                actor=SYSTEM,
             )
             status_total += max(1, amount // 20)
         # Status credits never expire: one credit for the period's purchases keeps the demo quick.
@@ -302,6 +303,7 @@ class Command(BaseCommand):
             never_expires=True,
             source_type="demo_purchase",
             source_id=f"{external_id}-status",
+            actor=SYSTEM,
         )
         if i % 7 == 0:  # a lot that expires within the next two weeks
             earned_at = now - dt.timedelta(days=365 - rng.randint(2, 14))
@@ -314,6 +316,7 @@ class Command(BaseCommand):
                 expires_at=earned_at + dt.timedelta(days=365),
                 source_type="demo_purchase",
                 source_id=f"{external_id}-soon",
+                actor=SYSTEM,
             )
         if i % 11 == 0:  # an old lot, already past its expiry: the expiry job turns it into an entry
             earned_at = now - dt.timedelta(days=365 + rng.randint(5, 60))
@@ -326,6 +329,7 @@ class Command(BaseCommand):
                 expires_at=earned_at + dt.timedelta(days=365),
                 source_type="demo_import",
                 source_id=f"{external_id}-legacy",
+                actor=SYSTEM,
             )
         # Redemptions are made by redemptions/demo.py through the real service, so every "Redeem"
         # ledger row has its redemption behind it.
