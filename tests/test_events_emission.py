@@ -8,10 +8,9 @@ from decimal import Decimal
 
 import pytest
 import time_machine
-from django.db import transaction
 
 from loyalty import services as loyalty
-from loyalty.kernel import SYSTEM
+from loyalty.kernel import SYSTEM, unit_of_work
 from loyalty.models import Event, ProgramSettings, Reward, Segment, WebhookDelivery
 from promotions import services as promotions
 from redemptions import services as redemptions
@@ -93,7 +92,7 @@ def test_a_transaction_that_rolls_back_emits_nothing_and_delivers_nothing(member
     from loyalty.events import webhooks
 
     webhooks.create_subscription(url="http://127.0.0.1:9/hook", events=["*"], actor=boss)
-    with pytest.raises(RuntimeError), transaction.atomic():
+    with pytest.raises(RuntimeError), unit_of_work("a request that fails after the credit"):
         loyalty.credit_points(member=member, metric=metric, amount=10, actor=SYSTEM)
         raise RuntimeError("something later in the request failed")
     assert not Event.objects.filter(type="points.credited").exists() and not WebhookDelivery.objects.exists()

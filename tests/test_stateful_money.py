@@ -279,6 +279,9 @@ class MoneyMachine(RuleBasedStateMachine):
         self.w = WORLD
         cache.clear()
         self.atomic = transaction.atomic()
+        # The run's own transaction (rolled back at teardown) stands for "no transaction", as
+        # Django's TestCase blocks do: each service inside starts its durable one as in production.
+        self.atomic._from_testcase = True
         self.atomic.__enter__()
         self.traveller = time_machine.travel(T0, tick=False)
         self.clock = self.traveller.start()

@@ -14,11 +14,11 @@ from decimal import Decimal
 import psycopg
 import pytest
 import time_machine
-from django.db import connection, transaction
+from django.db import connection
 
 from loyalty import outbox, roles
 from loyalty import services as loyalty
-from loyalty.kernel import SYSTEM
+from loyalty.kernel import SYSTEM, unit_of_work
 from loyalty.models import LedgerEntry, Metric, OutboxMessage, PointBalance, ProgramSettings, Tier
 from promotions import services as promotions
 from promotions.models import Code, CodeBatch
@@ -158,7 +158,7 @@ def test_every_message_delivered_twice_is_processed_once_and_a_rolled_back_one_n
             message = OutboxMessage.objects.get(args=[claim.pk])
             worker.send(message.name, *message.args, headers={outbox.HEADER: message.pk})  # its twin
             worker.send(message.name, claim.pk)  # and a plain re-run, as `celery call` would send
-        with pytest.raises(RuntimeError), transaction.atomic():
+        with pytest.raises(RuntimeError), unit_of_work("a request that fails after the approval"):
             retro.approve_retro_claim(claim=rolled_back, actor=approver)
             raise RuntimeError("the request failed after the approval")
         retro.approve_retro_claim(claim=sentinel, actor=approver)

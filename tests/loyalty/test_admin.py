@@ -463,14 +463,11 @@ def test_reward_add_through_admin(metric, tiers, admin_user):
 
 
 @pytest.mark.django_db
-def test_change_form_saved_through_a_durable_service(member, admin_user, monkeypatch):
-    """Services become ``@transaction.atomic(durable=True)``; Django wraps the change form in
-    ``transaction.atomic``, where a durable block raises. The member form runs outside it
-    (``loyalty.kernel.admin.ServiceSaveMixin``), so a durable service saves."""
-    from django.db import transaction
-
-    durable = transaction.atomic(durable=True)(services.update_member)
-    monkeypatch.setattr(services, "update_member", durable)
+def test_change_form_saved_through_a_durable_service(member, admin_user):
+    """Services are ``@outer_service`` (``atomic(durable=True)``, refused inside any other atomic
+    block); Django wraps the change form in ``transaction.atomic``. The member form runs outside it
+    (``loyalty.kernel.admin.ServiceSaveMixin``), so the durable service saves."""
+    assert services.update_member.__outer_service__
     client = login(admin_user)
     form = client.get(url("member_change", member.pk)).context["adminform"].form
     data = {name: form[name].value() or "" for name in ("name", "email", "phone", "status")}

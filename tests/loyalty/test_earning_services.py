@@ -48,6 +48,7 @@ def published(db, metric, tiers, admin_user):
 
 
 def bill(external_id, when, amount="100.00", member=None, **kw):
+    kw.setdefault("actor", SYSTEM)
     return services.record_transaction(
         external_id=external_id, occurred_at=when, amount=Decimal(amount), currency="EUR", member=member, **kw
     )
@@ -322,6 +323,7 @@ def test_bad_purchases_write_nothing(percent_rules, field, value):
         "amount": "10.00",
         "currency": "EUR",
         "member": member,
+        "actor": SYSTEM,
         field: value,
     }
     with time_machine.travel(d(2024, 2, 2), tick=False), pytest.raises(InvalidInput) as exc:
