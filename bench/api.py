@@ -107,6 +107,12 @@ def prepare(n: int) -> dict:
     }
 
 
+def bill(external_id: str, member: str, data: dict, **extra: str) -> str:
+    """The body of one POST /transactions/: a 25.00 EUR purchase by ``member``."""
+    body = {"external_id": external_id, "occurred_at": data["occurred_at"], "amount": "25.00", "currency": "EUR"}
+    return json.dumps({**body, **extra, "member": member})
+
+
 def bodies(kind: str, n: int, data: dict) -> list[str]:
     order = {"amount": "50.00", "channel": "pos"}
     if kind == "bare":
@@ -119,18 +125,7 @@ def bodies(kind: str, n: int, data: dict) -> list[str]:
         return [json.dumps({"member": f"R-{i + 1}", "reward": "BADGE"}) for i in range(n)]
     if kind == "earning":
         return [
-            json.dumps(
-                {
-                    "external_id": f"BILL-{i}",
-                    "occurred_at": data["occurred_at"],
-                    "amount": "25.00",
-                    "currency": "EUR",
-                    "channel": "pos",
-                    "store": "S1",
-                    "member": f"E-{i % data['earners'] + 1}",
-                }
-            )
-            for i in range(n)
+            bill(f"BILL-{i}", f"E-{i % data['earners'] + 1}", data, channel="pos", store="S1") for i in range(n)
         ]
     raise ValueError(kind)
 
@@ -143,18 +138,7 @@ def contended_bodies(kind: str, n: int, data: dict) -> list[str]:
     if kind == "redemptions":
         return [json.dumps({"member": "C-0", "reward": "BADGE"})] * n
     if kind == "earning":
-        return [
-            json.dumps(
-                {
-                    "external_id": f"CBILL-{i}",
-                    "occurred_at": data["occurred_at"],
-                    "amount": "25.00",
-                    "currency": "EUR",
-                    "member": "C-0",
-                }
-            )
-            for i in range(n)
-        ]
+        return [bill(f"CBILL-{i}", "C-0", data) for i in range(n)]
     raise ValueError(kind)
 
 

@@ -193,10 +193,11 @@ def server_env(name: str) -> dict[str, str]:
     }
 
 
-def celery_worker(name: str, *, queue: str, concurrency: int) -> subprocess.Popen:
+@contextmanager
+def celery_worker(name: str, *, queue: str, concurrency: int) -> Iterator[subprocess.Popen]:
     """A real ``celery worker`` (prefork) on ``queue`` against the row's database, in a process of
-    its own; the caller terminates it."""
-    return subprocess.Popen(
+    its own, for the ``with`` block: terminated when the block ends, however it ends."""
+    worker = subprocess.Popen(
         [
             str(BIN / "celery"),
             "-A",
@@ -215,6 +216,11 @@ def celery_worker(name: str, *, queue: str, concurrency: int) -> subprocess.Pope
         cwd=ROOT,
         env={**os.environ, **server_env(name), "DJANGO_SETTINGS_MODULE": SETTINGS},
     )
+    try:
+        yield worker
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
 
 
 def setup_django(name: str) -> None:

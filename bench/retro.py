@@ -29,50 +29,48 @@ def main() -> None:
     args = common.parse_args(__doc__.splitlines()[0], claims=0, concurrency=0)
     n = common.size(args, "claims", 1500, 30)
     concurrency = args.concurrency or 2
-    worker = None
     with common.fresh_database("retro") as db:
-        try:
-            from celery import Celery
-            from django.db import connection
+        from celery import Celery
+        from django.db import connection
 
-            from config.celery import app
-            from retro.models import RetroClaim
-            from retro.services import process_retro_claim
+        from config.celery import app
+        from retro.models import RetroClaim
+        from retro.services import process_retro_claim
 
-            app.conf.task_always_eager = True  # setup and in-process: nothing queued by this process
-            batches = {name: make_claims(name, n) for name in ("raw", "inproc", "celery")}
-            common.analyze()
+        app.conf.task_always_eager = True  # setup and in-process: nothing queued by this process
+        batches = {name: make_claims(name, n) for name in ("raw", "inproc", "celery")}
+        common.analyze()
 
-            # raw: the database limit for one small transaction per claim
-            common.log(f"{n} claims per mode: raw SQL")
-            t0 = time.perf_counter()
-            with connection.cursor() as cur:
-                for claim_id, member_id, metric_id in batches["raw"]:
-                    cur.execute("BEGIN")
-                    cur.execute(
-                        "INSERT INTO loyalty_ledgerentry (member_id, metric_id, kind, amount, created_at, effective_at,"
-                        " source_type, source_id, reason, breakdown) VALUES (%s, %s, 'retro', 45, now(), now(),"
-                        " 'bench', %s, '', '{}')",
-                        [member_id, metric_id, str(claim_id)],
-                    )
-                    cur.execute(
-                        "UPDATE loyalty_pointbalance SET balance = balance + 45"
-                        " WHERE member_id = %s AND metric_id = %s",
-                        [member_id, metric_id],
-                    )
-                    cur.execute("UPDATE retro_retroclaim SET status = 'processed' WHERE id = %s", [claim_id])
-                    cur.execute("COMMIT")
-            raw = n / (time.perf_counter() - t0)
+        # raw: the database limit for one small transaction per claim
+        common.log(f"{n} claims per mode: raw SQL")
+        t0 = time.perf_counter()
+        with connection.cursor() as cur:
+            for claim_id, member_id, metric_id in batches["raw"]:
+                cur.execute("BEGIN")
+                cur.execute(
+                    "INSERT INTO loyalty_ledgerentry (member_id, metric_id, kind, amount, created_at, effective_at,"
+                    " source_type, source_id, reason, breakdown) VALUES (%s, %s, 'retro', 45, now(), now(),"
+                    " 'bench', %s, '', '{}')",
+                    [member_id, metric_id, str(claim_id)],
+                )
+                cur.execute(
+                    "UPDATE loyalty_pointbalance SET balance = balance + 45"
+                    " WHERE member_id = %s AND metric_id = %s",
+                    [member_id, metric_id],
+                )
+                cur.execute("UPDATE retro_retroclaim SET status = 'processed' WHERE id = %s", [claim_id])
+                cur.execute("COMMIT")
+        raw = n / (time.perf_counter() - t0)
 
-            common.log("in-process")
-            t0 = time.perf_counter()
-            for claim_id, _, _ in batches["inproc"]:
-                process_retro_claim(claim_id=claim_id)
-            inproc = n / (time.perf_counter() - t0)
+        common.log("in-process")
+        t0 = time.perf_counter()
+        for claim_id, _, _ in batches["inproc"]:
+            process_retro_claim(claim_id=claim_id)
+        inproc = n / (time.perf_counter() - t0)
 
-            common.log(f"one Celery worker (prefork, -c {concurrency})")
-            queue = f"bench-{uuid.uuid4().hex[:6]}"
-            worker = common.celery_worker(db, queue=queue, concurrency=concurrency)
+        common.log(f"one Celery worker (prefork, -c {concurrency})")
+        queue = f"bench-{uuid.uuid4().hex[:6]}"
+        with common.celery_worker(db, queue=queue, concurrency=concurrency):
             sender = Celery(broker=common.REDIS)
             ids = [c for c, _, _ in batches["celery"]]
             time.sleep(3)  # let the worker boot before the clock starts
@@ -86,12 +84,8 @@ def main() -> None:
                     raise RuntimeError("the worker did not process every claim in time")
                 time.sleep(0.25)
             celery = n / (time.perf_counter() - t0)
-            processed = RetroClaim.objects.filter(status="processed").count()
-            assert processed == 3 * n, processed
-        finally:
-            if worker is not None:
-                worker.terminate()
-                worker.wait(timeout=30)
+        processed = RetroClaim.objects.filter(status="processed").count()
+        assert processed == 3 * n, processed
 
     ratio = celery / inproc
     row = Row(

@@ -23,7 +23,6 @@ import uuid
 
 from bench import common
 from bench.common import Row
-from loyalty.kernel import SYSTEM
 
 TARGET = 0.5  # of the in-process rate, as the retro row (the bare loop has no database at all)
 
@@ -35,49 +34,48 @@ def main() -> None:
     queue = f"bench-webhooks-{uuid.uuid4().hex[:6]}"
     # Read by the settings when Django starts: the worker's queue, and the receiver on loopback.
     os.environ.update({"WEBHOOK_QUEUE": queue, "CELERY_QUEUE": queue, "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": "true"})
-    worker = None
     with common.fresh_database("webhooks") as db:
-        try:
-            from django.contrib.auth.models import User
-            from django.db import transaction
+        from django.contrib.auth.models import User
+        from django.db import transaction
 
-            from config.celery import app
-            from loyalty import services
-            from loyalty.events import emit, webhooks
-            from loyalty.models import Event, WebhookDelivery
-            from tests.webhook_receiver import Receiver
+        from config.celery import app
+        from loyalty import services
+        from loyalty.events import emit, webhooks
+        from loyalty.kernel import SYSTEM
+        from loyalty.models import Event, WebhookDelivery
+        from tests.webhook_receiver import Receiver
 
-            receiver = Receiver()
-            boss = User.objects.create_superuser("bench", "bench@example.com", "x")
-            app.conf.task_always_eager = True
-            members = [services.enroll_member(external_id=f"B-{i}", actor=SYSTEM) for i in range(min(n, 50))]
-            sample = webhooks.body_of(Event.objects.first())
+        receiver = Receiver()
+        boss = User.objects.create_superuser("bench", "bench@example.com", "x")
+        app.conf.task_always_eager = True
+        members = [services.enroll_member(external_id=f"B-{i}", actor=SYSTEM) for i in range(min(n, 50))]
+        sample = webhooks.body_of(Event.objects.first())
 
-            common.log(f"bare loop: {n} POSTs of {len(sample)} bytes")
-            t0 = time.perf_counter()
-            for _ in range(n):
-                conn = http.client.HTTPConnection("127.0.0.1", receiver.port, timeout=10)
-                conn.request("POST", "/hook", body=sample, headers={"Content-Type": "application/json"})
-                conn.getresponse().read()
-                conn.close()
-            bare = n / (time.perf_counter() - t0)
-            receiver.received.clear()
+        common.log(f"bare loop: {n} POSTs of {len(sample)} bytes")
+        t0 = time.perf_counter()
+        for _ in range(n):
+            conn = http.client.HTTPConnection("127.0.0.1", receiver.port, timeout=10)
+            conn.request("POST", "/hook", body=sample, headers={"Content-Type": "application/json"})
+            conn.getresponse().read()
+            conn.close()
+        bare = n / (time.perf_counter() - t0)
+        receiver.received.clear()
 
-            common.log(f"in-process: {n} events delivered inline after their commit (no broker)")
-            inline_sub, _ = webhooks.create_subscription(url=receiver.url, events=["member.tier_changed"], actor=boss)
-            with transaction.atomic():
-                for i in range(n):
-                    emit("member.tier_changed", members[i % len(members)])
-                t0 = time.perf_counter()  # the commit runs every delivery here, one after the other
-            inproc = n / (time.perf_counter() - t0)
-            assert not WebhookDelivery.objects.exclude(status="delivered").exists()
-            webhooks.update_subscription(subscription=inline_sub, actor=boss, active=False)
-            WebhookDelivery.objects.all().delete()
-            receiver.received.clear()
+        common.log(f"in-process: {n} events delivered inline after their commit (no broker)")
+        inline_sub, _ = webhooks.create_subscription(url=receiver.url, events=["member.tier_changed"], actor=boss)
+        with transaction.atomic():
+            for i in range(n):
+                emit("member.tier_changed", members[i % len(members)])
+            t0 = time.perf_counter()  # the commit runs every delivery here, one after the other
+        inproc = n / (time.perf_counter() - t0)
+        assert not WebhookDelivery.objects.exclude(status="delivered").exists()
+        webhooks.update_subscription(subscription=inline_sub, actor=boss, active=False)
+        WebhookDelivery.objects.all().delete()
+        receiver.received.clear()
 
-            webhooks.create_subscription(url=receiver.url, events=["member.tier_changed"], actor=boss)
-            common.log(f"one Celery worker (prefork, -c {concurrency}) delivering {n} events")
-            worker = common.celery_worker(db, queue=queue, concurrency=concurrency)
+        webhooks.create_subscription(url=receiver.url, events=["member.tier_changed"], actor=boss)
+        common.log(f"one Celery worker (prefork, -c {concurrency}) delivering {n} events")
+        with common.celery_worker(db, queue=queue, concurrency=concurrency):
             app.conf.task_always_eager = False
             with transaction.atomic():  # a warm-up delivery: the clock starts once the worker is up
                 emit("member.tier_changed", members[0])
@@ -90,14 +88,10 @@ def main() -> None:
                 t0 = time.perf_counter()  # the commit publishes every delivery to the worker's queue
             wait_until_delivered(WebhookDelivery, max(600, n))
             delivered = n / (time.perf_counter() - t0)
-            retried = WebhookDelivery.objects.filter(attempts__gt=1).count()
-            common.log(f"{retried} deliveries needed more than one attempt")
-            assert len({r.headers["Loyalty-Event-Id"] for r in receiver.received}) == n
-            receiver.stop()
-        finally:
-            if worker is not None:
-                worker.terminate()
-                worker.wait(timeout=30)
+        retried = WebhookDelivery.objects.filter(attempts__gt=1).count()
+        common.log(f"{retried} deliveries needed more than one attempt")
+        assert len({r.headers["Loyalty-Event-Id"] for r in receiver.received}) == n
+        receiver.stop()
 
     ratio = delivered / bare
     row = Row(

@@ -4,7 +4,6 @@ from django.urls import include, path
 
 urlpatterns = [
     path("", include("loyalty.api.urls")),
-    path("", include("loyalty.api.earning_urls")),
     path("", include("retro.api.urls")),
     path("", include("promotions.api.urls")),
     path("", include("redemptions.api.urls")),

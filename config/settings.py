@@ -272,6 +272,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "GET_LIB_DOC_EXCLUDES": "loyalty.api.schema.lib_doc_excludes",
 }
 IDEMPOTENCY_KEY_TTL_HOURS = env("IDEMPOTENCY_KEY_TTL_HOURS")
 # A request still running with a key holds it this long; a retry after that may run again.

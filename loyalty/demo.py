@@ -128,24 +128,20 @@ def seed_rule_sets(*, stdout, rng, users) -> None:
         rules=_rules(bronze=2, silver=5, gold=10, web_bonus=False),
         actor=actor,
     )
+
+    def revise(previous: RuleSet, valid_from: dt.datetime, description: str, **rates: Any) -> RuleSet:
+        """A draft version of ``previous`` from ``valid_from`` with these rates."""
+        draft = services.new_rule_set_version(rule_set=previous, actor=actor, valid_from=valid_from)
+        services.update_rule_set(rule_set=draft, actor=actor, description=description, rules=_rules(**rates))
+        return draft
+
     services.publish_rule_set(rule_set=v1, actor=actor)
-    v2 = services.new_rule_set_version(rule_set=v1, actor=actor, valid_from=switch)
-    services.update_rule_set(
-        rule_set=v2,
-        actor=actor,
-        description="v1 plus a bonus for online orders; Gold bonus raised to 12%.",
-        rules=_rules(bronze=2, silver=5, gold=12, web_bonus=True),
-    )
+    online = "v1 plus a bonus for online orders; Gold bonus raised to 12%."
+    v2 = revise(v1, switch, online, bronze=2, silver=5, gold=12, web_bonus=True)
     services.publish_rule_set(rule_set=v2, actor=actor)
     # The next version, prepared but not published: it starts on the first of next month.
     first_next = (midnight.replace(day=1) + dt.timedelta(days=32)).replace(day=1)
-    v3 = services.new_rule_set_version(rule_set=v2, actor=actor, valid_from=first_next)
-    services.update_rule_set(
-        rule_set=v3,
-        actor=actor,
-        description="Draft: Silver bonus to 6%, Gold to 15%.",
-        rules=_rules(bronze=2, silver=6, gold=15, web_bonus=True),
-    )
+    v3 = revise(v2, first_next, "Draft: Silver bonus to 6%, Gold to 15%.", bronze=2, silver=6, gold=15, web_bonus=True)
     say(stdout, "rule sets", f"{v1} and {v2} published, {v3} draft")
 
 

@@ -73,6 +73,11 @@ class RuleSetAdminForm(forms.ModelForm):
         return cleaned
 
 
+def _condition_list(help_text: str) -> CommaListField:
+    """A rule condition's optional list (channels, stores, tiers) in a small text box."""
+    return CommaListField(required=False, help_text=help_text, widget=forms.TextInput(attrs={"size": 14}))
+
+
 class RuleAdminForm(forms.ModelForm):
     percent_by_tier = PercentByTierField(
         required=False,
@@ -80,21 +85,9 @@ class RuleAdminForm(forms.ModelForm):
         help_text="percent_of_amount: e.g. GOLD=20, SILVER=15, BRONZE=10",
         widget=forms.TextInput(attrs={"size": 28}),
     )
-    channels = CommaListField(
-        required=False,
-        help_text="Only these (comma-separated); empty = all.",
-        widget=forms.TextInput(attrs={"size": 14}),
-    )
-    stores = CommaListField(
-        required=False,
-        help_text="Only these (comma-separated); empty = all.",
-        widget=forms.TextInput(attrs={"size": 14}),
-    )
-    tiers = CommaListField(
-        required=False,
-        help_text="Only these tier codes; empty = all.",
-        widget=forms.TextInput(attrs={"size": 14}),
-    )
+    channels = _condition_list("Only these (comma-separated); empty = all.")
+    stores = _condition_list("Only these (comma-separated); empty = all.")
+    tiers = _condition_list("Only these tier codes; empty = all.")
 
     class Meta:
         model = Rule

@@ -35,12 +35,25 @@ def register_code(code: str, status: int, meaning: str) -> str:
 
 
 class DomainError(Exception):
+    """The base of every domain error. A subclass declares what it is in its class line:
+    ``class NotFound(DomainError, code="not_found", status=404, detail="Not found.")``; ``status``
+    is inherited when not given. Every declared code is registered, its docstring (or detail) as its meaning.
+    """
+
     code: str = "domain_error"
     status: int = 422
     default_detail: str = "The operation is not allowed."
 
-    def __init_subclass__(cls, **kwargs: Any) -> None:
+    def __init_subclass__(
+        cls, *, code: str | None = None, status: int | None = None, detail: str | None = None, **kwargs: Any
+    ) -> None:
         super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+        if detail is not None:
+            cls.default_detail = detail
+        if code is not None:
+            cls.code = code
         if "code" in cls.__dict__:
             register_code(cls.code, cls.status, (cls.__doc__ or cls.default_detail).strip())
 
@@ -57,83 +70,55 @@ class DomainError(Exception):
         return {"code": self.code, "detail": self.detail, "errors": self.errors}
 
 
-class InvalidInput(DomainError):
+class InvalidInput(DomainError, code="invalid", status=400, detail="The input is invalid."):
     """Malformed or invalid input caught by a service (400)."""
 
-    code = "invalid"
-    status = 400
-    default_detail = "The input is invalid."
+
+class NotFound(DomainError, code="not_found", status=404, detail="Not found."): ...
 
 
-class NotFound(DomainError):
-    code = "not_found"
-    status = 404
-    default_detail = "Not found."
+class PermissionRequired(
+    DomainError, code="permission_denied", status=403, detail="You do not have permission to perform this action."
+): ...
 
 
-class PermissionRequired(DomainError):
-    code = "permission_denied"
-    status = 403
-    default_detail = "You do not have permission to perform this action."
-
-
-class Conflict(DomainError):
+class Conflict(DomainError, code="conflict", status=409, detail="The operation conflicts with the current state."):
     """The current state forbids the operation (409)."""
 
-    code = "conflict"
-    status = 409
-    default_detail = "The operation conflicts with the current state."
+
+class AlreadyExists(Conflict, code="already_exists", detail="An object with this identifier already exists."): ...
 
 
-class AlreadyExists(Conflict):
-    code = "already_exists"
-    default_detail = "An object with this identifier already exists."
+class InvalidTransition(Conflict, code="invalid_transition", detail="This status change is not allowed."): ...
 
 
-class InvalidTransition(Conflict):
-    code = "invalid_transition"
-    default_detail = "This status change is not allowed."
+class InsufficientPoints(Conflict, code="insufficient_points", detail="The member does not have enough points."): ...
 
 
-class InsufficientPoints(Conflict):
-    code = "insufficient_points"
-    default_detail = "The member does not have enough points."
-
-
-class BusinessRuleViolation(DomainError):
+class BusinessRuleViolation(DomainError, code="rule_violation", status=422):
     """A business rule said no (422)."""
 
-    code = "rule_violation"
-    status = 422
+
+class FourEyesRequired(
+    BusinessRuleViolation,
+    code="four_eyes_required",
+    detail="A second person must approve this; you cannot approve your own request.",
+): ...
 
 
-class FourEyesRequired(BusinessRuleViolation):
-    code = "four_eyes_required"
-    default_detail = "A second person must approve this; you cannot approve your own request."
+class MemberInactive(BusinessRuleViolation, code="member_inactive", detail="The member is not active."): ...
 
 
-class MemberInactive(BusinessRuleViolation):
-    code = "member_inactive"
-    default_detail = "The member is not active."
+class TooManyAttempts(
+    DomainError, code="too_many_attempts", status=429, detail="Too many failed attempts; try again later."
+): ...
 
 
-class TooManyAttempts(DomainError):
-    code = "too_many_attempts"
-    status = 429
-    default_detail = "Too many failed attempts; try again later."
+class ExceedsSpent(Conflict, code="exceeds_spent", detail="That is more than was spent."): ...
 
 
-class ExceedsSpent(Conflict):
-    code = "exceeds_spent"
-    default_detail = "That is more than was spent."
-
-
-class ApiKeyRejected(DomainError):
+class ApiKeyRejected(DomainError, code="authentication_failed", status=401, detail="Invalid API key."):
     """The key is unknown, revoked or expired, or its owner is inactive (401)."""
-
-    code = "authentication_failed"
-    status = 401
-    default_detail = "Invalid API key."
 
 
 register_code(DomainError.code, DomainError.status, DomainError.default_detail)

@@ -1,12 +1,12 @@
 """Who may do what, worked out from the code, for docs/roles.md and the permission-matrix test.
 
 Three inputs, all in the code: the role map (``loyalty.roles.ROLE_PERMISSIONS``), the
-permissions each API view declares (``has_perms(...)``, or ``read_perms``/``write_perms`` with
-``ReadWritePerms``), and each admin screen's actions (the list's action menu, and the
-``page_actions`` its ModelAdmin and the member panels declare). ``manage.py roles_doc`` writes
-the tables into docs/roles.md; tests/test_permission_matrix.py checks that the file is current
-(so a role cannot gain or lose a permission without the doc changing) and that the running app
-answers every role exactly as the tables say.
+permissions each API view declares (``has_perms(...)`` or ``read_write(...)``), and each admin
+screen's actions (the list's action menu, and the ``page_actions`` its ModelAdmin and the member
+panels declare). ``manage.py roles_doc`` writes the tables into docs/roles.md;
+tests/test_permission_matrix.py checks that the file is current (so a role cannot gain or lose a
+permission without the doc changing) and that the running app answers every role exactly as the
+tables say.
 
 Nothing here touches the database: a role's permissions are expanded from the model registry
 the way ``sync_role_permissions`` finds them in the permission table.
@@ -21,7 +21,6 @@ from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth.management import _get_all_permissions
 from django.test import RequestFactory
-from rest_framework import permissions as drf_permissions
 
 from . import roles
 
@@ -126,11 +125,10 @@ def view_perms(callback, method: str) -> tuple[str, ...]:
         if hasattr(permission_class, "required"):  # has_perms(...)
             needed += permission_class.required
         elif issubclass(permission_class, ReadWritePerms):
-            safe = method in drf_permissions.SAFE_METHODS
-            needed += view_cls.read_perms if safe else view_cls.write_perms
+            needed += permission_class.perms_for(method, view_cls)
         else:
             raise ValueError(
-                f"{view_cls.__name__}: declare its permissions with has_perms(...) or ReadWritePerms "
+                f"{view_cls.__name__}: declare its permissions with has_perms(...) or read_write(...) "
                 f"(not {permission_class.__name__}), so the permission matrix can read them"
             )
     return tuple(dict.fromkeys(needed))
@@ -232,38 +230,35 @@ def _perms(perms: tuple[str, ...]) -> str:
     return ", ".join(f"`{p}`" for p in perms) if perms else "(signed in)"
 
 
+def _section(title: str, intro: str, columns: list[str], rows: list[str]) -> list[str]:
+    """One generated table: its heading and introduction, then a column per role after ``columns``."""
+    header = " | ".join([*columns, *roles.ROLES])
+    rule = "|" + "---|" * (len(columns) + len(roles.ROLES))
+    return ["", f"### {title}", "", intro, "", f"| {header} |", rule, *rows]
+
+
 def render() -> str:
     """The generated part of docs/roles.md: the API table and the admin actions table."""
-    header = " | ".join(roles.ROLES)
-    lines = [
-        START,
-        "",
-        "### API: every endpoint, every role",
-        "",
+    api = _section(
+        "API: every endpoint, every role",
         "What the view checks before anything else (the service checks the same again). "
         f"{YES} the role may call it; {NO} the answer is 403 `permission_denied`. Anonymous callers "
         "get 401 everywhere.",
-        "",
-        f"| Method | Path | Needs | {header} |",
-        "|---|---|---|" + "---|" * len(roles.ROLES),
-    ]
-    for e in api_endpoints():
-        lines.append(f"| {e.method} | `{e.path}` | {_perms(e.perms)} | {_cells(e.allows)} |")
-    lines += [
-        "",
-        "### Admin: every action, every role",
-        "",
+        ["Method", "Path", "Needs"],
+        [f"| {e.method} | `{e.path}` | {_perms(e.perms)} | {_cells(e.allows)} |" for e in api_endpoints()],
+    )
+    admin = _section(
+        "Admin: every action, every role",
         "*Bulk* actions are in a list's action menu (a role without the permission does not see them); "
         "*page* actions are buttons and forms on a page (a role without the permission gets 403). "
         "Integration users cannot sign in to the admin. Actions no role has are for superusers.",
-        "",
-        f"| Screen | Action | Kind | Needs | {header} |",
-        "|---|---|---|---|" + "---|" * len(roles.ROLES),
-    ]
-    for a in admin_actions():
-        lines.append(f"| {a.screen} | {a.label} | {a.kind} | {_perms(a.perms)} | {_cells(a.allows)} |")
-    lines += ["", END]
-    return "\n".join(lines)
+        ["Screen", "Action", "Kind", "Needs"],
+        [
+            f"| {a.screen} | {a.label} | {a.kind} | {_perms(a.perms)} | {_cells(a.allows)} |"
+            for a in admin_actions()
+        ],
+    )
+    return "\n".join([START, *api, *admin, "", END])
 
 
 def replace_generated(text: str) -> str:

@@ -52,7 +52,7 @@ def send_expiry_reminders(*, now: dt.datetime | None = None) -> int:
 
 @own_transaction()  # one piece of the job (durable; a savepoint inside a unit of work)
 def _remind(lot_id: int, now: dt.datetime) -> int:
-    lot = PointLot.objects.select_for_update().select_related("member", "metric").get(pk=lot_id)
+    lot = PointLot.objects.select_for_update(of=("self",)).select_related("member", "metric").get(pk=lot_id)
     if lot.remaining <= 0 or MemberNotification.objects.filter(dedupe_key=reminder_key(lot.pk)).exists():
         return 0  # spent meanwhile, or another run got here first
     notify_member(

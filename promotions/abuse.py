@@ -37,8 +37,10 @@ def _key(kind: str, subject_type: str, subject: str) -> str:
 
 def check_not_locked(*, client: str, ip: str | None) -> None:
     """429 for a caller (client or IP) that is locked out."""
-    for subject_type, subject in _callers(client, ip):
-        until = cache.get(_key("locked", subject_type, subject))
+    callers = _callers(client, ip)
+    locks = cache.get_many([_key("locked", t, s) for t, s in callers])  # one round trip for both
+    for subject_type, subject in callers:
+        until = locks.get(_key("locked", subject_type, subject))
         if until:
             raise TooManyAttempts(
                 f"Too many failed code attempts from this {subject_type}; try again after {until}.",

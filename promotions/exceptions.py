@@ -3,9 +3,9 @@
 from loyalty.exceptions import BusinessRuleViolation, register_code
 
 
-class CodesRejected(BusinessRuleViolation):
-    code = "codes_rejected"
-    default_detail = "Not every code can be applied; nothing was redeemed."
+class CodesRejected(
+    BusinessRuleViolation, code="codes_rejected", detail="Not every code can be applied; nothing was redeemed."
+): ...
 
 
 CAMPAIGN_INACTIVE = register_code("campaign_inactive", 409, "Generating codes for an ended campaign.")

@@ -11,6 +11,7 @@ from loyalty.models import Segment
 
 from . import codegen
 from .models import Campaign
+from .services import CAMPAIGN_FIELDS
 
 DATETIME_WIDGET = forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M")
 
@@ -44,26 +45,9 @@ class CampaignAdminForm(forms.ModelForm):
 
     class Meta:
         model = Campaign
-        fields = [
-            "name",
-            "description",
-            "kind",
-            "value",
-            "metric",
-            "starts_at",
-            "ends_at",
-            "max_redemptions",
-            "max_discount_total",
-            "per_member_limit",
-            "eligible_tiers",
-            "eligible_segments",
-            "min_order_amount",
-            "channels",
-            "stacking",
-            "stack_group",
-            "max_codes_per_order",
-            "code_pattern",
-        ]
+        # What the service may set, and the eligibility relations it sets beside them. The page's
+        # layout is CampaignAdmin.get_fieldsets.
+        fields = [*sorted(CAMPAIGN_FIELDS), "eligible_tiers", "eligible_segments"]
 
     def clean_code_pattern(self):
         pattern = self.cleaned_data.get("code_pattern") or ""

@@ -7,20 +7,14 @@ from django.db import models
 from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
+from loyalty.kernel.models import Timestamped, choices, optional_ref
 from loyalty.models import LedgerEntry, Member, Metric, Segment, Tier
 
 
-class Campaign(models.Model):
-    class Kind(models.TextChoices):
-        PERCENT_DISCOUNT = "percent_discount", "Percent discount"
-        FIXED_DISCOUNT = "fixed_discount", "Fixed discount"
-        BONUS_POINTS = "bonus_points", "Bonus points"
+class Campaign(Timestamped):
+    Kind = choices("Kind", "percent_discount fixed_discount bonus_points")
 
-    class Status(models.TextChoices):
-        DRAFT = "draft", "Draft"
-        ACTIVE = "active", "Active"
-        PAUSED = "paused", "Paused"
-        ENDED = "ended", "Ended"
+    Status = choices("Status", "draft active paused ended")
 
     STATUS_TRANSITIONS = {
         Status.DRAFT: {Status.ACTIVE, Status.ENDED},
@@ -29,22 +23,17 @@ class Campaign(models.Model):
         Status.ENDED: set(),
     }
 
-    class Stacking(models.TextChoices):
-        EXCLUSIVE = "exclusive", "Exclusive (alone in an order)"
-        STACKABLE = "stackable", "Stackable within its stack group"
+    Stacking = choices(
+        "Stacking",
+        "exclusive stackable",
+        labels={"exclusive": "Exclusive (alone in an order)", "stackable": "Stackable within its stack group"},
+    )
 
     name = models.CharField(max_length=200, db_index=True)
     description = models.TextField(blank=True)
     kind = models.CharField(max_length=20, choices=Kind.choices)
     value = models.DecimalField(max_digits=12, decimal_places=2, help_text="Percent, amount, or points.")
-    metric = models.ForeignKey(
-        Metric,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-        help_text="Bonus points campaigns: the metric credited.",
-    )
+    metric = optional_ref(Metric, help_text="Bonus points campaigns: the metric credited.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT, db_index=True)
     starts_at = models.DateTimeField(null=True, blank=True)
     ends_at = models.DateTimeField(null=True, blank=True, help_text="Exclusive; empty means open-ended.")
@@ -67,11 +56,7 @@ class Campaign(models.Model):
     redemptions_count = models.PositiveIntegerField(default=0)
     discount_total = models.DecimalField(max_digits=16, decimal_places=2, default=0)
     bonus_points_total = models.BigIntegerField(default=0)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_by = optional_ref(settings.AUTH_USER_MODEL)
     history = HistoricalRecords(m2m_fields=[eligible_tiers, eligible_segments])
 
     class Meta:
@@ -105,11 +90,7 @@ class Campaign(models.Model):
 
 
 class CodeBatch(models.Model):
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        RUNNING = "running", "Running"
-        COMPLETED = "completed", "Completed"
-        FAILED = "failed", "Failed"
+    Status = choices("Status", "pending running completed failed")
 
     STATUS_TRANSITIONS = {
         Status.PENDING: {Status.RUNNING, Status.FAILED},
@@ -125,21 +106,12 @@ class CodeBatch(models.Model):
     max_uses = models.PositiveIntegerField(default=1)
     release_at = models.DateTimeField(null=True, blank=True, help_text="Codes are valid only from then.")
     valid_until = models.DateTimeField(null=True, blank=True)
-    segment = models.ForeignKey(
-        Segment,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-        help_text="Personalised distribution: one code per member of this segment.",
-    )
+    segment = optional_ref(Segment, help_text="Personalised distribution: one code per member of this segment.")
     email_members = models.BooleanField(default=False)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True)
     generated = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    created_by = optional_ref(settings.AUTH_USER_MODEL)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     history = HistoricalRecords()
@@ -158,14 +130,10 @@ class CodeBatch(models.Model):
         return f"Batch #{self.pk} of {self.campaign}"
 
 
-class Code(models.Model):
+class Code(Timestamped):
     """One code. Kept small: a million rows per campaign is normal."""
 
-    class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        REDEEMED = "redeemed", "Redeemed"
-        VOID = "void", "Void"
-        EXPIRED = "expired", "Expired"
+    Status = choices("Status", "active redeemed void expired")
 
     STATUS_TRANSITIONS = {
         Status.ACTIVE: {Status.REDEEMED, Status.VOID, Status.EXPIRED},
@@ -180,21 +148,15 @@ class Code(models.Model):
     # twin: no query does LIKE on it), and the status and member indexes are partial: a new code is
     # active and unassigned, so generation does not write them.
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="codes", db_index=False)
-    batch = models.ForeignKey(
-        CodeBatch, on_delete=models.PROTECT, null=True, blank=True, related_name="codes", db_index=False
-    )
+    batch = optional_ref(CodeBatch, related_name="codes", db_index=False)
     code = models.CharField(max_length=64, help_text="As printed.")
     normalized = models.CharField(max_length=64, help_text="Upper case, separators removed. Unique.")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
     uses = models.PositiveIntegerField(default=0)
     max_uses = models.PositiveIntegerField(default=1)
-    assigned_member = models.ForeignKey(
-        Member, on_delete=models.PROTECT, null=True, blank=True, related_name="assigned_codes", db_index=False
-    )
+    assigned_member = optional_ref(Member, related_name="assigned_codes", db_index=False)
     valid_from = models.DateTimeField(null=True, blank=True, help_text="Release: valid only from then.")
     valid_until = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-id"]
@@ -249,29 +211,23 @@ class CampaignMemberUsage(models.Model):
 class CodeRedemption(models.Model):
     """One use of one code in one order."""
 
-    class Status(models.TextChoices):
-        APPLIED = "applied", "Applied"
-        ROLLED_BACK = "rolled_back", "Rolled back"
+    Status = choices("Status", "applied rolled_back")
 
     STATUS_TRANSITIONS = {Status.APPLIED: {Status.ROLLED_BACK}, Status.ROLLED_BACK: set()}
 
     code = models.ForeignKey(Code, on_delete=models.PROTECT, related_name="redemptions")
     campaign = models.ForeignKey(Campaign, on_delete=models.PROTECT, related_name="code_redemptions")
-    member = models.ForeignKey(Member, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    member = optional_ref(Member)
     order_id = models.CharField(max_length=64, blank=True, db_index=True)
     order_amount = models.DecimalField(max_digits=14, decimal_places=2, default=0)
     channel = models.CharField(max_length=32, blank=True)
     discount = models.DecimalField(max_digits=14, decimal_places=2, default=0)
     bonus_points = models.BigIntegerField(default=0)
-    ledger_entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    ledger_entry = optional_ref(LedgerEntry)
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.APPLIED)
-    redeemed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    redeemed_by = optional_ref(settings.AUTH_USER_MODEL)
     rolled_back_at = models.DateTimeField(null=True, blank=True)
-    rolled_back_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    rolled_back_by = optional_ref(settings.AUTH_USER_MODEL)
     rollback_reason = models.CharField(max_length=255, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     history = HistoricalRecords()
@@ -301,23 +257,14 @@ class CodeEvent(models.Model):
     Generation and release are read from the batch, so bulk generation writes no event rows.
     """
 
-    class Kind(models.TextChoices):
-        VALIDATED = "validated", "Validated"
-        REDEEMED = "redeemed", "Redeemed"
-        ROLLED_BACK = "rolled_back", "Rolled back"
-        VOIDED = "voided", "Voided"
-        ASSIGNED = "assigned", "Assigned"
-        EXPIRED = "expired", "Expired"
-        CREATED = "created", "Created"
+    Kind = choices("Kind", "validated redeemed rolled_back voided assigned expired created")
 
-    code = models.ForeignKey(Code, on_delete=models.CASCADE, null=True, blank=True, related_name="events")
+    code = optional_ref(Code, on_delete=models.CASCADE, related_name="events")
     code_text = models.CharField(max_length=64, help_text="Normalised code as presented (also for unknown codes).")
     kind = models.CharField(max_length=12, choices=Kind.choices)
     result = models.CharField(max_length=32, blank=True, help_text="valid, or the reason it was refused.")
-    member = models.ForeignKey(Member, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
+    member = optional_ref(Member, on_delete=models.SET_NULL)
+    actor = optional_ref(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL)
     client = models.CharField(max_length=150, blank=True, help_text="API user or admin user.")
     ip = models.GenericIPAddressField(null=True, blank=True)
     order_id = models.CharField(max_length=64, blank=True)
@@ -339,15 +286,16 @@ class CodeEvent(models.Model):
 class AbuseSignal(models.Model):
     """An anomaly for the Anomalies screen: repeated failed validations, or rapid redemptions."""
 
-    class Kind(models.TextChoices):
-        FAILED_VALIDATIONS = "failed_validations", "Repeated failed validations"
-        RAPID_REDEMPTIONS = "rapid_redemptions", "Many redemptions in a short window"
-        REPEATED_ROLLBACKS = "repeated_rollbacks", "Repeated rollbacks"
+    Kind = choices(
+        "Kind",
+        "failed_validations rapid_redemptions repeated_rollbacks",
+        labels={
+            "failed_validations": "Repeated failed validations",
+            "rapid_redemptions": "Many redemptions in a short window",
+        },
+    )
 
-    class Subject(models.TextChoices):
-        CLIENT = "client", "Client"
-        IP = "ip", "IP address"
-        MEMBER = "member", "Member"
+    Subject = choices("Subject", "client ip member", labels={"ip": "IP address"})
 
     kind = models.CharField(max_length=20, choices=Kind.choices, db_index=True)
     subject_type = models.CharField(max_length=8, choices=Subject.choices)
@@ -357,9 +305,7 @@ class AbuseSignal(models.Model):
     locked_until = models.DateTimeField(null=True, blank=True)
     detail = models.JSONField(default=dict, blank=True)
     reviewed = models.BooleanField(default=False, db_index=True)
-    reviewed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
+    reviewed_by = optional_ref(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     history = HistoricalRecords()
 

@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
+from loyalty.kernel.models import Timestamped, choices, optional_ref
 from loyalty.models import LedgerEntry, Member, Metric, Reward
 from promotions.models import Campaign, Code
 
@@ -22,19 +23,12 @@ class RewardCodePool(models.Model):
         return f"{self.reward} ← {self.campaign}"
 
 
-class Redemption(models.Model):
+class Redemption(Timestamped):
     """One reward response: a redemption (points spent) or an award (free)."""
 
-    class Kind(models.TextChoices):
-        REDEMPTION = "redemption", "Redemption"
-        AWARD = "award", "Award"
+    Kind = choices("Kind", "redemption award")
 
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        PROCESSING = "processing", "Processing"
-        COMPLETED = "completed", "Completed"
-        CANCELED = "canceled", "Canceled"
-        ERRORED = "errored", "Errored"
+    Status = choices("Status", "pending processing completed canceled errored")
 
     STATUS_TRANSITIONS = {
         Status.PENDING: {Status.PROCESSING, Status.COMPLETED, Status.CANCELED, Status.ERRORED},
@@ -44,11 +38,7 @@ class Redemption(models.Model):
         Status.CANCELED: set(),
     }
 
-    class AwardStatus(models.TextChoices):
-        PENDING = "pending", "Pending"
-        AWARDED = "awarded", "Awarded"
-        CLAIMED = "claimed", "Claimed"
-        CANCELED = "canceled", "Canceled"
+    AwardStatus = choices("AwardStatus", "pending awarded claimed canceled")
 
     AWARD_TRANSITIONS = {
         AwardStatus.PENDING: {AwardStatus.AWARDED, AwardStatus.CANCELED},
@@ -57,11 +47,7 @@ class Redemption(models.Model):
         AwardStatus.CANCELED: set(),
     }
 
-    class ApprovalStatus(models.TextChoices):
-        SUBMITTED = "submitted", "Submitted"
-        APPROVED = "approved", "Approved"
-        REJECTED = "rejected", "Rejected"
-        RETURNED = "returned", "Returned"
+    ApprovalStatus = choices("ApprovalStatus", "submitted approved rejected returned")
 
     APPROVAL_TRANSITIONS = {
         None: {ApprovalStatus.SUBMITTED},
@@ -71,12 +57,11 @@ class Redemption(models.Model):
         ApprovalStatus.RETURNED: set(),
     }
 
-    class Fulfillment(models.TextChoices):
-        CONFIRMED_PAID = "confirmed_paid", "Confirmed / paid"
-        SHIPPED = "shipped", "Shipped"
-        DELIVERED = "delivered", "Delivered"
-        RETURNED_TO_SENDER = "returned_to_sender", "Returned to sender"
-        LOST_IN_TRANSIT = "lost_in_transit", "Lost in transit"
+    Fulfillment = choices(
+        "Fulfillment",
+        "confirmed_paid shipped delivered returned_to_sender lost_in_transit",
+        labels={"confirmed_paid": "Confirmed / paid"},
+    )
 
     FULFILLMENT_TRANSITIONS = {
         None: {Fulfillment.CONFIRMED_PAID},
@@ -87,10 +72,7 @@ class Redemption(models.Model):
         Fulfillment.DELIVERED: set(),
     }
 
-    class Channel(models.TextChoices):
-        ADMIN = "admin", "Admin"
-        API = "api", "API"
-        IMPORT = "import", "Import"
+    Channel = choices("Channel", "admin api import", labels={"api": "API"})
 
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.REDEMPTION)
     # db_index=False: redemption_member / redemption_reward below start with the same column (issue 18).
@@ -98,8 +80,8 @@ class Redemption(models.Model):
     reward = models.ForeignKey(Reward, on_delete=models.PROTECT, related_name="responses", db_index=False)
     quantity = models.PositiveIntegerField(default=1)
     points_spent = models.BigIntegerField(default=0)
-    metric = models.ForeignKey(Metric, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    ledger_entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    metric = optional_ref(Metric)
+    ledger_entry = optional_ref(LedgerEntry)
     points_returned = models.BigIntegerField(default=0, help_text="Given back by reject, return or rollbacks.")
     status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING)
     award_status = models.CharField(max_length=10, choices=AwardStatus.choices, null=True, blank=True)
@@ -107,22 +89,14 @@ class Redemption(models.Model):
     fulfillment_status = models.CharField(max_length=20, choices=Fulfillment.choices, null=True, blank=True)
     tracking_ref = models.CharField(max_length=100, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
-    issued_code = models.ForeignKey(
-        Code, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
-    )  # indexed by redemption_issued_code
+    issued_code = optional_ref(Code, db_index=False)  # indexed by redemption_issued_code
     channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.API)
     reason = models.CharField(max_length=255, blank=True, help_text="Why an award was given.")
     external_ref = models.CharField(max_length=64, blank=True, help_text="Id in a legacy platform (imports).")
     stock_returned = models.BooleanField(default=False)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    decided_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    created_by = optional_ref(settings.AUTH_USER_MODEL)
+    decided_by = optional_ref(settings.AUTH_USER_MODEL)
     decision_reason = models.CharField(max_length=255, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
 
     class Meta:
@@ -205,23 +179,14 @@ class Award(Redemption):
 Award._meta.simple_history_manager_attribute = Redemption._meta.simple_history_manager_attribute
 
 
-class Rollback(models.Model):
+class Rollback(Timestamped):
     """Undoing a redemption, fully or partly, under the program's rollback policy."""
 
-    class Reason(models.TextChoices):
-        CUSTOMER_REQUEST = "customer_request", "Customer request"
-        TECHNICAL_ERROR = "technical_error", "Technical error"
-        FRAUD = "fraud", "Fraud"
-        OTHER = "other", "Other"
+    Reason = choices("Reason", "customer_request technical_error fraud other")
 
-    class Status(models.TextChoices):
-        PENDING_APPROVAL = "pending_approval", "Pending approval"
-        EXECUTED = "executed", "Executed"
-        REJECTED = "rejected", "Rejected"
+    Status = choices("Status", "pending_approval executed rejected")
 
-    class Via(models.TextChoices):
-        ROLLBACK = "rollback", "Rollback"
-        CANCEL = "cancel", "Cancel"
+    Via = choices("Via", "rollback cancel")
 
     STATUS_TRANSITIONS = {
         None: {Status.PENDING_APPROVAL, Status.EXECUTED},
@@ -246,12 +211,8 @@ class Rollback(models.Model):
     status = models.CharField(max_length=20, choices=Status.choices)
     approval_required_because = models.CharField(max_length=255, blank=True)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    approved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    rejected_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    approved_by = optional_ref(settings.AUTH_USER_MODEL)
+    rejected_by = optional_ref(settings.AUTH_USER_MODEL)
     decision_note = models.CharField(max_length=255, blank=True)
     executed_at = models.DateTimeField(null=True, blank=True)
     ledger_entries = models.ManyToManyField(LedgerEntry, blank=True, related_name="+")
@@ -259,8 +220,6 @@ class Rollback(models.Model):
     stock_restored = models.BooleanField(default=False)
     notified = models.BooleanField(default=False)
     notified_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
 
     class Meta:

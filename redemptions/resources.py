@@ -345,37 +345,25 @@ def run_legacy_import(rows: list[dict[str, str]], *, actor, dry_run: bool) -> Im
             problems.append(f"external_ref {ref!r} repeats row {seen[ref]}")
         else:
             seen[ref] = line
-        quantity = points = when = None
+        parsed: dict[str, Any] = {}  # the typed columns, by the argument name of import_legacy_redemption
         for name, parse in [
             ("quantity", lambda v: _int(v, "quantity", minimum=1)),
             ("points_spent", lambda v: _int(v, "points_spent", minimum=0)),
             ("created_at", _parse_when),
         ]:
             try:
-                parsed = parse(values.get(name, ""))
+                parsed[name] = parse(values.get(name, ""))
             except DomainError as exc:
                 problems.append(exc.detail.rstrip("."))
-                continue
-            if name == "quantity":
-                quantity = parsed
-            elif name == "points_spent":
-                points = parsed
-            else:
-                when = parsed
+        quantity = parsed.get("quantity")
         if quantity is not None and quantity > services.MAX_QUANTITY:
             problems.append(f"quantity must be at most {services.MAX_QUANTITY}")
         if problems:
             raise InvalidInput("; ".join(problems) + ".")
         redemption = import_legacy_redemption(
-            member=member,
-            reward=reward,
-            quantity=quantity,
-            points_spent=points,
-            status=status,
-            created_at=when,
-            external_ref=ref,
-            actor=actor,
+            member=member, reward=reward, status=status, external_ref=ref, actor=actor, **parsed
         )
+        points = parsed["points_spent"]
         return f"{member.external_id}: {quantity} × {reward.name}, {points} points, {status} (#{redemption.pk})"
 
     return _run("legacy", rows, dry_run=dry_run, apply_row=apply_row)

@@ -7,16 +7,12 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
+from loyalty.kernel.models import choices, optional_ref
 from loyalty.models import LedgerEntry, Member, Transaction
 
 
 class RetroClaim(models.Model):
-    class Status(models.TextChoices):
-        SUBMITTED = "submitted", "Submitted"
-        APPROVED = "approved", "Approved"
-        PROCESSED = "processed", "Processed"
-        REJECTED = "rejected", "Rejected"
-        FAILED = "failed", "Failed"
+    Status = choices("Status", "submitted approved processed rejected failed")
 
     STATUS_TRANSITIONS = {
         Status.SUBMITTED: {Status.APPROVED, Status.REJECTED},
@@ -27,9 +23,7 @@ class RetroClaim(models.Model):
     }
     LIVE_STATUSES = [Status.SUBMITTED, Status.APPROVED, Status.PROCESSED, Status.FAILED]
 
-    class Channel(models.TextChoices):
-        ADMIN = "admin", "Admin"
-        API = "api", "API"
+    Channel = choices("Channel", "admin api", labels={"api": "API"})
 
     transaction = models.ForeignKey(Transaction, on_delete=models.PROTECT, related_name="retro_claims")
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="retro_claims")
@@ -39,19 +33,15 @@ class RetroClaim(models.Model):
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     preview = models.JSONField(default=dict, blank=True, help_text="Points and breakdown computed at submission.")
     preview_points = models.BigIntegerField(default=0)
-    approved_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    approved_by = optional_ref(settings.AUTH_USER_MODEL)
     approved_at = models.DateTimeField(null=True, blank=True)
     auto_approved = models.BooleanField(default=False)
-    rejected_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    rejected_by = optional_ref(settings.AUTH_USER_MODEL)
     rejection_reason = models.CharField(max_length=255, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     points_awarded = models.BigIntegerField(null=True, blank=True)
     breakdown = models.JSONField(default=dict, blank=True, help_text="What processing actually computed.")
-    ledger_entry = models.ForeignKey(LedgerEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    ledger_entry = optional_ref(LedgerEntry)
     error = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from loyalty import events
@@ -24,7 +23,7 @@ from loyalty.kernel import (
     require_four_eyes,
     require_perm,
     require_reason,
-    save_with_history,
+    save_unique,
     transition,
 )
 from loyalty.models import LedgerEntry, Member, ProgramSettings, Transaction
@@ -105,11 +104,8 @@ def submit_retro_claim(
         preview=preview,
         preview_points=preview["points"],
     )
-    try:
-        with transaction.atomic():
-            save_with_history(claim, actor=actor, reason="Claim filed")
-    except IntegrityError as exc:  # a concurrent twin won the unique "one live claim" index
-        raise _already_claimed(txn) from exc
+    # A concurrent twin fails on the unique "one live claim" index.
+    save_unique(claim, actor=actor, reason="Claim filed", duplicate=_already_claimed(txn))
     threshold = program.retro_auto_approve_below_points
     if threshold is not None and preview["points"] < threshold:
         claim.auto_approved = True
@@ -133,22 +129,28 @@ def _approve(claim: RetroClaim, *, actor: Actor, reason: str) -> None:
     enqueue_on_commit(process_retro_claim, claim.pk)
 
 
+def _for_decision(claim: RetroClaim, actor: Actor, refusal: str, *, reason: str | None = None) -> RetroClaim:
+    """The claim locked for an approver's decision: the permission (and the reason, if one is
+    needed) first, then the lock, then four-eyes (never on a claim they filed: ``refusal``)."""
+    require_perm(actor, "retro.approve_retroclaim")
+    if reason is not None:
+        require_reason(reason)
+    locked = RetroClaim.objects.select_for_update().get(pk=claim.pk)
+    require_four_eyes(locked.requested_by_id, actor, refusal)
+    return locked
+
+
 @outer_service
 def approve_retro_claim(*, claim: RetroClaim, actor: Actor) -> RetroClaim:
     """Four-eyes: an Approver who did not file the claim. Processing is queued after commit."""
-    require_perm(actor, "retro.approve_retroclaim")
-    claim = RetroClaim.objects.select_for_update().get(pk=claim.pk)
-    require_four_eyes(claim.requested_by_id, actor, "You filed this claim; another approver must approve it.")
+    claim = _for_decision(claim, actor, "You filed this claim; another approver must approve it.")
     _approve(claim, actor=actor, reason="Approved" if claim.status == RetroClaim.Status.SUBMITTED else "Retried")
     return claim
 
 
 @outer_service
 def reject_retro_claim(*, claim: RetroClaim, actor: Actor, reason: str) -> RetroClaim:
-    require_perm(actor, "retro.approve_retroclaim")
-    require_reason(reason)
-    claim = RetroClaim.objects.select_for_update().get(pk=claim.pk)
-    require_four_eyes(claim.requested_by_id, actor, "You filed this claim; another approver must decide on it.")
+    claim = _for_decision(claim, actor, "You filed this claim; another approver must decide on it.", reason=reason)
     transition(
         claim,
         "status",

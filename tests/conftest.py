@@ -41,6 +41,27 @@ def _outbox_breaker_closed():
     outbox.breaker.close()
 
 
+def _lock_names_its_table(execute, sql, params, many, context):
+    """A row lock over a join must say which table it locks (``select_for_update(of=...)``):
+    PostgreSQL's bare FOR UPDATE locks a row of every joined table, and a join added by a model's
+    default ordering once made every ledger write wait for the one metric row."""
+    text = sql.upper() if isinstance(sql, str) else ""
+    if " FOR UPDATE" in text and " JOIN " in text and " FOR UPDATE OF " not in text and " FOR NO KEY" not in text:
+        raise AssertionError(f"FOR UPDATE over a join without OF locks the joined rows too: {sql[:300]}")
+    return execute(sql, params, many, context)
+
+
+@pytest.fixture(autouse=True)
+def _row_locks_name_their_table():
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.execute_wrapper(_lock_names_its_table):
+        yield
+
+
 @pytest.fixture
 def broker():
     switch = BrokerSwitch()

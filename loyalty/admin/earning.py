@@ -126,12 +126,10 @@ class LoyaltyFilter(admin.SimpleListFilter):
 
 class TransactionReturnInline(ReadOnlyInline):
     model = TransactionReturn
+    select_related = ("created_by",)
     fields = ("created_at", "amount", "points_reversed", "debt_created", "reason", "created_by")
     readonly_fields = fields
     show_change_link = False
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("created_by")
 
 
 class ReturnPurchase(ObjectAction):

@@ -23,27 +23,23 @@ class DebitConsumptionInline(ReadOnlyInline):
     """On a debit entry: which lots it took points from."""
 
     model = LotConsumption
+    select_related = ("lot",)
     fk_name = "debit"
     fields = ("lot", "amount")
     readonly_fields = fields
     verbose_name = "points taken from a lot"
     verbose_name_plural = "points taken from lots"
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("lot")
-
 
 class LotConsumptionInline(ReadOnlyInline):
     """On a lot: which debits consumed it."""
 
     model = LotConsumption
+    select_related = ("debit",)
     fk_name = "lot"
     fields = ("debit", "amount")
     readonly_fields = fields
     verbose_name = "consumption"
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("debit")
 
 
 @admin.register(LedgerEntry)

@@ -212,13 +212,35 @@ def has_perms(*perms: str) -> type[permissions.BasePermission]:
 
 
 class ReadWritePerms(permissions.BasePermission):
-    """GET needs ``read``, other methods ``write`` (set on the view as read_perms / write_perms)."""
+    """GET needs ``read``, other methods ``write``; a method in ``by_method`` its own list.
+
+    Declare it with ``read_write(...)``. The bare class reads ``read_perms`` / ``write_perms`` from
+    the view instead (the older form)."""
+
+    read: tuple[str, ...] | None = None
+    write: tuple[str, ...] = ()
+    by_method: dict[str, tuple[str, ...]] = {}
+
+    @classmethod
+    def perms_for(cls, method: str, view) -> tuple[str, ...]:
+        """What ``method`` needs (read by the permission matrix too: loyalty/permission_map.py)."""
+        if cls.read is None:
+            return tuple(view.read_perms if method in permissions.SAFE_METHODS else view.write_perms)
+        if method in cls.by_method:
+            return cls.by_method[method]
+        return cls.read if method in permissions.SAFE_METHODS else cls.write
 
     def has_permission(self, request, view) -> bool:
         if not (request.user and request.user.is_authenticated):
             return False
-        perms = view.read_perms if request.method in permissions.SAFE_METHODS else view.write_perms
-        return request.user.has_perms(perms)
+        return request.user.has_perms(self.perms_for(request.method, view))
+
+
+def read_write(read: list[str], write: list[str], **by_method: list[str]) -> type[ReadWritePerms]:
+    """A permission class: safe methods need every ``read`` permission, the others every ``write``
+    one; ``DELETE=[...]`` (any method by name) gives that method its own (services check again)."""
+    declared = {"read": tuple(read), "write": tuple(write), "by_method": {m: tuple(p) for m, p in by_method.items()}}
+    return type(f"ReadWrite({', '.join(read)} / {', '.join(write)})", (ReadWritePerms,), declared)
 
 
 def member_or_404(external_id: str) -> Member:

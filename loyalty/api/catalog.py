@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import generics, serializers, status
-from rest_framework.response import Response
+from rest_framework import generics, serializers
 
 from loyalty.models import Metric, Tier
 from loyalty.services.catalog import create_config_object
 
-from .base import ReadWritePerms, idempotent
+from .base import read_write
+from .views import ServiceAction
 
 
 class MetricSerializer(serializers.ModelSerializer):
@@ -33,37 +32,20 @@ class TierSerializer(serializers.ModelSerializer):
         extra_kwargs = {"code": {"validators": []}, "rank": {"validators": []}}
 
 
-class _ConfigList(generics.ListAPIView):
+class _ConfigList(ServiceAction, generics.ListAPIView):
     """List, or create one configuration object (history records who created it)."""
 
-    permission_classes = [ReadWritePerms]
-
-    def create_object(self, request):
-        data = self.get_serializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        obj = create_config_object(obj=self.get_queryset().model(**data.validated_data), actor=request.user)
-        return Response(self.get_serializer(obj).data, status=status.HTTP_201_CREATED)
+    def perform(self, target, actor, data):
+        return create_config_object(obj=self.get_queryset().model(**data), actor=actor)
 
 
-class MetricList(_ConfigList):
+class MetricList(_ConfigList, request=MetricSerializer, responses={201: MetricSerializer}):
     serializer_class = MetricSerializer
     queryset = Metric.objects.order_by("code")
-    read_perms = ["loyalty.view_metric"]
-    write_perms = ["loyalty.add_metric"]
-
-    @extend_schema(request=MetricSerializer, responses={201: MetricSerializer})
-    @idempotent
-    def post(self, request):
-        return self.create_object(request)
+    permission_classes = [read_write(read=["loyalty.view_metric"], write=["loyalty.add_metric"])]
 
 
-class TierList(_ConfigList):
+class TierList(_ConfigList, request=TierSerializer, responses={201: TierSerializer}):
     serializer_class = TierSerializer
     queryset = Tier.objects.order_by("rank")
-    read_perms = ["loyalty.view_tier"]
-    write_perms = ["loyalty.add_tier"]
-
-    @extend_schema(request=TierSerializer, responses={201: TierSerializer})
-    @idempotent
-    def post(self, request):
-        return self.create_object(request)
+    permission_classes = [read_write(read=["loyalty.view_tier"], write=["loyalty.add_tier"])]

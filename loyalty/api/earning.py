@@ -9,15 +9,17 @@ import django_filters
 from django.shortcuts import get_object_or_404
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.utils import extend_schema, extend_schema_field
-from rest_framework import generics, serializers, status
+from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from loyalty import services
 from loyalty.models import Member, ProgramSettings, Rule, RuleSet, Transaction, TransactionReturn
 
-from .base import ReadWritePerms, has_perms, idempotent
+from .answers import ModelOut
+from .base import has_perms, read_write
 from .filters import IsoDateTimeFilter
+from .views import ServiceAction, validated
 
 MAX_AMOUNT = Decimal("9999999999.99")
 MAX_RULES = 100
@@ -37,6 +39,11 @@ class AwareDateTimeField(serializers.DateTimeField):
             if parsed is not None and parsed.tzinfo is None:
                 self.fail("naive")
         return super().to_internal_value(value)
+
+
+def _amount(**kwargs: Any) -> serializers.DecimalField:
+    """A money amount above zero, to the cent (as the models store it: 12 digits, 2 decimals)."""
+    return serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"), **kwargs)
 
 
 # --- program settings ------------------------------------------------------------------------
@@ -115,9 +122,7 @@ class ProgramSettingsPatchIn(ProgramSettingsSerializer):
 class ProgramView(APIView):
     """GET: the program settings (retro and rollback policy). PATCH: change some of them (history-tracked)."""
 
-    permission_classes = [ReadWritePerms]
-    read_perms = ["loyalty.view_programsettings"]
-    write_perms = ["loyalty.change_programsettings"]
+    permission_classes = [read_write(read=["loyalty.view_programsettings"], write=["loyalty.change_programsettings"])]
 
     @extend_schema(responses=ProgramSettingsSerializer)
     def get(self, request):
@@ -125,9 +130,7 @@ class ProgramView(APIView):
 
     @extend_schema(request=ProgramSettingsPatchIn, responses=ProgramSettingsSerializer)
     def patch(self, request):
-        data = ProgramSettingsPatchIn(data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
+        fields = validated(ProgramSettingsPatchIn, request, partial=True)
         reason = fields.pop("reason", "Changed via the API")
         program = ProgramSettings.load()
         if fields:
@@ -161,14 +164,7 @@ class RuleSerializer(serializers.Serializer):
     points = serializers.IntegerField(
         min_value=1, max_value=1_000_000_000, allow_null=True, required=False, help_text="fixed, per_amount."
     )
-    unit_amount = serializers.DecimalField(
-        max_digits=12,
-        decimal_places=2,
-        min_value=Decimal("0.01"),
-        allow_null=True,
-        required=False,
-        help_text="per_amount: points per this much spent.",
-    )
+    unit_amount = _amount(allow_null=True, required=False, help_text="per_amount: points per this much spent.")
     percent_by_tier = serializers.DictField(
         child=serializers.DecimalField(
             max_digits=7, decimal_places=3, min_value=Decimal("0"), max_value=1000, coerce_to_string=False
@@ -238,11 +234,9 @@ def _rules_for_service(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-class RuleSetOut(serializers.ModelSerializer):
+class RuleSetOut(ModelOut):
     rules = serializers.SerializerMethodField()
     previous = serializers.PrimaryKeyRelatedField(read_only=True)
-    published_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     status = serializers.CharField(read_only=True, help_text="draft | published | retired")
 
     class Meta:
@@ -327,35 +321,28 @@ def _rule_set_out(rule_set: RuleSet) -> dict[str, Any]:
     return RuleSetOut(_rule_sets().get(pk=rule_set.pk)).data
 
 
-class RuleSetList(generics.ListAPIView):
+class RuleSetList(ServiceAction, generics.ListAPIView, request=RuleSetIn, responses={201: RuleSetOut}):
     """GET: rule sets, newest window first (filters: name, status, in_force_at). POST: a new draft."""
 
     serializer_class = RuleSetOut
     filterset_class = RuleSetFilter
-    permission_classes = [ReadWritePerms]
-    read_perms = ["loyalty.view_ruleset"]
-    write_perms = ["loyalty.add_ruleset"]
+    permission_classes = [read_write(read=["loyalty.view_ruleset"], write=["loyalty.add_ruleset"])]
 
     def get_queryset(self):
         return _rule_sets().order_by("-valid_from", "-version", "-id")
 
-    @extend_schema(request=RuleSetIn, responses={201: RuleSetOut})
-    @idempotent
-    def post(self, request):
-        data = RuleSetIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
-        rules = _rules_for_service(fields.pop("rules"))
-        rule_set = services.create_rule_set(actor=request.user, rules=rules, **fields)
-        return Response(_rule_set_out(rule_set), status=status.HTTP_201_CREATED)
+    def perform(self, target, actor, data):
+        rules = _rules_for_service(data.pop("rules"))
+        return services.create_rule_set(actor=actor, rules=rules, **data)
+
+    def present(self, rule_set: RuleSet) -> dict[str, Any]:
+        return _rule_set_out(rule_set)
 
 
 class RuleSetDetail(APIView):
     """GET: one rule set with its rules. PATCH: edit a draft (published sets are immutable: 409)."""
 
-    permission_classes = [ReadWritePerms]
-    read_perms = ["loyalty.view_ruleset"]
-    write_perms = ["loyalty.change_ruleset"]
+    permission_classes = [read_write(read=["loyalty.view_ruleset"], write=["loyalty.change_ruleset"])]
 
     @extend_schema(responses=RuleSetOut)
     def get(self, request, pk: int):
@@ -364,9 +351,7 @@ class RuleSetDetail(APIView):
     @extend_schema(request=RuleSetPatchIn, responses=RuleSetOut)
     def patch(self, request, pk: int):
         rule_set = _rule_set_or_404(pk)
-        data = RuleSetPatchIn(data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
+        fields = validated(RuleSetPatchIn, request, partial=True)
         rules = fields.pop("rules", None)
         start, end = fields.get("valid_from", rule_set.valid_from), fields.get("valid_to", rule_set.valid_to)
         if end is not None and end <= start:
@@ -380,46 +365,41 @@ class RuleSetDetail(APIView):
         return Response(_rule_set_out(rule_set))
 
 
-class RuleSetPublish(APIView):
+class _RuleSetAction(ServiceAction):
+    """POST /rule-sets/{id}/<action>: one service on the rule set, answered with its rules."""
+
+    def target(self, pk: int) -> RuleSet:
+        return _rule_set_or_404(pk)
+
+    def present(self, rule_set: RuleSet) -> dict[str, Any]:
+        return _rule_set_out(rule_set)
+
+
+class RuleSetPublish(_RuleSetAction, responses=RuleSetOut):
     """Make a draft effective for its window (409 rule_set_overlap if another published set overlaps)."""
 
     permission_classes = [has_perms("loyalty.view_ruleset", "loyalty.publish_ruleset")]
 
-    @extend_schema(request=None, responses=RuleSetOut)
-    @idempotent
-    def post(self, request, pk: int):
-        rule_set = services.publish_rule_set(rule_set=_rule_set_or_404(pk), actor=request.user)
-        return Response(_rule_set_out(rule_set))
+    def perform(self, rule_set, actor, data):
+        return services.publish_rule_set(rule_set=rule_set, actor=actor)
 
 
-class RuleSetNewVersion(APIView):
+class RuleSetNewVersion(_RuleSetAction, request=NewVersionIn, responses={201: RuleSetOut}):
     """Copy a rule set into a new draft (optional valid_from, default now)."""
 
     permission_classes = [has_perms("loyalty.view_ruleset", "loyalty.add_ruleset")]
 
-    @extend_schema(request=NewVersionIn, responses={201: RuleSetOut})
-    @idempotent
-    def post(self, request, pk: int):
-        source = _rule_set_or_404(pk)
-        data = NewVersionIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        draft = services.new_rule_set_version(rule_set=source, actor=request.user, **data.validated_data)
-        return Response(_rule_set_out(draft), status=status.HTTP_201_CREATED)
+    def perform(self, rule_set, actor, data):
+        return services.new_rule_set_version(rule_set=rule_set, actor=actor, **data)
 
 
-class RuleSetRetire(APIView):
+class RuleSetRetire(_RuleSetAction, request=RetireIn, responses=RuleSetOut):
     """Stop a published set from now on; its past stays on record for retro processing."""
 
     permission_classes = [has_perms("loyalty.view_ruleset", "loyalty.publish_ruleset")]
 
-    @extend_schema(request=RetireIn, responses=RuleSetOut)
-    @idempotent
-    def post(self, request, pk: int):
-        rule_set = _rule_set_or_404(pk)
-        data = RetireIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        rule_set = services.retire_rule_set(rule_set=rule_set, actor=request.user, **data.validated_data)
-        return Response(_rule_set_out(rule_set))
+    def perform(self, rule_set, actor, data):
+        return services.retire_rule_set(rule_set=rule_set, actor=actor, **data)
 
 
 # --- transactions ----------------------------------------------------------------------------
@@ -428,9 +408,7 @@ class RuleSetRetire(APIView):
 class TransactionIn(serializers.Serializer):
     external_id = serializers.CharField(max_length=64, help_text="Bill number (unique).")
     occurred_at = AwareDateTimeField()
-    amount = serializers.DecimalField(
-        max_digits=12, decimal_places=2, min_value=Decimal("0.01"), max_value=MAX_AMOUNT, coerce_to_string=True
-    )
+    amount = _amount(max_value=MAX_AMOUNT, coerce_to_string=True)
     currency = serializers.CharField(max_length=3, min_length=3)
     channel = serializers.CharField(max_length=32, required=False, allow_blank=True, default="")
     store = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
@@ -444,10 +422,7 @@ class TransactionIn(serializers.Serializer):
     )
 
 
-class TransactionReturnOut(serializers.ModelSerializer):
-    transaction = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-
+class TransactionReturnOut(ModelOut):
     class Meta:
         model = TransactionReturn
         fields = [
@@ -462,8 +437,7 @@ class TransactionReturnOut(serializers.ModelSerializer):
         ]
 
 
-class TransactionOut(serializers.ModelSerializer):
-    member = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+class TransactionOut(ModelOut):
     non_loyalty = serializers.SerializerMethodField()
 
     class Meta:
@@ -515,26 +489,19 @@ def _transaction_or_404(external_id: str) -> Transaction:
     return get_object_or_404(Transaction.objects.select_related("member"), external_id=external_id)
 
 
-class TransactionList(generics.ListAPIView):
+class TransactionList(ServiceAction, generics.ListAPIView, request=TransactionIn, responses={201: TransactionOut}):
     """GET: purchases (filters: external_id, member, non_loyalty, occurred_after/before, store, channel,
     amount_min/max). POST: record a purchase; with a member it earns by the rules and tier at occurred_at."""
 
     serializer_class = TransactionOut
     filterset_class = TransactionFilter
-    permission_classes = [ReadWritePerms]
-    read_perms = ["loyalty.view_transaction"]
-    write_perms = ["loyalty.add_transaction"]
+    permission_classes = [read_write(read=["loyalty.view_transaction"], write=["loyalty.add_transaction"])]
 
     def get_queryset(self):
         return Transaction.objects.select_related("member").order_by("-occurred_at", "-id")
 
-    @extend_schema(request=TransactionIn, responses={201: TransactionOut})
-    @idempotent
-    def post(self, request):
-        data = TransactionIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        txn = services.record_transaction(actor=request.user, **data.validated_data)
-        return Response(TransactionOut(txn).data, status=status.HTTP_201_CREATED)
+    def perform(self, target, actor, data):
+        return services.record_transaction(actor=actor, **data)
 
 
 class TransactionDetail(APIView):
@@ -550,10 +517,7 @@ class TransactionDetail(APIView):
 
 
 class ReturnIn(serializers.Serializer):
-    amount = serializers.DecimalField(
-        max_digits=12,
-        decimal_places=2,
-        min_value=Decimal("0.01"),
+    amount = _amount(
         max_value=MAX_AMOUNT,
         required=False,
         allow_null=True,
@@ -563,16 +527,13 @@ class ReturnIn(serializers.Serializer):
     reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
 
 
-class TransactionReturnView(APIView):
+class TransactionReturnView(ServiceAction, request=ReturnIn, responses={201: TransactionReturnOut}):
     """Reverse, proportionally and by the original rules, the points the purchase earned."""
 
     permission_classes = [has_perms("loyalty.view_transaction", "loyalty.add_transactionreturn")]
 
-    @extend_schema(request=ReturnIn, responses={201: TransactionReturnOut})
-    @idempotent
-    def post(self, request, external_id: str):
-        txn = _transaction_or_404(external_id)
-        data = ReturnIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        ret = services.return_transaction(transaction_=txn, actor=request.user, **data.validated_data)
-        return Response(TransactionReturnOut(ret).data, status=status.HTTP_201_CREATED)
+    def target(self, external_id: str) -> Transaction:
+        return _transaction_or_404(external_id)
+
+    def perform(self, txn, actor, data):
+        return services.return_transaction(transaction_=txn, actor=actor, **data)

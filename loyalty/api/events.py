@@ -17,8 +17,9 @@ from rest_framework.views import APIView
 from loyalty.events import EVENT_TYPES, webhooks
 from loyalty.models import Event, MemberNotification, WebhookDelivery, WebhookSubscription
 
-from .base import ReadWritePerms, has_perms, idempotent, member_or_404
+from .base import has_perms, member_or_404, read_write
 from .member_lists import MemberListView
+from .views import ServiceAction, validated
 
 EVENT_CHOICES = sorted(EVENT_TYPES)
 MAX_ID = 2**63 - 1
@@ -53,33 +54,30 @@ class WebhookPatchIn(WebhookIn):
     reason = serializers.CharField(max_length=255, required=False)
 
 
-class WebhookList(generics.ListAPIView):
+class WebhookList(ServiceAction, generics.ListAPIView, request=WebhookIn, responses={201: WebhookWithSecretOut}):
     """GET: webhook subscriptions. POST: a new one; the answer carries its ``secret``, shown once."""
 
     serializer_class = WebhookOut
-    permission_classes = [ReadWritePerms]
-    read_perms = ["loyalty.view_webhooksubscription"]
-    write_perms = ["loyalty.add_webhooksubscription"]
+    permission_classes = [
+        read_write(read=["loyalty.view_webhooksubscription"], write=["loyalty.add_webhooksubscription"])
+    ]
     queryset = WebhookSubscription.objects.order_by("-id")
 
-    @extend_schema(request=WebhookIn, responses={201: WebhookWithSecretOut})
-    @idempotent
-    def post(self, request):
-        data = WebhookIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        sub, secret = webhooks.create_subscription(actor=request.user, **data.validated_data)
-        return Response(WebhookWithSecretOut({**WebhookOut(sub).data, "secret": secret}).data, status=201)
+    def perform(self, target, actor, data):
+        return webhooks.create_subscription(actor=actor, **data)
+
+    def present(self, created) -> dict:
+        return _with_secret(*created)
 
 
 class WebhookDetail(APIView):
-    permission_classes = [ReadWritePerms]
-    read_perms = ["loyalty.view_webhooksubscription"]
-    write_perms = ["loyalty.change_webhooksubscription"]
-
-    def get_permissions(self):
-        if self.request.method == "DELETE":
-            self.write_perms = ["loyalty.delete_webhooksubscription"]
-        return super().get_permissions()
+    permission_classes = [
+        read_write(
+            read=["loyalty.view_webhooksubscription"],
+            write=["loyalty.change_webhooksubscription"],
+            DELETE=["loyalty.delete_webhooksubscription"],
+        )
+    ]
 
     @extend_schema(responses=WebhookOut)
     def get(self, request, pk):
@@ -88,9 +86,7 @@ class WebhookDetail(APIView):
     @extend_schema(request=WebhookPatchIn, responses=WebhookOut)
     def patch(self, request, pk):
         sub = get_object_or_404(WebhookSubscription, pk=pk)
-        data = WebhookPatchIn(data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
+        fields = validated(WebhookPatchIn, request, partial=True)
         reason = fields.pop("reason", "Changed via the API")
         sub = webhooks.update_subscription(subscription=sub, actor=request.user, reason=reason, **fields)
         return Response(WebhookOut(sub).data)
@@ -101,19 +97,24 @@ class WebhookDetail(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class WebhookRotateSecret(generics.GenericAPIView):
+def _with_secret(subscription: WebhookSubscription, secret: str) -> dict:
+    return WebhookWithSecretOut({**WebhookOut(subscription).data, "secret": secret}).data
+
+
+class WebhookRotateSecret(ServiceAction, responses=WebhookWithSecretOut):
     """A new secret (shown this once); the old one stops signing at once."""
 
     permission_classes = [has_perms("loyalty.rotate_webhooksubscription")]
     serializer_class = WebhookWithSecretOut
 
-    @extend_schema(request=None, responses=WebhookWithSecretOut)
-    @idempotent
-    def post(self, request, pk):
-        sub, secret = webhooks.rotate_secret(
-            subscription=get_object_or_404(WebhookSubscription, pk=pk), actor=request.user
-        )
-        return Response(WebhookWithSecretOut({**WebhookOut(sub).data, "secret": secret}).data)
+    def target(self, pk: int) -> WebhookSubscription:
+        return get_object_or_404(WebhookSubscription, pk=pk)
+
+    def perform(self, subscription, actor, data):
+        return webhooks.rotate_secret(subscription=subscription, actor=actor)
+
+    def present(self, rotated) -> dict:
+        return _with_secret(*rotated)
 
 
 class DeliveryOut(serializers.ModelSerializer):
@@ -166,21 +167,18 @@ class ReplayIn(serializers.Serializer):
     reason = serializers.CharField(max_length=255, required=False, default="Replayed via the API")
 
 
-class DeliveryReplay(generics.GenericAPIView):
+class DeliveryReplay(ServiceAction, request=ReplayIn, responses=DeliveryOut):
     """Send the delivery again (now); the receiver dedupes by the event id."""
 
     permission_classes = [has_perms("loyalty.replay_webhookdelivery")]
     serializer_class = DeliveryOut
 
-    @extend_schema(request=ReplayIn, responses=DeliveryOut)
-    @idempotent
-    def post(self, request, pk):
-        data = ReplayIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        delivery = get_object_or_404(WebhookDelivery, pk=pk)
-        delivery = webhooks.replay_delivery(delivery=delivery, actor=request.user, reason=data.validated_data["reason"])
+    def perform(self, target, actor, data):
+        # Looked up after the body is checked: a bad body is a 400 even for an unknown delivery.
+        delivery = get_object_or_404(WebhookDelivery, pk=self.kwargs["pk"])
+        delivery = webhooks.replay_delivery(delivery=delivery, actor=actor, reason=data["reason"])
         delivery.refresh_from_db()
-        return Response(DeliveryOut(delivery).data)
+        return delivery
 
 
 # --- the event feed ------------------------------------------------------------------------------
@@ -278,7 +276,6 @@ class NotificationFilter(django_filters.FilterSet):
 class MemberNotifications(MemberListView):
     """Every message to the member, sent or skipped, newest first."""
 
-    model = MemberNotification
     serializer_class = NotificationOut
     filterset_class = NotificationFilter
     permission_classes = [has_perms("loyalty.view_member", "loyalty.view_membernotification")]

@@ -11,12 +11,10 @@ from .base import member_or_404
 class MemberListView(generics.ListAPIView):
     """Lists ``member_rows(member)``; the schema generator (no URL kwargs) gets an empty queryset."""
 
-    model: type[models.Model]
-
     def member_rows(self, member) -> models.QuerySet:
         raise NotImplementedError
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
-            return self.model.objects.none()
+            return self.get_serializer_class().Meta.model.objects.none()
         return self.member_rows(member_or_404(self.kwargs["external_id"]))

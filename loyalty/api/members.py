@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import django_filters
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics, serializers, status
+from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from loyalty import selectors, services
 from loyalty.models import LedgerEntry, Member, Metric, Tier, TierMembership
 
-from .base import ReadWritePerms, has_perms, idempotent, member_or_404
+from .answers import ModelOut
+from .base import has_perms, member_or_404, read_write
 from .filters import IsoDateTimeFilter
 from .member_lists import MemberListView
+from .views import ServiceAction, validated
 
 MAX_ADJUSTMENT = services.MAX_POINTS_PER_ENTRY
 
 
-class MemberOut(serializers.ModelSerializer):
-    tier = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    segments = serializers.SlugRelatedField(slug_field="code", many=True, read_only=True)
-
+class MemberOut(ModelOut):
     class Meta:
         model = Member
         fields = [
@@ -74,31 +73,22 @@ class MemberFilter(django_filters.FilterSet):
         return selectors.search_members(queryset, value[:200])
 
 
-class MemberList(generics.ListAPIView):
+class MemberList(ServiceAction, generics.ListAPIView, request=MemberCreateIn, responses={201: MemberOut}):
     """GET: members (filters: external_id, email, status, tier, search). POST: enrol a member."""
 
     serializer_class = MemberOut
     filterset_class = MemberFilter
-    permission_classes = [ReadWritePerms]
-    read_perms = ["loyalty.view_member"]
-    write_perms = ["loyalty.add_member"]
+    permission_classes = [read_write(read=["loyalty.view_member"], write=["loyalty.add_member"])]
 
     def get_queryset(self):
         return Member.objects.select_related("tier").prefetch_related("segments").order_by("-id")
 
-    @extend_schema(request=MemberCreateIn, responses={201: MemberOut})
-    @idempotent
-    def post(self, request):
-        data = MemberCreateIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        member = services.enroll_member(actor=request.user, reason="Enrolled via the API", **data.validated_data)
-        return Response(MemberOut(member).data, status=status.HTTP_201_CREATED)
+    def perform(self, target, actor, data):
+        return services.enroll_member(actor=actor, reason="Enrolled via the API", **data)
 
 
 class MemberDetail(APIView):
-    permission_classes = [ReadWritePerms]
-    read_perms = ["loyalty.view_member"]
-    write_perms = ["loyalty.change_member"]
+    permission_classes = [read_write(read=["loyalty.view_member"], write=["loyalty.change_member"])]
 
     @extend_schema(responses=MemberOut)
     def get(self, request, external_id):
@@ -107,9 +97,7 @@ class MemberDetail(APIView):
     @extend_schema(request=MemberPatchIn, responses=MemberOut)
     def patch(self, request, external_id):
         member = member_or_404(external_id)
-        data = MemberPatchIn(data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        fields = dict(data.validated_data)
+        fields = validated(MemberPatchIn, request, partial=True)
         reason = fields.pop("reason", "Changed via the API")
         member = services.update_member(member=member, actor=request.user, reason=reason, **fields)
         return Response(MemberOut(member).data)
@@ -137,8 +125,7 @@ class MemberBalances(APIView):
         return Response(BalanceOut(rows, many=True).data)
 
 
-class LedgerEntryOut(serializers.ModelSerializer):
-    metric = serializers.SlugRelatedField(slug_field="code", read_only=True)
+class LedgerEntryOut(ModelOut):
     source = serializers.SerializerMethodField()
     reverses = serializers.PrimaryKeyRelatedField(read_only=True)
 
@@ -174,7 +161,6 @@ class LedgerFilter(django_filters.FilterSet):
 
 
 class MemberLedger(MemberListView):
-    model = LedgerEntry
     serializer_class = LedgerEntryOut
     filterset_class = LedgerFilter
     permission_classes = [has_perms("loyalty.view_member", "loyalty.view_ledgerentry")]
@@ -194,19 +180,20 @@ class AdjustmentIn(serializers.Serializer):
         return value
 
 
-class MemberAdjustments(APIView):
+class _MemberAction(ServiceAction):
+    """POST /members/{external_id}/<action>: 404 for an unknown member before the body is read."""
+
+    def target(self, external_id: str) -> Member:
+        return member_or_404(external_id)
+
+
+class MemberAdjustments(_MemberAction, request=AdjustmentIn, responses={201: LedgerEntryOut}):
     """A support adjustment: positive credits, negative debits (never below zero)."""
 
     permission_classes = [has_perms("loyalty.view_member", "loyalty.adjust_points")]
 
-    @extend_schema(request=AdjustmentIn, responses={201: LedgerEntryOut})
-    @idempotent
-    def post(self, request, external_id):
-        member = member_or_404(external_id)
-        data = AdjustmentIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        entry = services.adjust_points(member=member, actor=request.user, **data.validated_data)
-        return Response(LedgerEntryOut(entry).data, status=status.HTTP_201_CREATED)
+    def perform(self, member, actor, data):
+        return services.adjust_points(member=member, actor=actor, **data)
 
 
 class TierChangeIn(serializers.Serializer):
@@ -214,32 +201,22 @@ class TierChangeIn(serializers.Serializer):
     reason = serializers.CharField(max_length=255)
 
 
-class TierMembershipOut(serializers.ModelSerializer):
-    tier = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    changed_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-
+class TierMembershipOut(ModelOut):
     class Meta:
         model = TierMembership
         fields = ["tier", "valid_from", "valid_to", "cause", "reason", "changed_by"]
 
 
-class MemberTierChange(APIView):
+class MemberTierChange(_MemberAction, request=TierChangeIn, responses={201: TierMembershipOut}):
     """A manual tier change by support, effective now (never backdated)."""
 
     permission_classes = [has_perms("loyalty.view_member", "loyalty.change_member_tier")]
 
-    @extend_schema(request=TierChangeIn, responses={201: TierMembershipOut})
-    @idempotent
-    def post(self, request, external_id):
-        member = member_or_404(external_id)
-        data = TierChangeIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        membership = services.change_tier(member=member, actor=request.user, **data.validated_data)
-        return Response(TierMembershipOut(membership).data, status=status.HTTP_201_CREATED)
+    def perform(self, member, actor, data):
+        return services.change_tier(member=member, actor=actor, **data)
 
 
 class MemberTierHistory(MemberListView):
-    model = TierMembership
     serializer_class = TierMembershipOut
     permission_classes = [has_perms("loyalty.view_member", "loyalty.view_tiermembership")]
 

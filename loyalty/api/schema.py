@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
-from drf_spectacular import openapi
+from drf_spectacular import openapi, plumbing
 from rest_framework import serializers
 
 
@@ -69,6 +69,14 @@ def _error_codes(path: str, method: str, *, paginated: bool) -> list[str]:
     if method not in ("GET", "HEAD", "OPTIONS"):
         codes += ["409", "422"]
     return sorted(codes)
+
+
+def lib_doc_excludes() -> list[type]:
+    """Classes whose docstrings describe code, not an endpoint or a schema: DRF's and the kernel's bases."""
+    from .answers import ModelOut
+    from .views import ServiceAction
+
+    return [*plumbing.get_lib_doc_excludes(), ServiceAction, ModelOut]
 
 
 class AutoSchema(openapi.AutoSchema):

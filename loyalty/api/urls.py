@@ -2,7 +2,7 @@ from django.urls import path
 
 from loyalty.insight import api as insight_api
 
-from . import catalog, events, members
+from . import catalog, earning, events, members
 
 urlpatterns = [
     path("members/", members.MemberList.as_view(), name="api-members"),
@@ -28,4 +28,17 @@ urlpatterns = [
     path("metrics/", catalog.MetricList.as_view(), name="api-metrics"),
     path("tiers/", catalog.TierList.as_view(), name="api-tiers"),
     path("reports/summary/", insight_api.ReportSummary.as_view(), name="api-reports-summary"),
+    path("program/", earning.ProgramView.as_view(), name="api-program"),
+    path("rule-sets/", earning.RuleSetList.as_view(), name="api-rule-sets"),
+    path("rule-sets/<int:pk>/", earning.RuleSetDetail.as_view(), name="api-rule-set"),
+    path("rule-sets/<int:pk>/publish", earning.RuleSetPublish.as_view(), name="api-rule-set-publish"),
+    path("rule-sets/<int:pk>/new-version", earning.RuleSetNewVersion.as_view(), name="api-rule-set-new-version"),
+    path("rule-sets/<int:pk>/retire", earning.RuleSetRetire.as_view(), name="api-rule-set-retire"),
+    path("transactions/", earning.TransactionList.as_view(), name="api-transactions"),
+    path("transactions/<str:external_id>/", earning.TransactionDetail.as_view(), name="api-transaction"),
+    path(
+        "transactions/<str:external_id>/return",
+        earning.TransactionReturnView.as_view(),
+        name="api-transaction-return",
+    ),
 ]

@@ -46,8 +46,7 @@ MAX_RESPONSE_BYTES = 64 * 1024
 Status = WebhookDelivery.Status
 
 
-class UnsafeURL(InvalidInput):
-    code = "unsafe_url"
+class UnsafeURL(InvalidInput, code="unsafe_url"): ...
 
 
 class DeliveryFailed(Exception):

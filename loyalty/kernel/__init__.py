@@ -9,12 +9,15 @@ exports, never a private name of ``loyalty``. See docs/architecture.md.
   ``is_whole_number``; ``history_user`` / ``actor_name`` for what to record as who did it.
 - Status moves: ``transition`` (the only way a status field changes: table, field, history),
   ``require_transition`` (an early check), ``may_transition``,
-  ``bulk_transition`` (housekeeping over many rows), ``check_transition``, ``transitions_of``; ``save_with_history``.
+  ``bulk_transition`` (housekeeping over many rows), ``check_transition``, ``transitions_of``; ``save_with_history``,
+  ``save_unique`` (an insert whose unique constraint turns a duplicate into a domain error).
 - Transactions: ``outer_service`` (``transaction.atomic(durable=True)``: an operation that starts
   the transaction, refused inside any other) and ``in_transaction`` (a building block asserting its
   caller holds one), ``own_transaction`` (one piece of a job's work), ``unit_of_work(name)`` (the
   one named exception: services inside it join its durable transaction) and ``in_unit_of_work``.
-- Errors: the ``DomainError`` classes and the code registry (``register_code``, ``ERROR_CODES``).
+- Errors: the ``DomainError`` classes and the code registry (``register_code``, ``ERROR_CODES``); an error
+  declares its code, status and detail in its class line (``class X(Conflict, code="x", detail="...")``).
+- Models: ``loyalty.kernel.models`` (``choices`` tables, ``optional_ref``), imported by models modules.
 """
 
 from loyalty.exceptions import (
@@ -52,6 +55,7 @@ from .transitions import (
     check_transition,
     may_transition,
     require_transition,
+    save_unique,
     save_with_history,
     transition,
     transitions_of,
@@ -94,6 +98,7 @@ __all__ = [
     "require_perm",
     "require_reason",
     "require_transition",
+    "save_unique",
     "save_with_history",
     "transition",
     "transitions_of",

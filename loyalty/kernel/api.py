@@ -5,6 +5,7 @@ The implementations live in ``loyalty.api`` (settings name them by those paths);
 them from here only, never from ``loyalty.api.*`` and never a private (``_``) name.
 """
 
+from loyalty.api.answers import ModelOut
 from loyalty.api.base import (
     IDEMPOTENCY_KEY_HEADER,
     MAX_KEY_LENGTH,
@@ -12,25 +13,31 @@ from loyalty.api.base import (
     has_perms,
     idempotent,
     member_or_404,
+    read_write,
 )
 from loyalty.api.errors import error_response, exception_handler, not_found_view, server_error
+from loyalty.api.fields import ChoiceStringField
 from loyalty.api.filters import IsoDateTimeFilter, UtcIsoDateTimeField
 from loyalty.api.pagination import PageNumberPagination
 from loyalty.api.parsers import NUL, FormParser, JSONParser, MultiPartParser, contains_nul
 from loyalty.api.permissions import ModelPermissions
+from loyalty.api.views import ServiceAction, validated
 from loyalty.network import client_ip
 
 __all__ = [
     "IDEMPOTENCY_KEY_HEADER",
     "MAX_KEY_LENGTH",
     "NUL",
+    "ChoiceStringField",
     "FormParser",
     "IsoDateTimeFilter",
     "JSONParser",
+    "ModelOut",
     "ModelPermissions",
     "MultiPartParser",
     "PageNumberPagination",
     "ReadWritePerms",
+    "ServiceAction",
     "UtcIsoDateTimeField",
     "client_ip",
     "contains_nul",
@@ -40,5 +47,7 @@ __all__ = [
     "idempotent",
     "member_or_404",
     "not_found_view",
+    "read_write",
     "server_error",
+    "validated",
 ]

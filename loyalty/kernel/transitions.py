@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from django.db import models
+from django.db import IntegrityError, models, transaction
 
-from loyalty.exceptions import InvalidTransition
+from loyalty.exceptions import DomainError, InvalidTransition
 
 from .actors import check_actor
 
@@ -110,3 +110,16 @@ def save_with_history(
         obj.save(update_fields=sorted(fields))
     else:
         obj.save()
+
+
+def save_unique(obj: models.Model, *, actor: Any, reason: str, duplicate: DomainError) -> None:
+    """Insert ``obj`` with history in a savepoint; a unique constraint that refuses it (a repeat, or a
+    concurrent twin that won the race) raises ``duplicate`` and leaves the caller's transaction usable.
+
+    The constraint is the check: no read before the write that a concurrent insert could slip past.
+    """
+    try:
+        with transaction.atomic():
+            save_with_history(obj, actor=actor, reason=reason)
+    except IntegrityError as exc:
+        raise duplicate from exc

@@ -16,6 +16,8 @@ from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from loyalty.kernel.models import choices, optional_ref
+
 KEY_PREFIX = "lk_"
 PREFIX_LENGTH = 10  # "lk_" and 7 characters of the secret: enough to tell keys apart, useless to guess
 
@@ -25,10 +27,7 @@ def key_digest(key: str) -> str:
 
 
 class ApiKey(models.Model):
-    class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        EXPIRED = "expired", "Expired"
-        REVOKED = "revoked", "Revoked"
+    Status = choices("Status", "active expired revoked")
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
     name = models.CharField(max_length=100, help_text="What the key is for, e.g. 'POS store 42'.")
@@ -38,9 +37,7 @@ class ApiKey(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True, help_text="Updated at most once a minute.")
     expires_at = models.DateTimeField(null=True, blank=True, db_index=True, help_text="Empty means never.")
     revoked_at = models.DateTimeField(null=True, blank=True, db_index=True)
-    revoked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
+    revoked_by = optional_ref(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL)
     revoke_reason = models.CharField(max_length=255, blank=True)
     # last_used_at moves on use (a plain UPDATE, no history row per request).
     history = HistoricalRecords(excluded_fields=["last_used_at"])

@@ -7,15 +7,13 @@ from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from loyalty.kernel.models import Timestamped, choices
+
 from .members import Metric, Tier
 
 
-class Reward(models.Model):
-    class Type(models.TextChoices):
-        PHYSICAL_PRODUCT = "physical_product", "Physical product"
-        DISCOUNT_CODE = "discount_code", "Discount code"
-        BADGE = "badge", "Badge"
-        EXPERIENCE = "experience", "Experience"
+class Reward(Timestamped):
+    Type = choices("Type", "physical_product discount_code badge experience")
 
     external_id = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=200, db_index=True)
@@ -33,8 +31,6 @@ class Reward(models.Model):
         null=True, blank=True, help_text="Days an award or an issued code stays usable; empty means no limit."
     )
     eligible_tiers = models.ManyToManyField(Tier, blank=True, related_name="+", help_text="Empty means every tier.")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords(m2m_fields=[eligible_tiers])
 
     class Meta:

@@ -8,7 +8,8 @@ from django.db.models import Q
 from django.db.models.signals import post_delete, post_save
 from simple_history.models import HistoricalRecords
 
-from .ledger import LedgerEntry
+from loyalty.kernel.models import Timestamped, choices, optional_ref
+
 from .members import Member, Metric
 
 
@@ -134,13 +135,10 @@ post_save.connect(_forget_program_settings, sender=ProgramSettings, dispatch_uid
 post_delete.connect(_forget_program_settings, sender=ProgramSettings, dispatch_uid="program-settings-forget-delete")
 
 
-class RuleSet(models.Model):
+class RuleSet(Timestamped):
     """A version of the earning rules, in force for ``[valid_from, valid_to)`` once published."""
 
-    class Status(models.TextChoices):
-        DRAFT = "draft", "Draft"
-        PUBLISHED = "published", "Published"
-        RETIRED = "retired", "Retired"
+    Status = choices("Status", "draft published retired")
 
     STATUS_TRANSITIONS = {
         Status.DRAFT: {Status.PUBLISHED},
@@ -154,23 +152,10 @@ class RuleSet(models.Model):
     valid_from = models.DateTimeField()
     valid_to = models.DateTimeField(null=True, blank=True, help_text="Exclusive; empty means open-ended.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
-    previous = models.ForeignKey(
-        "self",
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="next_versions",
-        help_text="The version this draft was copied from.",
-    )
+    previous = optional_ref("self", related_name="next_versions", help_text="The version this draft was copied from.")
     published_at = models.DateTimeField(null=True, blank=True)
-    published_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    published_by = optional_ref(settings.AUTH_USER_MODEL)
+    created_by = optional_ref(settings.AUTH_USER_MODEL)
     history = HistoricalRecords()
 
     # Services set this to close a published window or retire a set; every other change is refused.
@@ -212,10 +197,15 @@ class RuleSet(models.Model):
 
 
 class Rule(models.Model):
-    class Action(models.TextChoices):
-        FIXED = "fixed", "Fixed points per purchase"
-        PER_AMOUNT = "per_amount", "Points per unit of amount"
-        PERCENT_OF_AMOUNT = "percent_of_amount", "Percent of amount, by tier"
+    Action = choices(
+        "Action",
+        "fixed per_amount percent_of_amount",
+        labels={
+            "fixed": "Fixed points per purchase",
+            "per_amount": "Points per unit of amount",
+            "percent_of_amount": "Percent of amount, by tier",
+        },
+    )
 
     rule_set = models.ForeignKey(RuleSet, on_delete=models.CASCADE, related_name="rules")
     position = models.PositiveIntegerField(default=0)
@@ -260,7 +250,7 @@ class Rule(models.Model):
             raise RuleSetImmutableError("Rules of a published or retired rule set cannot change.")
 
 
-class Transaction(models.Model):
+class Transaction(Timestamped):
     """A purchase. With a member it is a loyalty transaction; without, it can be claimed later."""
 
     external_id = models.CharField(max_length=64, unique=True, help_text="Bill number.")
@@ -269,16 +259,12 @@ class Transaction(models.Model):
     currency = models.CharField(max_length=3)
     channel = models.CharField(max_length=32, blank=True, db_index=True)
     store = models.CharField(max_length=64, blank=True, db_index=True)
-    member = models.ForeignKey(Member, on_delete=models.PROTECT, null=True, blank=True, related_name="transactions")
+    member = optional_ref(Member, related_name="transactions")
     points_earned = models.BigIntegerField(default=0)
     breakdown = models.JSONField(default=dict, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True, help_text="When it earned (live or retro).")
     returned_amount = models.DecimalField(max_digits=14, decimal_places=2, default=0)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_by = optional_ref(settings.AUTH_USER_MODEL)
     history = HistoricalRecords()
 
     class Meta:
@@ -311,9 +297,7 @@ class TransactionReturn(models.Model):
     reason = models.CharField(max_length=255, blank=True)
     points_reversed = models.BigIntegerField(default=0)
     debt_created = models.BigIntegerField(default=0)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    created_by = optional_ref(settings.AUTH_USER_MODEL)
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords()
 
@@ -347,14 +331,3 @@ class MemberTracker(models.Model):
     def __str__(self) -> str:
         return f"{self.member_id} {self.period_start:%Y-%m}: {self.spend} / {self.purchases}"
 
-
-__all__ = [
-    "LedgerEntry",
-    "MemberTracker",
-    "ProgramSettings",
-    "Rule",
-    "RuleSet",
-    "RuleSetImmutableError",
-    "Transaction",
-    "TransactionReturn",
-]

@@ -16,6 +16,8 @@ from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from loyalty.kernel.models import choices, optional_ref
+
 from .members import Member
 from .outbox import OutboxMessage
 
@@ -29,7 +31,7 @@ class Event(models.Model):
     showed it when it happened. The id is the feed's cursor and the webhook's ``Loyalty-Event-Id``."""
 
     type = models.CharField(max_length=64)
-    member = models.ForeignKey(Member, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    member = optional_ref(Member, on_delete=models.SET_NULL)
     object_type = models.CharField(max_length=64, blank=True, help_text="The model the event is about.")
     object_id = models.CharField(max_length=64, blank=True)
     data = models.JSONField(default=dict, encoder=DjangoJSONEncoder)
@@ -65,9 +67,7 @@ class WebhookSubscription(models.Model):
     secret = models.CharField(max_length=100, editable=False)
     secret_prefix = models.CharField(max_length=12, editable=False, help_text="To tell secrets apart.")
     secret_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
+    created_by = optional_ref(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords(excluded_fields=["secret"])
@@ -86,10 +86,7 @@ class WebhookSubscription(models.Model):
 class WebhookDelivery(models.Model):
     """One event to one subscription: its attempts, the receiver's last answer, when it is next tried."""
 
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"
-        DELIVERED = "delivered", "Delivered"
-        FAILED = "failed", "Failed"
+    Status = choices("Status", "pending delivered failed")
 
     STATUS_TRANSITIONS = {
         Status.PENDING: {Status.PENDING, Status.DELIVERED, Status.FAILED},
@@ -107,9 +104,7 @@ class WebhookDelivery(models.Model):
     next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
-    outbox_message = models.ForeignKey(
-        OutboxMessage, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_constraint=False
-    )
+    outbox_message = optional_ref(OutboxMessage, on_delete=models.SET_NULL, db_constraint=False)
     created_at = models.DateTimeField(default=timezone.now)
     # Machine moves are conditional UPDATEs; the history records people's replays.
     history = HistoricalRecords()
@@ -140,20 +135,22 @@ class WebhookDelivery(models.Model):
 class MemberNotification(models.Model):
     """Every message to a member, sent or not: what support sees on the member page."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        SENT = "sent", "Sent"
-        FAILED = "failed", "Failed"
-        SKIPPED = "skipped", "Skipped"
+    Status = choices("Status", "queued sent failed skipped")
 
-    class Reason(models.TextChoices):
-        OPTED_OUT = "opted_out", "Opted out of marketing"
-        NO_EMAIL = "no_email", "No email address"
-        MEMBER_CLOSED = "member_closed", "Member closed"
+    Reason = choices(
+        "Reason",
+        "opted_out no_email member_closed",
+        labels={"opted_out": "Opted out of marketing", "no_email": "No email address"},
+    )
 
-    class Category(models.TextChoices):
-        TRANSACTIONAL = "transactional", "About the member's own redemptions, rollbacks, claims"
-        MARKETING = "marketing", "Code distribution, reminders (needs marketing_opt_in)"
+    Category = choices(
+        "Category",
+        "transactional marketing",
+        labels={
+            "transactional": "About the member's own redemptions, rollbacks, claims",
+            "marketing": "Code distribution, reminders (needs marketing_opt_in)",
+        },
+    )
 
     STATUS_TRANSITIONS = {
         Status.QUEUED: {Status.SENT, Status.FAILED, Status.QUEUED},
@@ -173,9 +170,7 @@ class MemberNotification(models.Model):
     dedupe_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
-    outbox_message = models.ForeignKey(
-        OutboxMessage, on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_constraint=False
-    )
+    outbox_message = optional_ref(OutboxMessage, on_delete=models.SET_NULL, db_constraint=False)
     created_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
 

@@ -7,6 +7,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from loyalty.kernel.models import choices, optional_ref
+
 from .members import Member, Metric
 
 
@@ -43,15 +45,11 @@ class AppendOnlyModel(models.Model):
 
 
 class LedgerEntry(AppendOnlyModel):
-    class Kind(models.TextChoices):
-        EARN = "earn", "Earn"
-        REDEEM = "redeem", "Redeem"
-        ROLLBACK = "rollback", "Rollback"
-        RETRO = "retro", "Retro claim"
-        ADJUSTMENT = "adjustment", "Adjustment"
-        EXPIRY = "expiry", "Expiry"
-        AWARD = "award", "Award"
-        RETURN = "return", "Purchase return"
+    Kind = choices(
+        "Kind",
+        "earn redeem rollback retro adjustment expiry award return",
+        labels={"retro": "Retro claim", "return": "Purchase return"},
+    )
 
     # db_index=False: the ledger_member_* indexes below start with member (issue 18, the index diet).
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="ledger_entries", db_index=False)
@@ -61,12 +59,10 @@ class LedgerEntry(AppendOnlyModel):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     effective_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True, help_text="For credits: when the lot expires.")
-    reverses = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="reversals")
+    reverses = optional_ref("self", related_name="reversals")
     source_type = models.CharField(max_length=32, blank=True)
     source_id = models.CharField(max_length=64, blank=True)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    actor = optional_ref(settings.AUTH_USER_MODEL)
     reason = models.TextField(blank=True)
     breakdown = models.JSONField(default=dict, blank=True)
     # Unique through a constraint: no varchar_pattern_ops twin (nothing searches it with LIKE).
@@ -117,13 +113,8 @@ class PointLot(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     pending = models.BooleanField(default=False, help_text="Earned but not yet spendable.")
     available_at = models.DateTimeField(null=True, blank=True, help_text="When pending points become spendable.")
-    restored_from = models.ForeignKey(
-        "self",
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="restorations",
-        help_text="The lot a rollback gave these points back to (same expiry).",
+    restored_from = optional_ref(
+        "self", related_name="restorations", help_text="The lot a rollback gave these points back to (same expiry)."
     )
     created_at = models.DateTimeField(default=timezone.now)
 

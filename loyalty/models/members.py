@@ -8,8 +8,10 @@ from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from loyalty.kernel.models import Timestamped, choices, optional_ref
 
-class Metric(models.Model):
+
+class Metric(Timestamped):
     """A point currency (points, miles, status credits...)."""
 
     code = models.SlugField(max_length=32, unique=True)
@@ -20,8 +22,6 @@ class Metric(models.Model):
     pending_days = models.PositiveIntegerField(
         default=0, help_text="Days earned points stay pending (the return window) before they can be spent."
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
 
     class Meta:
@@ -31,7 +31,7 @@ class Metric(models.Model):
         return self.code
 
 
-class Tier(models.Model):
+class Tier(Timestamped):
     """A membership level; a higher ``rank`` is a better tier."""
 
     code = models.SlugField(max_length=32, unique=True, help_text="E.g. GOLD.")
@@ -43,8 +43,6 @@ class Tier(models.Model):
     purchase_threshold = models.PositiveIntegerField(
         default=0, help_text="Purchases in the qualification period to reach it."
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
 
     class Meta:
@@ -55,11 +53,8 @@ class Tier(models.Model):
         return self.name
 
 
-class Member(models.Model):
-    class Status(models.TextChoices):
-        ACTIVE = "active", "Active"
-        SUSPENDED = "suspended", "Suspended"
-        CLOSED = "closed", "Closed"
+class Member(Timestamped):
+    Status = choices("Status", "active suspended closed")
 
     STATUS_TRANSITIONS = {
         Status.ACTIVE: {Status.SUSPENDED, Status.CLOSED},
@@ -73,14 +68,12 @@ class Member(models.Model):
     phone = models.CharField(max_length=32, blank=True, db_index=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE, db_index=True)
     enrolled_at = models.DateTimeField(default=timezone.now, db_index=True)
-    tier = models.ForeignKey(Tier, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    tier = optional_ref(Tier)
     marketing_opt_in = models.BooleanField(
         default=True,
         help_text="Off: no code distributions or expiry reminders (messages about the member's own "
         "redemptions, rollbacks and claims still go).",
     )
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
 
     class Meta:
@@ -103,12 +96,11 @@ class Member(models.Model):
 class TierMembership(models.Model):
     """Tier history: half-open ``[valid_from, valid_to)`` intervals that never overlap."""
 
-    class Cause(models.TextChoices):
-        ENROLMENT = "enrolment", "Enrolment"
-        MANUAL = "manual", "Manual change"
-        QUALIFICATION = "qualification", "Qualification"
-        REQUALIFICATION = "requalification", "Period-end re-evaluation"
-        IMPORT = "import", "Import"
+    Cause = choices(
+        "Cause",
+        "enrolment manual qualification requalification import",
+        labels={"manual": "Manual change", "requalification": "Period-end re-evaluation"},
+    )
 
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="tier_history")
     tier = models.ForeignKey(Tier, on_delete=models.PROTECT, related_name="+")
@@ -116,9 +108,7 @@ class TierMembership(models.Model):
     valid_to = models.DateTimeField(null=True, blank=True)
     cause = models.CharField(max_length=20, choices=Cause.choices, default=Cause.MANUAL)
     reason = models.CharField(max_length=255, blank=True)
-    changed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    changed_by = optional_ref(settings.AUTH_USER_MODEL)
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords()
 
@@ -140,15 +130,13 @@ class TierMembership(models.Model):
         return f"{self.member_id}: {self.tier} [{self.valid_from:%Y-%m-%d %H:%M}, {self.valid_to or '…'})"
 
 
-class Segment(models.Model):
+class Segment(Timestamped):
     """A named static list of members (for targeting and code distribution)."""
 
     code = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     members = models.ManyToManyField(Member, blank=True, related_name="segments")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords(m2m_fields=[members])
 
     class Meta:

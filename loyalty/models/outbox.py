@@ -14,19 +14,17 @@ from django.db.models import Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
+from loyalty.kernel.models import choices
+
 
 class OutboxMessage(models.Model):
-    class Kind(models.TextChoices):
-        TASK = "task", "Task"
-        EMAIL = "email", "Member email"
-        WEBHOOK = "webhook", "Webhook delivery"
+    Kind = choices("Kind", "task email webhook", labels={"email": "Member email", "webhook": "Webhook delivery"})
 
-    class Status(models.TextChoices):
-        PENDING = "pending", "Pending"  # waiting to be published (now, or at available_at)
-        PUBLISHED = "published", "Published"  # handed to the broker, not started yet
-        RUNNING = "running", "Running"  # a worker is on it, under a lease
-        DONE = "done", "Done"
-        FAILED = "failed", "Failed"  # gave up after max_attempts; needs a person
+    # pending: waiting to be published (now, or at available_at)
+    # published: handed to the broker, not started yet
+    # running: a worker is on it, under a lease
+    # failed: gave up after max_attempts; needs a person
+    Status = choices("Status", "pending published running done failed")
 
     # Self-loops are real moves here: a re-publish after an expired lease (published -> published)
     # and a duplicate delivery taking over a dead worker's run (running -> running).

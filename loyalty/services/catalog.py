@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from django.db import IntegrityError, models, transaction
+from django.db import models
 
 from loyalty.exceptions import AlreadyExists
-from loyalty.kernel import Actor, outer_service, require_perm, save_with_history
+from loyalty.kernel import Actor, outer_service, require_perm, save_unique
 
 
 @outer_service
@@ -13,11 +13,6 @@ def create_config_object(*, obj: models.Model, actor: Actor, reason: str = "Crea
     """Save a new metric or tier (history records who created it); 409 ``already_exists`` when
     its code or rank is taken."""
     require_perm(actor, f"{obj._meta.app_label}.add_{obj._meta.model_name}")
-    try:
-        with transaction.atomic():
-            save_with_history(obj, actor=actor, reason=reason)
-    except IntegrityError as exc:
-        raise AlreadyExists(
-            f"{obj._meta.verbose_name.capitalize()} {obj} already exists (code and rank are unique)."
-        ) from exc
+    taken = AlreadyExists(f"{obj._meta.verbose_name.capitalize()} {obj} already exists (code and rank are unique).")
+    save_unique(obj, actor=actor, reason=reason, duplicate=taken)
     return obj

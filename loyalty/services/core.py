@@ -68,7 +68,14 @@ def lock_balance(member: Member | int, metric: Metric | int) -> PointBalance:
     """
     member_id = getattr(member, "pk", member)
     metric_id = getattr(metric, "pk", metric)
-    locked = PointBalance.objects.select_for_update().filter(member_id=member_id, metric_id=metric_id).first()
+    # of=("self",) and ordered by pk: the model's default ordering joins member and metric, and a
+    # bare FOR UPDATE would lock those rows too — every ledger write serialised on the metric row.
+    locked = (
+        PointBalance.objects.select_for_update(of=("self",))
+        .filter(member_id=member_id, metric_id=metric_id)
+        .order_by("pk")
+        .first()
+    )
     if locked is not None:  # the usual case: one round trip
         return locked
     # First movement of this metric: create the row without a savepoint (a concurrent twin's insert
@@ -406,9 +413,9 @@ def activate_pending_points(*, now: dt.datetime | None = None, batch_size: int =
             with own_transaction():
                 balance = lock_balance(member_id, metric_id)
                 lots = list(
-                    PointLot.objects.select_for_update().filter(
-                        member_id=member_id, metric_id=metric_id, pending=True, available_at__lte=now
-                    )
+                    PointLot.objects.select_for_update(of=("self",))
+                    .filter(member_id=member_id, metric_id=metric_id, pending=True, available_at__lte=now)
+                    .order_by("pk")
                 )
                 moving = sum(lot.remaining for lot in lots)
                 PointLot.objects.filter(pk__in=[lot.pk for lot in lots]).update(pending=False)

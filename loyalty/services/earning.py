@@ -6,7 +6,6 @@ import datetime as dt
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db import IntegrityError, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -16,6 +15,7 @@ from loyalty.kernel import (
     history_user,
     outer_service,
     require_perm,
+    save_unique,
     save_with_history,
 )
 
@@ -122,13 +122,9 @@ def record_transaction(
         store=(store or "").strip(),
         created_by=history_user(actor),
     )
-    try:  # the unique external_id is the one check (no read before): a repeat fails here
-        with transaction.atomic():
-            save_with_history(txn, actor=actor, reason="Recorded")
-    except IntegrityError as exc:
-        raise AlreadyExists(
-            f"Bill {external_id!r} is already recorded.", errors={"external_id": ["Already recorded."]}
-        ) from exc
+    # The unique external_id is the one check (no read before): a repeat fails here.
+    already = AlreadyExists(f"Bill {external_id!r} is already recorded.", errors={"external_id": ["Already recorded."]})
+    save_unique(txn, actor=actor, reason="Recorded", duplicate=already)
     if member is not None:
         earn_for_transaction(transaction_=txn, member=member, actor=actor, kind=LedgerEntry.Kind.EARN)
     return txn

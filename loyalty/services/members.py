@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -16,6 +15,7 @@ from loyalty.kernel import (
     outer_service,
     require_perm,
     require_reason,
+    save_unique,
     save_with_history,
     transition,
 )
@@ -47,10 +47,11 @@ def enroll_member(
     external_id = (external_id or "").strip()
     if not external_id:
         raise InvalidInput("external_id is required.", errors={"external_id": ["This field is required."]})
+    taken = AlreadyExists(
+        f"A member with external_id {external_id!r} already exists.", errors={"external_id": ["Already in use."]}
+    )
     if Member.objects.filter(external_id=external_id).exists():
-        raise AlreadyExists(
-            f"A member with external_id {external_id!r} already exists.", errors={"external_id": ["Already in use."]}
-        )
+        raise taken
     now = timezone.now()
     tier = tier or Tier.objects.order_by("rank").first()
     member = Member(
@@ -62,13 +63,7 @@ def enroll_member(
         enrolled_at=enrolled_at or now,
         marketing_opt_in=marketing_opt_in,
     )
-    try:
-        with transaction.atomic():
-            save_with_history(member, actor=actor, reason=reason)
-    except IntegrityError as exc:  # a concurrent enrolment won the race
-        raise AlreadyExists(
-            f"A member with external_id {external_id!r} already exists.", errors={"external_id": ["Already in use."]}
-        ) from exc
+    save_unique(member, actor=actor, reason=reason, duplicate=taken)  # a concurrent enrolment won the race
     if tier is not None:
         membership = TierMembership(
             member=member,

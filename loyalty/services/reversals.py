@@ -71,7 +71,7 @@ def reverse_earning_in_transaction(
         idempotency_key=idempotency_key,
         breakdown={"reverses_entry": entry.pk},
     )
-    own = PointLot.objects.select_for_update().filter(entry=entry).first()
+    own = PointLot.objects.select_for_update(of=("self",)).filter(entry=entry).order_by("pk").first()
     from_pending = from_balance = 0
     left = amount
     if own is not None and own.remaining:

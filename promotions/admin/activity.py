@@ -8,6 +8,7 @@ from django.utils.html import format_html, format_html_join
 
 from loyalty.kernel.admin import (
     BigListMixin,
+    ExactSearchMixin,
     ReadOnlyAdminMixin,
     ServiceManagedHistoryAdmin,
     bulk_action,
@@ -22,12 +23,24 @@ from .codes import CampaignFilter
 from .common import lookup_url
 
 
-def _member_link(member_id, member):
-    return link("loyalty.member", member.external_id, pk=member_id) if member_id else "-"
+class _MemberColumn:
+    """The member of an activity row, linked (``-`` where there is none)."""
+
+    @admin.display(description="Member")
+    def member_link(self, obj):
+        return link("loyalty.member", obj.member.external_id, pk=obj.member_id) if obj.member_id else "-"
+
+
+class _CampaignMemberColumns(_MemberColumn):
+    """Both columns of a row that belongs to a campaign and a member."""
+
+    @admin.display(description="Campaign")
+    def campaign_link(self, obj):
+        return link("promotions.campaign", obj.campaign.name, pk=obj.campaign_id)
 
 
 @admin.register(CodeRedemption)
-class CodeRedemptionAdmin(BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin):
+class CodeRedemptionAdmin(_CampaignMemberColumns, BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin):
     list_display = (
         "code_link",
         "campaign_link",
@@ -74,14 +87,6 @@ class CodeRedemptionAdmin(BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistor
     def code_link(self, obj):
         return format_html('<a href="{}">{}</a>', lookup_url(obj.code.normalized), obj.code.code)
 
-    @admin.display(description="Campaign")
-    def campaign_link(self, obj):
-        return link("promotions.campaign", obj.campaign.name, pk=obj.campaign_id)
-
-    @admin.display(description="Member")
-    def member_link(self, obj):
-        return _member_link(obj.member_id, obj.member)
-
     has_rollback_permission = perm_checker("promotions.change_coderedemption")
 
     roll_back = bulk_action(
@@ -101,7 +106,7 @@ class CodeRedemptionAdmin(BigListMixin, ReadOnlyAdminMixin, ServiceManagedHistor
 
 
 @admin.register(CodeEvent)
-class CodeEventAdmin(BigListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class CodeEventAdmin(_MemberColumn, BigListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Every recorded event of every code; the lookup page shows one code's timeline."""
 
     list_display = ("created_at", "code_text_link", "kind", "result", "client", "ip", "member_link", "order_id")
@@ -135,50 +140,25 @@ class CodeEventAdmin(BigListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
     def code_text_link(self, obj):
         return format_html('<a href="{}">{}</a>', lookup_url(obj.code_text), obj.code_text)
 
-    @admin.display(description="Member")
-    def member_link(self, obj):
-        return _member_link(obj.member_id, obj.member)
-
 
 @admin.register(AbuseSignal)
-class AbuseSignalAdmin(ReadOnlyAdminMixin, ServiceManagedHistoryAdmin):
+class AbuseSignalAdmin(ExactSearchMixin, ReadOnlyAdminMixin, ServiceManagedHistoryAdmin):
     """The "Anomalies" screen."""
 
-    list_display = (
-        "kind",
-        "subject_type",
-        "subject_display",
-        "count",
-        "window",
-        "locked_until",
-        "created_at",
-        "reviewed",
-        "reviewed_by",
-    )
+    # The list's columns; the page shows the same with the codes tried and the detail in between.
+    _signal = ("kind", "subject_type", "subject_display", "count", "window", "locked_until")
+    _review = ("created_at", "reviewed", "reviewed_by")
+    list_display = _signal + _review
     list_filter = ("kind", "reviewed", "subject_type")
     list_select_related = ("reviewed_by",)
-    search_fields = ("subject",)
+    search_fields = ("subject",)  # shows the search box; matching is exact (ExactSearchMixin)
+    exact_search_fields = ("subject",)
+    id_search_fields = ()  # a member id is a subject like any other, not this table's pk
     search_help_text = "The exact client, IP address or member id."
     ordering = ("-created_at",)
     actions = ["mark_reviewed"]
-    fields = (
-        "kind",
-        "subject_type",
-        "subject_display",
-        "count",
-        "window",
-        "locked_until",
-        "last_codes",
-        "detail",
-        "created_at",
-        "reviewed",
-        "reviewed_by",
-    )
+    fields = _signal + ("last_codes", "detail") + _review
     readonly_fields = fields
-
-    def get_search_results(self, request, queryset, search_term):
-        term = (search_term or "").strip()
-        return (queryset.filter(subject=term), False) if term else (queryset, False)
 
     def changelist_view(self, request, extra_context=None):
         return super().changelist_view(request, {"title": "Anomalies", **(extra_context or {})})
@@ -218,25 +198,17 @@ class AbuseSignalAdmin(ReadOnlyAdminMixin, ServiceManagedHistoryAdmin):
 
 
 @admin.register(CampaignMemberUsage)
-class CampaignMemberUsageAdmin(BigListMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class CampaignMemberUsageAdmin(
+    _CampaignMemberColumns, ExactSearchMixin, BigListMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
     list_display = ("campaign_link", "member_link", "uses")
     list_filter = (CampaignFilter,)
     list_select_related = ("campaign", "member")
-    search_fields = ("member__external_id",)
+    search_fields = ("member__external_id",)  # shows the search box; matching is exact (ExactSearchMixin)
+    exact_search_fields = ("member__external_id",)
+    id_search_fields = ()
     search_help_text = "The member's exact customer id."
     ordering = ("-id",)
     sortable_by = ()
     fields = ("campaign_link", "member_link", "uses")
     readonly_fields = fields
-
-    def get_search_results(self, request, queryset, search_term):
-        term = (search_term or "").strip()
-        return (queryset.filter(member__external_id=term), False) if term else (queryset, False)
-
-    @admin.display(description="Campaign")
-    def campaign_link(self, obj):
-        return link("promotions.campaign", obj.campaign.name, pk=obj.campaign_id)
-
-    @admin.display(description="Member")
-    def member_link(self, obj):
-        return _member_link(obj.member_id, obj.member)

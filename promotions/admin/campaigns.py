@@ -48,15 +48,13 @@ def _window(campaign: Campaign) -> str:
 
 class CodeBatchInline(ReadOnlyInline):
     model = CodeBatch
+    select_related = ("created_by",)
     fk_name = "campaign"
     verbose_name_plural = "Code batches"
     fields = ("batch", "pattern", "progress", "status", "max_uses", "release_at", "valid_until", "created_by", "codes")
     readonly_fields = fields
     show_change_link = False
     ordering = ("-created_at",)
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("created_by")
 
     @admin.display(description="Batch")
     def batch(self, obj):

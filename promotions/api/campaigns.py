@@ -12,11 +12,11 @@ from typing import Any
 import django_filters
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics, status
+from rest_framework import generics
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from loyalty.kernel.api import ReadWritePerms, has_perms, idempotent
+from loyalty.kernel.api import ServiceAction, has_perms, read_write, validated
 from promotions import services
 from promotions.models import Campaign, CodeBatch
 
@@ -61,7 +61,9 @@ class CampaignFilter(django_filters.FilterSet):
         fields = ["status", "kind", "stack_group"]
 
 
-class CampaignList(BodyLimitMixin, generics.ListAPIView):
+class CampaignList(
+    BodyLimitMixin, ServiceAction, generics.ListAPIView, request=CampaignIn, responses={201: CampaignDetailOut}
+):
     """GET: campaigns, newest first (filters: status, kind, stack_group). POST: create a campaign.
 
     A new campaign starts as ``draft``; give ``status`` to move it on at once (e.g. ``active``).
@@ -69,24 +71,18 @@ class CampaignList(BodyLimitMixin, generics.ListAPIView):
 
     serializer_class = CampaignOut
     filterset_class = CampaignFilter
-    permission_classes = [ReadWritePerms]
-    read_perms = ["promotions.view_campaign"]
-    write_perms = ["promotions.add_campaign"]
+    permission_classes = [read_write(read=["promotions.view_campaign"], write=["promotions.add_campaign"])]
 
     def get_queryset(self):
         return _campaigns().order_by("-id")
 
-    @extend_schema(request=CampaignIn, responses={201: CampaignDetailOut})
-    @idempotent
-    def post(self, request):
-        data = CampaignIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        fields = _service_fields(data.validated_data)
-        target = fields.pop("status", Campaign.Status.DRAFT)
-        campaign = services.create_campaign(
-            actor=request.user, status=target, status_reason="Created via the API", **fields
-        )
-        return Response(CampaignDetailOut(campaign_or_404(campaign.pk)).data, status=status.HTTP_201_CREATED)
+    def perform(self, target, actor, data):
+        fields = _service_fields(data)
+        first_status = fields.pop("status", Campaign.Status.DRAFT)
+        return services.create_campaign(actor=actor, status=first_status, status_reason="Created via the API", **fields)
+
+    def present(self, campaign: Campaign) -> dict:
+        return CampaignDetailOut(campaign_or_404(campaign.pk)).data
 
 
 class CampaignDetail(BodyLimitMixin, APIView):
@@ -96,9 +92,7 @@ class CampaignDetail(BodyLimitMixin, APIView):
     anything else is 409 ``invalid_transition``. Setting the status it already has changes nothing.
     """
 
-    permission_classes = [ReadWritePerms]
-    read_perms = ["promotions.view_campaign"]
-    write_perms = ["promotions.change_campaign"]
+    permission_classes = [read_write(read=["promotions.view_campaign"], write=["promotions.change_campaign"])]
 
     @extend_schema(responses=CampaignDetailOut)
     def get(self, request, pk: int):
@@ -107,9 +101,7 @@ class CampaignDetail(BodyLimitMixin, APIView):
     @extend_schema(request=CampaignPatchIn, responses=CampaignDetailOut)
     def patch(self, request, pk: int):
         campaign = campaign_or_404(pk)
-        data = CampaignPatchIn(data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        fields = _service_fields(data.validated_data)
+        fields = _service_fields(validated(CampaignPatchIn, request, partial=True))
         reason = fields.pop("reason", "Changed via the API")
         if fields.get("status") == campaign.status:
             fields.pop("status")
@@ -122,7 +114,9 @@ class CampaignDetail(BodyLimitMixin, APIView):
         return Response(CampaignDetailOut(campaign_or_404(pk)).data)
 
 
-class CampaignCodeBatches(BodyLimitMixin, generics.ListAPIView):
+class CampaignCodeBatches(
+    BodyLimitMixin, ServiceAction, generics.ListAPIView, request=CodeBatchIn, responses={202: CodeBatchOut}
+):
     """GET: the campaign's code batches. POST: queue the generation of a batch (202).
 
     Generation runs as chunked Celery work; poll ``GET /code-batches/{id}/`` for ``status``
@@ -132,9 +126,7 @@ class CampaignCodeBatches(BodyLimitMixin, generics.ListAPIView):
     """
 
     serializer_class = CodeBatchOut
-    permission_classes = [ReadWritePerms]
-    read_perms = ["promotions.view_codebatch"]
-    write_perms = ["promotions.generate_codes"]
+    permission_classes = [read_write(read=["promotions.view_codebatch"], write=["promotions.generate_codes"])]
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -142,15 +134,13 @@ class CampaignCodeBatches(BodyLimitMixin, generics.ListAPIView):
         campaign = get_object_or_404(Campaign, pk=self.kwargs["pk"])
         return CodeBatch.objects.filter(campaign=campaign).select_related("segment", "created_by").order_by("-id")
 
-    @extend_schema(request=CodeBatchIn, responses={202: CodeBatchOut})
-    @idempotent
-    def post(self, request, pk: int):
-        campaign = get_object_or_404(Campaign, pk=pk)
-        data = CodeBatchIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        batch = services.create_code_batch(campaign=campaign, actor=request.user, **data.validated_data)
+    def target(self, pk: int) -> Campaign:
+        return get_object_or_404(Campaign, pk=pk)
+
+    def perform(self, campaign, actor, data):
+        batch = services.create_code_batch(campaign=campaign, actor=actor, **data)
         batch.refresh_from_db()  # with eager Celery the batch may already be complete
-        return Response(CodeBatchOut(batch).data, status=status.HTTP_202_ACCEPTED)
+        return batch
 
 
 class CodeBatchDetail(APIView):
@@ -164,16 +154,13 @@ class CodeBatchDetail(APIView):
         return Response(CodeBatchOut(batch).data)
 
 
-class CampaignNamedCodes(BodyLimitMixin, APIView):
+class CampaignNamedCodes(BodyLimitMixin, ServiceAction, request=NamedCodeIn, responses={201: CodeOut}):
     """Create one named code (e.g. WELCOME10), typically the public multi-use kind."""
 
     permission_classes = [has_perms("promotions.generate_codes")]
 
-    @extend_schema(request=NamedCodeIn, responses={201: CodeOut})
-    @idempotent
-    def post(self, request, pk: int):
-        campaign = get_object_or_404(Campaign, pk=pk)
-        data = NamedCodeIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        code = services.create_named_code(campaign=campaign, actor=request.user, **data.validated_data)
-        return Response(CodeOut(code).data, status=status.HTTP_201_CREATED)
+    def target(self, pk: int) -> Campaign:
+        return get_object_or_404(Campaign, pk=pk)
+
+    def perform(self, campaign, actor, data):
+        return services.create_named_code(campaign=campaign, actor=actor, **data)

@@ -23,7 +23,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from loyalty.kernel.api import client_ip, has_perms, idempotent
+from loyalty.kernel.api import ServiceAction, client_ip, has_perms, idempotent, validated
 from loyalty.models import Member
 from promotions import codegen, qr, services
 from promotions.models import Code, CodeRedemption
@@ -111,9 +111,7 @@ class CodeDetail(APIView):
 
 def code_request(request) -> services.CodeRequest:
     """Validate the body before anything is recorded; an unknown member is a 400 on ``member``."""
-    data = CodeRequestIn(data=request.data)
-    data.is_valid(raise_exception=True)
-    body = data.validated_data
+    body = validated(CodeRequestIn, request)
     order = body.get("order") or {}
     return services.clean_request(
         codes=body["codes"],
@@ -176,21 +174,18 @@ class CodesRedeem(BodyLimitMixin, APIView):
         return Response(RedeemOut(body).data, status=status.HTTP_201_CREATED)
 
 
-class CodeRedemptionRollback(BodyLimitMixin, APIView):
+class CodeRedemptionRollback(BodyLimitMixin, ServiceAction, request=CodeRollbackIn, responses=CodeRedemptionOut):
     """Reverse one code use: counters go back, bonus points are taken back, the code is usable again
     where its limits allow. 409 ``invalid_transition`` if it was already rolled back."""
 
     permission_classes = [has_perms("promotions.change_coderedemption")]
 
-    @extend_schema(request=CodeRollbackIn, responses=CodeRedemptionOut)
-    @idempotent
-    def post(self, request, pk: int):
-        use = get_object_or_404(CodeRedemption, pk=pk)
-        data = CodeRollbackIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        services.rollback_code_redemption(redemption=use, actor=request.user, reason=data.validated_data["reason"])
-        use = CodeRedemption.objects.select_related("code", "member", "rolled_back_by").get(pk=pk)
-        return Response(CodeRedemptionOut(use).data)
+    def target(self, pk: int) -> CodeRedemption:
+        return get_object_or_404(CodeRedemption, pk=pk)
+
+    def perform(self, use, actor, data):
+        services.rollback_code_redemption(redemption=use, actor=actor, reason=data["reason"])
+        return CodeRedemption.objects.select_related("code", "member", "rolled_back_by").get(pk=use.pk)
 
 
 # --- QR images ------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from loyalty.kernel.api import ChoiceStringField, ModelOut
 from loyalty.models import Member, Metric, Segment, Tier
 from promotions import codegen, services
 from promotions.models import Campaign, Code, CodeBatch, CodeRedemption
@@ -29,21 +30,6 @@ class StrictCharField(serializers.CharField):
         if not isinstance(data, str):
             self.fail("not_a_string")
         return super().to_internal_value(data)
-
-
-@extend_schema_field({"type": "string"})
-class ChoiceStringField(serializers.ChoiceField):
-    """A choice documented as a string with its values in the description.
-
-    Not as an enum component: enum components are named after the field, and the project has several
-    unrelated ``status`` and ``kind`` choice sets, whose names would collide in the schema.
-    """
-
-    def __init__(self, choices, **kwargs):
-        values = ", ".join(str(value) for value, _ in choices)
-        help_text = kwargs.pop("help_text", "")
-        kwargs["help_text"] = f"{help_text} One of: {values}.".strip()
-        super().__init__(choices, **kwargs)
 
 
 class BoundedListField(serializers.ListField):
@@ -145,10 +131,9 @@ class CampaignEligibilityOut(serializers.Serializer):
         return sorted(s.code for s in obj.eligible_segments.all())
 
 
-class CampaignOut(serializers.ModelSerializer):
+class CampaignOut(ModelOut):
     kind = ChoiceStringField(choices=Campaign.Kind.choices, read_only=True)
     status = ChoiceStringField(choices=Campaign.Status.choices, read_only=True)
-    metric = serializers.SlugRelatedField(slug_field="code", read_only=True)
     eligibility = CampaignEligibilityOut(source="*", read_only=True)
 
     class Meta:
@@ -255,10 +240,8 @@ class CodeBatchIn(serializers.Serializer):
         return attrs
 
 
-class CodeBatchOut(serializers.ModelSerializer):
+class CodeBatchOut(ModelOut):
     status = ChoiceStringField(choices=CodeBatch.Status.choices, read_only=True)
-    segment = serializers.SlugRelatedField(slug_field="code", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     progress = serializers.SerializerMethodField(help_text="Share generated, 0 to 1.")
 
     class Meta:
@@ -305,9 +288,8 @@ class NamedCodeIn(serializers.Serializer):
         return attrs
 
 
-class CodeOut(serializers.ModelSerializer):
+class CodeOut(ModelOut):
     status = ChoiceStringField(choices=Code.Status.choices, read_only=True)
-    assigned_member = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
 
     class Meta:
         model = Code
@@ -392,11 +374,9 @@ class ValidationOut(serializers.Serializer):
     bonus_points = serializers.IntegerField()
 
 
-class CodeRedemptionOut(serializers.ModelSerializer):
+class CodeRedemptionOut(ModelOut):
     status = ChoiceStringField(choices=CodeRedemption.Status.choices, read_only=True)
     code = serializers.CharField(source="code.normalized", read_only=True)
-    member = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
-    rolled_back_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     class Meta:
         model = CodeRedemption

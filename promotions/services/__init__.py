@@ -17,6 +17,7 @@ from .codes import (
     create_named_code,
     expire_codes,
     generate_code_batch,
+    record_code_event,
     void_code,
     void_code_for_system,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "mark_signal_reviewed",
     "purge_code_validations",
     "redeem_codes",
+    "record_code_event",
     "rollback_code_redemption",
     "update_campaign",
     "validate_codes",

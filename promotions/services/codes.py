@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -23,6 +23,7 @@ from loyalty.kernel import (
     own_transaction,
     require_perm,
     require_reason,
+    save_unique,
     save_with_history,
     transition,
 )
@@ -228,19 +229,9 @@ def create_named_code(
         valid_from=valid_from,
         valid_until=valid_until,
     )
-    try:
-        with transaction.atomic():
-            obj.save()
-    except IntegrityError as exc:
-        raise AlreadyExists(f"The code {text} already exists.", errors={"code": ["Already exists."]}) from exc
-    CodeEvent.objects.create(
-        code=obj,
-        code_text=normalized,
-        kind=CodeEvent.Kind.CREATED,
-        actor=history_user(actor),
-        client=actor_name(actor),
-        member=assigned_member,
-    )
+    already = AlreadyExists(f"The code {text} already exists.", errors={"code": ["Already exists."]})
+    save_unique(obj, actor=actor, reason="Created", duplicate=already)
+    record_code_event(obj, CodeEvent.Kind.CREATED, actor=actor, member=assigned_member)
     return obj
 
 
@@ -267,16 +258,19 @@ def void_code_for_system(*, code: Code, actor: Actor, reason: str) -> bool:
     return True
 
 
+def record_code_event(code: Code, kind: str, *, actor: Actor, **fields: Any) -> CodeEvent:
+    """One entry of a code's timeline, saying who did it (user and client name) the same way everywhere.
+
+    Building block: written in the caller's transaction, with the change it records.
+    """
+    return CodeEvent.objects.create(
+        code=code, code_text=code.normalized, kind=kind, actor=history_user(actor), client=actor_name(actor), **fields
+    )
+
+
 def _void(locked: Code, *, actor: Actor, reason: str) -> None:
     transition(locked, "status", Code.Status.VOID, actor=actor, reason=reason)
-    CodeEvent.objects.create(
-        code=locked,
-        code_text=locked.normalized,
-        kind=CodeEvent.Kind.VOIDED,
-        actor=history_user(actor),
-        client=actor_name(actor),
-        detail={"reason": reason},
-    )
+    record_code_event(locked, CodeEvent.Kind.VOIDED, actor=actor, detail={"reason": reason})
     events.emit("code.voided", locked, member=locked.assigned_member)
 
 

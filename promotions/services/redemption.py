@@ -13,7 +13,6 @@ from loyalty import events
 from loyalty.exceptions import InvalidInput
 from loyalty.kernel import (
     Actor,
-    actor_name,
     history_user,
     outer_service,
     own_transaction,
@@ -32,6 +31,7 @@ from promotions.models import Campaign, CampaignMemberUsage, Code, CodeEvent, Co
 from promotions.selectors import code_views, member_view
 
 from .campaigns import MAX_ORDER_AMOUNT
+from .codes import record_code_event
 
 MAX_CODES_PER_REQUEST = 20
 
@@ -366,13 +366,11 @@ def rollback_code_redemption(*, redemption: CodeRedemption, actor: Actor, reason
             "rollback_reason": reason.strip()[:255],
         },
     )
-    CodeEvent.objects.create(
-        code=code,
-        code_text=code.normalized,
-        kind=CodeEvent.Kind.ROLLED_BACK,
+    record_code_event(
+        code,
+        CodeEvent.Kind.ROLLED_BACK,
+        actor=actor,
         member=use.member,
-        actor=history_user(actor),
-        client=actor_name(actor),
         order_id=use.order_id,
         detail={"reason": reason, "redemption": use.pk},
     )

@@ -197,13 +197,11 @@ ROW_BUTTONS = (
 
 class RollbackInline(ReadOnlyInline):
     model = Rollback
+    select_related = ("requested_by", "approved_by")
     fk_name = "redemption"
     fields = ("status", "reason", "full", "points_requested", "points_returned", "requested_by", "approved_by")
     readonly_fields = fields
     verbose_name_plural = "rollbacks"
-
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("requested_by", "approved_by")
 
 
 class MemberUrlMixin:

@@ -8,30 +8,14 @@ from __future__ import annotations
 
 import django_filters
 from django.shortcuts import get_object_or_404
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field
-from rest_framework import generics, serializers, status
-from rest_framework.response import Response
+from rest_framework import generics, serializers
 
-from loyalty.kernel.api import IsoDateTimeFilter, ReadWritePerms, has_perms, idempotent
+from loyalty.kernel.api import ChoiceStringField, IsoDateTimeFilter, ModelOut, ServiceAction, has_perms, read_write
 from loyalty.models import Member, Reward
 from redemptions import services
 from redemptions.models import Redemption
 
 MAX_TRACKING_REF = 100
-
-
-@extend_schema_field(OpenApiTypes.STR)
-class StrChoiceField(serializers.ChoiceField):
-    """A ChoiceField documented as a plain string (its values are in the help text).
-
-    Generic names such as ``status`` or ``kind`` carry different choice sets across the API; as
-    enums they would collide in the schema's component names."""
-
-    def __init__(self, choices, **kwargs):
-        values = [c[0] if isinstance(c, tuple | list) else c for c in choices]
-        kwargs.setdefault("help_text", "One of: " + ", ".join(str(v) for v in values) + ".")
-        super().__init__(choices, **kwargs)
 
 
 def redemption_queryset():
@@ -42,15 +26,10 @@ def redemption_or_404(pk: int) -> Redemption:
     return get_object_or_404(redemption_queryset(), pk=pk)
 
 
-class RedemptionOut(serializers.ModelSerializer):
+class RedemptionOut(ModelOut):
     kind = serializers.CharField(read_only=True, help_text="redemption | award")
-    member = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
-    reward = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
     status = serializers.CharField(read_only=True, help_text="pending | processing | completed | canceled | errored")
-    metric = serializers.SlugRelatedField(slug_field="code", read_only=True)
     issued_code = serializers.SerializerMethodField()
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    decided_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     class Meta:
         model = Redemption
@@ -111,41 +90,28 @@ class RedemptionFilter(django_filters.FilterSet):
         fields = ["member", "reward", "kind", "status", "award_status", "approval_status", "fulfillment_status"]
 
 
-class RedemptionList(generics.ListAPIView):
+class RedemptionList(ServiceAction, generics.ListAPIView, request=RedeemIn, responses={201: RedemptionOut}):
     """GET: redemptions and awards of every status. POST: spend points on a reward."""
 
     serializer_class = RedemptionOut
     filterset_class = RedemptionFilter
-    permission_classes = [ReadWritePerms]
-    read_perms = ["redemptions.view_redemption"]
-    write_perms = ["redemptions.add_redemption"]
+    permission_classes = [read_write(read=["redemptions.view_redemption"], write=["redemptions.add_redemption"])]
 
     def get_queryset(self):
         return redemption_queryset().order_by("-created_at", "-id")
 
-    @extend_schema(request=RedeemIn, responses={201: RedemptionOut})
-    @idempotent
-    def post(self, request):
-        data = RedeemIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        redemption = services.redeem_reward(actor=request.user, channel=Redemption.Channel.API, **data.validated_data)
+    def perform(self, target, actor, data):
         # The service's own object (member, reward, metric, code and creator attached): no re-read.
-        return Response(RedemptionOut(redemption).data, status=status.HTTP_201_CREATED)
+        return services.redeem_reward(actor=actor, channel=Redemption.Channel.API, **data)
 
 
-class AwardCreate(generics.GenericAPIView):
+class AwardCreate(ServiceAction, request=AwardIn, responses={201: RedemptionOut}):
     """A free reward, with a reason."""
 
-    serializer_class = AwardIn
     permission_classes = [has_perms("redemptions.award_reward")]
 
-    @extend_schema(request=AwardIn, responses={201: RedemptionOut})
-    @idempotent
-    def post(self, request):
-        data = AwardIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        redemption = services.award_reward(actor=request.user, channel=Redemption.Channel.API, **data.validated_data)
-        return Response(RedemptionOut(redemption).data, status=status.HTTP_201_CREATED)
+    def perform(self, target, actor, data):
+        return services.award_reward(actor=actor, channel=Redemption.Channel.API, **data)
 
 
 class RedemptionDetail(generics.RetrieveAPIView):
@@ -168,7 +134,7 @@ class ReasonIn(serializers.Serializer):
 
 
 class StatusIn(serializers.Serializer):
-    status = StrChoiceField(choices=Redemption.Status.choices)
+    status = ChoiceStringField(choices=Redemption.Status.choices)
     reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
 
 
@@ -183,72 +149,46 @@ class FulfillmentIn(serializers.Serializer):
     reason = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
 
 
-class _RedemptionAction(generics.GenericAPIView):
+class _RedemptionAction(ServiceAction, responses=RedemptionOut):
     """POST /redemptions/{id}/<action>: validate the body, call one service, answer the redemption."""
 
-    input_class: type[serializers.Serializer]
     queryset = Redemption.objects.all()
 
-    def get_serializer_class(self):
-        return self.input_class
+    def target(self, pk: int) -> Redemption:
+        return redemption_or_404(pk)
 
-    def perform(self, redemption: Redemption, actor, data: dict) -> Redemption:
-        raise NotImplementedError
-
-    def handle(self, request, pk: int) -> Response:
-        redemption = redemption_or_404(pk)
-        data = self.input_class(data=request.data)
-        data.is_valid(raise_exception=True)
-        redemption = self.perform(redemption, request.user, dict(data.validated_data))
-        return Response(RedemptionOut(redemption_or_404(redemption.pk)).data)
+    def present(self, redemption: Redemption) -> dict:
+        return RedemptionOut(redemption_or_404(redemption.pk)).data
 
 
-class RedemptionApprove(_RedemptionAction):
+class RedemptionApprove(_RedemptionAction, request=ApproveIn):
     """Approve a submitted redemption or award (never one you created)."""
 
-    input_class = ApproveIn
     permission_classes = [has_perms("redemptions.approve_redemption")]
 
     def perform(self, redemption, actor, data):
         return services.approve_redemption(redemption=redemption, actor=actor, reason=data["reason"])
 
-    @extend_schema(request=ApproveIn, responses=RedemptionOut)
-    @idempotent
-    def post(self, request, pk):
-        return self.handle(request, pk)
 
-
-class RedemptionReject(_RedemptionAction):
+class RedemptionReject(_RedemptionAction, request=ReasonIn):
     """Reject: points and stock go back; the member may not redeem that reward again."""
 
-    input_class = ReasonIn
     permission_classes = [has_perms("redemptions.approve_redemption")]
 
     def perform(self, redemption, actor, data):
         return services.reject_redemption(redemption=redemption, actor=actor, reason=data["reason"])
 
-    @extend_schema(request=ReasonIn, responses=RedemptionOut)
-    @idempotent
-    def post(self, request, pk):
-        return self.handle(request, pk)
 
-
-class RedemptionReturn(_RedemptionAction):
+class RedemptionReturn(_RedemptionAction, request=ReasonIn):
     """Return: points and stock go back; the member may redeem the reward again."""
 
-    input_class = ReasonIn
     permission_classes = [has_perms("redemptions.approve_redemption")]
 
     def perform(self, redemption, actor, data):
         return services.return_redemption(redemption=redemption, actor=actor, reason=data["reason"])
 
-    @extend_schema(request=ReasonIn, responses=RedemptionOut)
-    @idempotent
-    def post(self, request, pk):
-        return self.handle(request, pk)
 
-
-class RedemptionStatus(_RedemptionAction):
+class RedemptionStatus(_RedemptionAction, request=StatusIn):
     """Move the processing status along Redemption.STATUS_TRANSITIONS (409 invalid_transition otherwise).
 
     ``canceled`` is a full rollback by another name: the rollback policy applies with the same codes
@@ -256,22 +196,15 @@ class RedemptionStatus(_RedemptionAction):
     422 rollback_approval_required where it would need a second person (request a rollback).
     Nothing moves while approval or a rollback is pending."""
 
-    input_class = StatusIn
     permission_classes = [has_perms("redemptions.change_redemption")]
 
     def perform(self, redemption, actor, data):
         return services.change_status(redemption=redemption, actor=actor, status=data["status"], reason=data["reason"])
 
-    @extend_schema(request=StatusIn, responses=RedemptionOut)
-    @idempotent
-    def post(self, request, pk):
-        return self.handle(request, pk)
 
-
-class RedemptionAwardStatus(_RedemptionAction):
+class RedemptionAwardStatus(_RedemptionAction, request=AwardStatusIn):
     """Awards only: move award_status along Redemption.AWARD_TRANSITIONS; ``canceled`` as for /status."""
 
-    input_class = AwardStatusIn
     permission_classes = [has_perms("redemptions.change_redemption")]
 
     def perform(self, redemption, actor, data):
@@ -279,16 +212,10 @@ class RedemptionAwardStatus(_RedemptionAction):
             redemption=redemption, actor=actor, award_status=data["award_status"], reason=data["reason"]
         )
 
-    @extend_schema(request=AwardStatusIn, responses=RedemptionOut)
-    @idempotent
-    def post(self, request, pk):
-        return self.handle(request, pk)
 
-
-class RedemptionFulfillment(_RedemptionAction):
+class RedemptionFulfillment(_RedemptionAction, request=FulfillmentIn):
     """Move fulfillment_status along Redemption.FULFILLMENT_TRANSITIONS, optionally with a tracking ref."""
 
-    input_class = FulfillmentIn
     permission_classes = [has_perms("redemptions.change_fulfillment")]
 
     def perform(self, redemption, actor, data):
@@ -299,8 +226,3 @@ class RedemptionFulfillment(_RedemptionAction):
             tracking_ref=data["tracking_ref"],
             reason=data["reason"],
         )
-
-    @extend_schema(request=FulfillmentIn, responses=RedemptionOut)
-    @idempotent
-    def post(self, request, pk):
-        return self.handle(request, pk)

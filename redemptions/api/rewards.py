@@ -4,12 +4,12 @@ campaign whose codes it issues, and only this app may know both."""
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics, serializers, status
+from rest_framework import generics, serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from loyalty.kernel import InvalidInput
-from loyalty.kernel.api import ReadWritePerms, idempotent
+from loyalty.kernel.api import ServiceAction, read_write, validated
 from loyalty.models import Metric, Reward, Tier
 from promotions.models import Campaign
 from redemptions.models import RewardCodePool
@@ -68,32 +68,22 @@ class RewardSerializer(serializers.ModelSerializer):
         return attrs
 
 
-class RewardList(generics.ListAPIView):
+class RewardList(ServiceAction, generics.ListAPIView, request=RewardSerializer, responses={201: RewardSerializer}):
     serializer_class = RewardSerializer
-    permission_classes = [ReadWritePerms]
-    read_perms = ["loyalty.view_reward"]
-    write_perms = ["loyalty.add_reward"]
+    permission_classes = [read_write(read=["loyalty.view_reward"], write=["loyalty.add_reward"])]
     filterset_fields = ["type", "active"]
 
     def get_queryset(self):
         return Reward.objects.select_related("metric").prefetch_related("eligible_tiers").order_by("name", "id")
 
-    @extend_schema(request=RewardSerializer, responses={201: RewardSerializer})
-    @idempotent
-    def post(self, request):
-        data = RewardSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = dict(data.validated_data)
-        if values.get("type") == Reward.Type.DISCOUNT_CODE and not values.get("campaign"):
+    def perform(self, target, actor, data):
+        if data.get("type") == Reward.Type.DISCOUNT_CODE and not data.get("campaign"):
             raise InvalidInput("A discount_code reward needs a campaign.", errors={"campaign": ["Required."]})
-        reward = save_reward(reward=Reward(), data=values, actor=request.user, reason="Created via the API")
-        return Response(RewardSerializer(reward).data, status=status.HTTP_201_CREATED)
+        return save_reward(reward=Reward(), data=data, actor=actor, reason="Created via the API")
 
 
 class RewardDetail(APIView):
-    permission_classes = [ReadWritePerms]
-    read_perms = ["loyalty.view_reward"]
-    write_perms = ["loyalty.change_reward"]
+    permission_classes = [read_write(read=["loyalty.view_reward"], write=["loyalty.change_reward"])]
 
     def _get(self, external_id):
         from django.shortcuts import get_object_or_404
@@ -107,9 +97,7 @@ class RewardDetail(APIView):
     @extend_schema(request=RewardSerializer, responses=RewardSerializer)
     def patch(self, request, external_id):
         reward = self._get(external_id)
-        data = RewardSerializer(reward, data=request.data, partial=True)
-        data.is_valid(raise_exception=True)
-        values = dict(data.validated_data)
+        values = validated(RewardSerializer, request, instance=reward, partial=True)
         if values.pop("external_id", reward.external_id) != reward.external_id:
             raise InvalidInput("A reward's external_id never changes.", errors={"external_id": ["Read-only."]})
         reward = save_reward(reward=reward, data=values, actor=request.user, reason="Changed via the API")

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import django_filters
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
-from rest_framework import generics, serializers, status
-from rest_framework.response import Response
+from rest_framework import generics, serializers
 
-from loyalty.kernel.api import has_perms, idempotent
+from loyalty.kernel.api import ChoiceStringField, ModelOut, ServiceAction, has_perms
 from redemptions import services
 from redemptions.models import Redemption, Rollback
 
-from .redemptions import StrChoiceField, redemption_or_404
+from .redemptions import redemption_or_404
 
 MAX_POINTS = 1_000_000_000_000
 
@@ -32,16 +30,12 @@ def rollback_or_404(pk: int) -> Rollback:
     return get_object_or_404(rollback_queryset(), pk=pk)
 
 
-class RollbackOut(serializers.ModelSerializer):
-    member = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+class RollbackOut(ModelOut):
     status = serializers.CharField(read_only=True, help_text="pending_approval | executed | rejected")
     reason = serializers.CharField(read_only=True, help_text="customer_request | technical_error | fraud | other")
     via = serializers.CharField(
         read_only=True, help_text="rollback (requested as one) | cancel (by canceling the redemption or award)"
     )
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    rejected_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     ledger_entries = serializers.SerializerMethodField(help_text="Ids of the ledger entries that returned the points.")
 
     class Meta:
@@ -77,7 +71,7 @@ class RollbackOut(serializers.ModelSerializer):
 
 
 class RollbackIn(serializers.Serializer):
-    reason = StrChoiceField(choices=Rollback.Reason.choices)
+    reason = ChoiceStringField(choices=Rollback.Reason.choices)
     points = serializers.IntegerField(
         min_value=1, max_value=MAX_POINTS, required=False, allow_null=True, help_text="Omit for a full rollback."
     )
@@ -92,29 +86,23 @@ class RollbackRejectIn(serializers.Serializer):
     reason = serializers.CharField(max_length=255)
 
 
-class RedemptionRollback(generics.GenericAPIView):
+class RedemptionRollback(ServiceAction, request=RollbackIn, responses={201: RollbackOut}):
     """Undo a redemption (fully, or ``points`` of it): executed now, or pending_approval where the
     policy needs a second person."""
 
-    serializer_class = RollbackIn
     queryset = Redemption.objects.all()
     permission_classes = [has_perms("redemptions.add_rollback")]
 
-    @extend_schema(request=RollbackIn, responses={201: RollbackOut})
-    @idempotent
-    def post(self, request, pk):
-        redemption = redemption_or_404(pk)
-        data = RollbackIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        values = data.validated_data
-        rollback = services.rollback_redemption(
-            redemption=redemption,
-            actor=request.user,
-            reason=values["reason"],
-            points=values.get("points"),
-            note=values["note"],
+    def target(self, pk: int) -> Redemption:
+        return redemption_or_404(pk)
+
+    def perform(self, redemption, actor, data):
+        return services.rollback_redemption(
+            redemption=redemption, actor=actor, reason=data["reason"], points=data.get("points"), note=data["note"]
         )
-        return Response(RollbackOut(rollback_or_404(rollback.pk)).data, status=status.HTTP_201_CREATED)
+
+    def present(self, rollback: Rollback) -> dict:
+        return RollbackOut(rollback_or_404(rollback.pk)).data
 
 
 class RollbackFilter(django_filters.FilterSet):
@@ -146,33 +134,27 @@ class RollbackDetail(generics.RetrieveAPIView):
         return rollback_queryset()
 
 
-class RollbackApprove(generics.GenericAPIView):
+class _RollbackDecision(ServiceAction, responses=RollbackOut):
+    # POST /rollbacks/{id}/approve|reject: the second person's decision on a pending rollback.
+    # (A comment, not a docstring: the schema would describe RollbackReject with it.)
+
+    queryset = Rollback.objects.all()
+    permission_classes = [has_perms("redemptions.approve_rollback")]
+
+    def target(self, pk: int) -> Rollback:
+        return rollback_or_404(pk)
+
+    def present(self, rollback: Rollback) -> dict:
+        return RollbackOut(rollback_or_404(rollback.pk)).data
+
+
+class RollbackApprove(_RollbackDecision, request=RollbackApproveIn):
     """Execute a pending rollback (a second person: never the requester)."""
 
-    serializer_class = RollbackApproveIn
-    queryset = Rollback.objects.all()
-    permission_classes = [has_perms("redemptions.approve_rollback")]
-
-    @extend_schema(request=RollbackApproveIn, responses=RollbackOut)
-    @idempotent
-    def post(self, request, pk):
-        rollback = rollback_or_404(pk)
-        data = RollbackApproveIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        rollback = services.approve_rollback(rollback=rollback, actor=request.user, note=data.validated_data["note"])
-        return Response(RollbackOut(rollback_or_404(rollback.pk)).data)
+    def perform(self, rollback, actor, data):
+        return services.approve_rollback(rollback=rollback, actor=actor, note=data["note"])
 
 
-class RollbackReject(generics.GenericAPIView):
-    serializer_class = RollbackRejectIn
-    queryset = Rollback.objects.all()
-    permission_classes = [has_perms("redemptions.approve_rollback")]
-
-    @extend_schema(request=RollbackRejectIn, responses=RollbackOut)
-    @idempotent
-    def post(self, request, pk):
-        rollback = rollback_or_404(pk)
-        data = RollbackRejectIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        rollback = services.reject_rollback(rollback=rollback, actor=request.user, reason=data.validated_data["reason"])
-        return Response(RollbackOut(rollback_or_404(rollback.pk)).data)
+class RollbackReject(_RollbackDecision, request=RollbackRejectIn):
+    def perform(self, rollback, actor, data):
+        return services.reject_rollback(rollback=rollback, actor=actor, reason=data["reason"])

@@ -7,9 +7,7 @@ from typing import Any
 from django.db.models import F
 from django.utils import timezone
 
-from loyalty.kernel import (
-    Actor,
-)
+from loyalty.kernel import Actor, check_whole_number
 from loyalty.models import Member, Reward
 from loyalty.notifications import notify_member
 from loyalty.services import lock_balance
@@ -18,6 +16,20 @@ from ..exceptions import OutOfStock
 from ..models import Redemption, Rollback
 
 MAX_QUANTITY = 100
+
+
+def check_quantity(quantity: Any) -> None:
+    """400 ``invalid`` unless ``quantity`` is a whole number from 1 to ``MAX_QUANTITY`` (every way in).
+
+    No transaction: a check before any write.
+    """
+    check_whole_number(
+        quantity,
+        field="quantity",
+        detail=f"quantity must be between 1 and {MAX_QUANTITY}.",
+        error="Out of range.",
+        maximum=MAX_QUANTITY,
+    )
 
 
 def lock_redemption(redemption: Redemption) -> Redemption:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db import IntegrityError, transaction
-
 from loyalty.exceptions import InvalidInput
 from loyalty.kernel import (
     Actor,
@@ -13,12 +11,12 @@ from loyalty.kernel import (
     history_user,
     outer_service,
     require_perm,
-    save_with_history,
+    save_unique,
 )
 from loyalty.models import Member, Reward
 
 from ..models import Redemption
-from .common import MAX_QUANTITY
+from .common import check_quantity
 
 
 @outer_service
@@ -48,13 +46,7 @@ def import_legacy_redemption(
             f"Unknown status {status!r}; one of {', '.join(Redemption.Status.values)}.",
             errors={"status": ["Unknown status."]},
         )
-    check_whole_number(
-        quantity,
-        field="quantity",
-        detail=f"quantity must be between 1 and {MAX_QUANTITY}.",
-        error="Out of range.",
-        maximum=MAX_QUANTITY,
-    )
+    check_quantity(quantity)
     check_whole_number(
         points_spent,
         field="points_spent",
@@ -62,10 +54,11 @@ def import_legacy_redemption(
         error="Must be >= 0.",
         minimum=0,
     )
+    imported = InvalidInput(
+        f"external_ref {external_ref!r} was already imported.", errors={"external_ref": ["Already imported."]}
+    )
     if Redemption.objects.filter(external_ref=external_ref).exists():
-        raise InvalidInput(
-            f"external_ref {external_ref!r} was already imported.", errors={"external_ref": ["Already imported."]}
-        )
+        raise imported
     redemption = Redemption(
         kind=Redemption.Kind.REDEMPTION,
         member=member,
@@ -79,13 +72,10 @@ def import_legacy_redemption(
         stock_returned=True,  # no stock was taken here: never give any back
         created_by=history_user(actor),
     )
-    try:
-        with transaction.atomic():
-            save_with_history(redemption, actor=actor, reason=f"Imported from the legacy platform ({external_ref})")
-    except IntegrityError as exc:  # a concurrent import of the same reference
-        raise InvalidInput(
-            f"external_ref {external_ref!r} was already imported.", errors={"external_ref": ["Already imported."]}
-        ) from exc
+    # A concurrent import of the same reference fails on the unique external_ref.
+    save_unique(
+        redemption, actor=actor, reason=f"Imported from the legacy platform ({external_ref})", duplicate=imported
+    )
     # created_at is auto_now_add: keep the legacy date on the row and its first history record.
     Redemption.objects.filter(pk=redemption.pk).update(created_at=created_at)
     redemption.history.filter(id=redemption.pk).update(created_at=created_at)

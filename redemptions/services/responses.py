@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from typing import Any
 
 from django.utils import timezone
 
@@ -23,8 +24,6 @@ from loyalty.exceptions import (
 from loyalty.kernel import (
     SYSTEM,
     Actor,
-    actor_name,
-    check_whole_number,
     history_user,
     outer_service,
     own_transaction,
@@ -41,23 +40,18 @@ from loyalty.selectors import tier_at
 from loyalty.services import debit_points_in_transaction, lock_balance
 from promotions import codegen
 from promotions.models import Code, CodeEvent
+from promotions.services import record_code_event
 from redemptions.exceptions import NOT_ELIGIBLE, POOL_EXHAUSTED, REWARD_MISCONFIGURED, REWARD_UNAVAILABLE
 
 from ..models import Redemption, RewardCodePool
-from .common import MAX_QUANTITY, email_context, lock_redemption, take_stock
+from .common import check_quantity, email_context, lock_redemption, take_stock
 from .refunds import Path, check_may_move, give_back
 
 logger = logging.getLogger(__name__)
 
 
 def _check_reward(reward: Reward, member: Member, quantity: int) -> None:
-    check_whole_number(
-        quantity,
-        field="quantity",
-        detail=f"quantity must be between 1 and {MAX_QUANTITY}.",
-        error="Out of range.",
-        maximum=MAX_QUANTITY,
-    )
+    check_quantity(quantity)
     if member.status != Member.Status.ACTIVE:
         raise MemberInactive(f"Member {member.external_id} is {member.status}.")
     now = timezone.now()
@@ -104,16 +98,28 @@ def _issue_code(redemption: Redemption, actor: Actor) -> Code:
     if valid_until and (code.valid_until is None or valid_until < code.valid_until):
         code.valid_until = valid_until
     code.save(update_fields=["assigned_member", "valid_until", "updated_at"])
-    CodeEvent.objects.create(
-        code=code,
-        code_text=code.normalized,
-        kind=CodeEvent.Kind.ASSIGNED,
-        member=redemption.member,
-        actor=history_user(actor),
-        client=actor_name(actor),
-        detail={"redemption": redemption.pk},
+    record_code_event(
+        code, CodeEvent.Kind.ASSIGNED, actor=actor, member=redemption.member, detail={"redemption": redemption.pk}
     )
     return code
+
+
+def _new_response(
+    kind: str, member: Member, reward: Reward, quantity: int, *, actor: Actor, **fields: Any
+) -> Redemption:
+    """A redemption or an award as the catalogue defines it: in the reward's metric, usable for its
+    ``valid_days``, and submitted for approval when the reward requires it."""
+    return Redemption(
+        kind=kind,
+        member=member,
+        reward=reward,
+        quantity=quantity,
+        metric=reward.metric,
+        created_by=history_user(actor),
+        expires_at=_expiry(reward),
+        approval_status=Redemption.ApprovalStatus.SUBMITTED if reward.requires_approval else None,
+        **fields,
+    )
 
 
 def _expiry(reward: Reward) -> dt.datetime | None:
@@ -137,17 +143,8 @@ def redeem_reward(
         lock_balance(member, reward.metric)
     take_stock(reward, quantity)
     needs_approval = reward.requires_approval
-    redemption = Redemption(
-        kind=Redemption.Kind.REDEMPTION,
-        member=member,
-        reward=reward,
-        quantity=quantity,
-        points_spent=cost,
-        metric=reward.metric,
-        channel=channel,
-        created_by=history_user(actor),
-        expires_at=_expiry(reward),
-        approval_status=Redemption.ApprovalStatus.SUBMITTED if needs_approval else None,
+    redemption = _new_response(
+        Redemption.Kind.REDEMPTION, member, reward, quantity, actor=actor, points_spent=cost, channel=channel
     )
     save_with_history(redemption, actor=actor, reason="Redeemed")
     if cost:
@@ -185,19 +182,16 @@ def award_reward(
     _check_reward(reward, member, quantity)
     take_stock(reward, quantity)
     needs_approval = reward.requires_approval
-    redemption = Redemption(
-        kind=Redemption.Kind.AWARD,
-        member=member,
-        reward=reward,
-        quantity=quantity,
+    redemption = _new_response(
+        Redemption.Kind.AWARD,
+        member,
+        reward,
+        quantity,
+        actor=actor,
         points_spent=0,
-        metric=reward.metric,
         channel=channel,
-        created_by=history_user(actor),
         reason=reason.strip()[:255],
-        expires_at=_expiry(reward),
         award_status=Redemption.AwardStatus.PENDING if needs_approval else Redemption.AwardStatus.AWARDED,
-        approval_status=Redemption.ApprovalStatus.SUBMITTED if needs_approval else None,
     )
     save_with_history(redemption, actor=actor, reason=f"Awarded: {reason}")
     if reward.type == Reward.Type.DISCOUNT_CODE and not needs_approval:

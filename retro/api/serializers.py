@@ -8,7 +8,7 @@ import django_filters
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from loyalty.kernel.api import IsoDateTimeFilter
+from loyalty.kernel.api import IsoDateTimeFilter, ModelOut
 from loyalty.models import Member, Transaction
 
 from ..models import RetroClaim
@@ -33,14 +33,9 @@ class PreviewOut(serializers.Serializer):
     breakdown = serializers.JSONField()
 
 
-class RetroClaimOut(serializers.ModelSerializer):
-    transaction = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
+class RetroClaimOut(ModelOut):
     occurred_at = serializers.DateTimeField(source="transaction.occurred_at", read_only=True)
     amount = serializers.DecimalField(source="transaction.amount", max_digits=14, decimal_places=2, read_only=True)
-    member = serializers.SlugRelatedField(slug_field="external_id", read_only=True)
-    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    rejected_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     # Plain strings in the schema: "status"/"channel" enums of other apps would collide in the naming.
     status = serializers.CharField(read_only=True, help_text="submitted | approved | processed | rejected | failed")
     channel = serializers.CharField(read_only=True, help_text="admin | api")

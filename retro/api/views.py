@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
-from rest_framework import generics, status
+from rest_framework import generics
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from loyalty.kernel.api import ReadWritePerms, has_perms, idempotent
+from loyalty.kernel.api import ServiceAction, has_perms, read_write
 
 from .. import services
 from ..models import RetroClaim
@@ -28,33 +28,30 @@ def _claim_out(claim: RetroClaim) -> dict:
     return RetroClaimOut(_claims().get(pk=claim.pk)).data
 
 
-class RetroClaimList(generics.ListAPIView):
+class RetroClaimList(ServiceAction, generics.ListAPIView, request=RetroClaimIn, responses={201: RetroClaimOut}):
     """GET: claims, newest first (filters: status, member, transaction, channel, created_after/before).
     POST: file a claim for a past non-loyalty purchase; it starts ``submitted`` with a preview."""
 
     serializer_class = RetroClaimOut
     filterset_class = RetroClaimFilter
-    permission_classes = [ReadWritePerms]
-    read_perms = ["retro.view_retroclaim"]
-    write_perms = ["retro.view_retroclaim", "retro.add_retroclaim"]
+    permission_classes = [
+        read_write(read=["retro.view_retroclaim"], write=["retro.view_retroclaim", "retro.add_retroclaim"])
+    ]
 
     def get_queryset(self):
         return _claims().order_by("-created_at", "-id")
 
-    @extend_schema(request=RetroClaimIn, responses={201: RetroClaimOut})
-    @idempotent
-    def post(self, request):
-        data = RetroClaimIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        fields = data.validated_data
-        claim = services.submit_retro_claim(
-            transaction_=fields["transaction"],
-            member=fields["member"],
-            note=fields["note"],
-            actor=request.user,
+    def perform(self, target, actor, data):
+        return services.submit_retro_claim(
+            transaction_=data["transaction"],
+            member=data["member"],
+            note=data["note"],
+            actor=actor,
             channel=RetroClaim.Channel.API,
         )
-        return Response(_claim_out(claim), status=status.HTTP_201_CREATED)
+
+    def present(self, claim: RetroClaim) -> dict:
+        return _claim_out(claim)
 
 
 class RetroClaimDetail(APIView):
@@ -65,26 +62,26 @@ class RetroClaimDetail(APIView):
         return Response(RetroClaimOut(get_object_or_404(_claims(), pk=pk)).data)
 
 
-class RetroClaimApprove(APIView):
+class _ClaimDecision(ServiceAction, responses=RetroClaimOut):
+    # POST /retro-claims/{id}/approve|reject: the approver's decision, answered with the claim.
+    # (A comment, not a docstring: the schema would describe RetroClaimReject with it.)
+
+    permission_classes = [has_perms("retro.view_retroclaim", "retro.approve_retroclaim")]
+
+    def target(self, pk: int) -> RetroClaim:
+        return _claim_or_404(pk)
+
+    def present(self, claim: RetroClaim) -> dict:
+        return _claim_out(claim)
+
+
+class RetroClaimApprove(_ClaimDecision):
     """Approve (never the requester): processing is queued on commit; the claim then goes processed or failed."""
 
-    permission_classes = [has_perms("retro.view_retroclaim", "retro.approve_retroclaim")]
-
-    @extend_schema(request=None, responses=RetroClaimOut)
-    @idempotent
-    def post(self, request, pk: int):
-        claim = services.approve_retro_claim(claim=_claim_or_404(pk), actor=request.user)
-        return Response(_claim_out(claim))
+    def perform(self, claim, actor, data):
+        return services.approve_retro_claim(claim=claim, actor=actor)
 
 
-class RetroClaimReject(APIView):
-    permission_classes = [has_perms("retro.view_retroclaim", "retro.approve_retroclaim")]
-
-    @extend_schema(request=RejectIn, responses=RetroClaimOut)
-    @idempotent
-    def post(self, request, pk: int):
-        claim = _claim_or_404(pk)
-        data = RejectIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        claim = services.reject_retro_claim(claim=claim, actor=request.user, reason=data.validated_data["reason"])
-        return Response(_claim_out(claim))
+class RetroClaimReject(_ClaimDecision, request=RejectIn):
+    def perform(self, claim, actor, data):
+        return services.reject_retro_claim(claim=claim, actor=actor, reason=data["reason"])

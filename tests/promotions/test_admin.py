@@ -483,3 +483,19 @@ def test_search_of_code_events_and_redemptions_is_exact(data, manager):
     assert [u.order_id for u in uses] == ["o-2"]
     uses = client.get(url("coderedemption_changelist"), {"q": "Welcome 10"}).context["cl"].result_list
     assert len(uses) == 2
+
+
+@pytest.mark.django_db
+def test_anomalies_and_per_member_usage_search_by_the_exact_term(data, manager):
+    client = login(manager)
+    AbuseSignal.objects.create(
+        kind="failed_validations", subject_type="client", subject="bot-2", count=9, window_seconds=600
+    )
+    found = client.get(url("abusesignal_changelist", query="q=%20bot%20")).context["cl"].result_list
+    assert [s.subject for s in found] == ["bot"]  # stripped, exact: not "bot-2"
+    signal = AbuseSignal.objects.get(subject="bot")
+    assert not client.get(url("abusesignal_changelist", query=f"q={signal.pk}")).context["cl"].result_list
+    external_id = data["member"].external_id
+    found = client.get(url("campaignmemberusage_changelist", query=f"q={external_id}")).context["cl"].result_list
+    assert [(u.member_id, u.uses) for u in found] == [(data["member"].pk, 1)]
+    assert not client.get(url("campaignmemberusage_changelist", query=f"q={external_id}x")).context["cl"].result_list

@@ -215,6 +215,12 @@ class ReadOnlyInline(ViewOnlyMixin, admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
+    # The relations its columns show, loaded with the rows (one query, however many rows).
+    select_related: tuple[str, ...] = ()
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        return queryset.select_related(*self.select_related) if self.select_related else queryset
 
 
 class InputFilter(admin.ListFilter):

@@ -272,6 +272,22 @@ class Command(BaseCommand):
             actor=SYSTEM,
         )
         points, credits = metrics["points"], metrics["status_credits"]
+
+        def credit(amount: int, reason: str, source: str, *, metric=points, earned_at=None, **kw) -> None:
+            """Points (or status credits) for this member; a lot ``earned_at`` expires a year later."""
+            if earned_at is not None:
+                kw.update(effective_at=earned_at, expires_at=earned_at + dt.timedelta(days=365))
+            kw.setdefault("source_type", "demo_purchase")
+            services.credit_points(
+                member=member,
+                metric=metric,
+                amount=amount,
+                reason=reason,
+                source_id=f"{external_id}-{source}",
+                actor=SYSTEM,
+                **kw,
+            )
+
         max_age = min(330, (now - enrolled_at).days)
         status_total = 0
         for n in range(rng.randint(2, 7)):
@@ -279,58 +295,18 @@ class Command(BaseCommand):
             earned_at = now - dt.timedelta(days=age, hours=rng.randint(0, 23))
             amount = rng.randint(5, 160) * 5
             store = rng.choice(STORES)
-            services.credit_points(
-                member=member,
-                metric=points,
-                amount=amount,
-                kind=LedgerEntry.Kind.EARN,
-                reason=f"Purchase at {store}",
-                effective_at=earned_at,
-                expires_at=earned_at + dt.timedelta(days=365),
-                source_type="demo_purchase",
-                source_id=f"{external_id}-{n}",
-                breakdown={"store": store, "base": amount},
-                actor=SYSTEM,
-            )
+            breakdown = {"store": store, "base": amount}
+            credit(amount, f"Purchase at {store}", str(n), earned_at=earned_at, breakdown=breakdown)
             status_total += max(1, amount // 20)
         # Status credits never expire: one credit for the period's purchases keeps the demo quick.
-        services.credit_points(
-            member=member,
-            metric=credits,
-            amount=status_total,
-            kind=LedgerEntry.Kind.EARN,
-            reason="Status credits for the period's purchases",
-            never_expires=True,
-            source_type="demo_purchase",
-            source_id=f"{external_id}-status",
-            actor=SYSTEM,
-        )
+        credit(status_total, "Status credits for the period's purchases", "status", metric=credits, never_expires=True)
         if i % 7 == 0:  # a lot that expires within the next two weeks
             earned_at = now - dt.timedelta(days=365 - rng.randint(2, 14))
-            services.credit_points(
-                member=member,
-                metric=points,
-                amount=rng.randint(10, 60) * 5,
-                reason="Purchase at Web shop",
-                effective_at=earned_at,
-                expires_at=earned_at + dt.timedelta(days=365),
-                source_type="demo_purchase",
-                source_id=f"{external_id}-soon",
-                actor=SYSTEM,
-            )
+            credit(rng.randint(10, 60) * 5, "Purchase at Web shop", "soon", earned_at=earned_at)
         if i % 11 == 0:  # an old lot, already past its expiry: the expiry job turns it into an entry
             earned_at = now - dt.timedelta(days=365 + rng.randint(5, 60))
-            services.credit_points(
-                member=member,
-                metric=points,
-                amount=rng.randint(4, 30) * 5,
-                reason="Imported legacy points",
-                effective_at=earned_at,
-                expires_at=earned_at + dt.timedelta(days=365),
-                source_type="demo_import",
-                source_id=f"{external_id}-legacy",
-                actor=SYSTEM,
-            )
+            legacy = rng.randint(4, 30) * 5
+            credit(legacy, "Imported legacy points", "legacy", earned_at=earned_at, source_type="demo_import")
         # Redemptions are made by redemptions/demo.py through the real service, so every "Redeem"
         # ledger row has its redemption behind it.
         if i % 9 == 0:
