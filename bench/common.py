@@ -363,9 +363,13 @@ def member_with_points(external_id: str, points: int, *, actor, email: str = "",
     return member
 
 
-def clone_members(template, prefix: str, n: int, *, extra: dict[str, str] | None = None) -> tuple[int, int]:
+def clone_members(
+    template, prefix: str, n: int, *, extra: dict[str, str] | None = None, entries: dict[str, str] | None = None
+) -> tuple[int, int]:
     """n copies of ``template`` (external_id ``<prefix><i>``, i = 1..n) with its tier interval, balance,
-    ledger entries and lots. Returns the (first, last) member id (contiguous: one INSERT)."""
+    ledger entries and lots. ``entries`` overrides columns of the cloned ledger entries (SQL over
+    ``m``, the new member: the ledger is append-only, so they cannot be updated afterwards).
+    Returns the (first, last) member id (contiguous: one INSERT)."""
     member_overrides = {
         "external_id": f"'{prefix}' || g",
         "email": f"'{prefix.lower()}' || g || '@example.com'",
@@ -393,7 +397,12 @@ def clone_members(template, prefix: str, n: int, *, extra: dict[str, str] | None
         clone_rows(
             "loyalty_ledgerentry",
             entry_id,
-            overrides={"member_id": "m.id", "idempotency_key": "NULL", "source_id": f"'clone-{entry_id}'"},
+            overrides={
+                "member_id": "m.id",
+                "idempotency_key": "NULL",
+                "source_id": f"'clone-{entry_id}'",
+                **(entries or {}),
+            },
             source="loyalty_member m",
             where=span,
             params=[first, last],

@@ -368,6 +368,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "loyalty.tasks.purge_idempotency_records",
         "schedule": 60 * 60 * 6,
     },
+    # The report's daily rollup: yesterday once it is closed (hourly, so any TIME_ZONE's midnight is
+    # followed within the hour; a run with nothing to close is one small query).
+    "close-insight-days": {"task": "loyalty.tasks.close_insight_days", "schedule": crontab(minute=20)},
     # The home page's and the dashboard's default 30 days, recomputed before the cache expires.
     "refresh-insight-report": {
         "task": "loyalty.tasks.refresh_insight_report",

@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass, field
 
 from django.db.models import Q, QuerySet, Sum
+from django.db.models.functions import Reverse
+from django.db.models.lookups import StartsWith
 from django.utils import timezone
 
 from .earning import RuleData, RuleSetData
@@ -186,10 +188,12 @@ MIN_CONTAINS = 3  # shorter terms cannot use the trigram indexes: prefix and exa
 
 
 def member_search_q(term: str) -> Q | None:
-    """Who a support agent means by ``term``: part of the name or email, the phone's digits, the
-    customer id in any case (whole, or its start). On PostgreSQL each ``icontains`` is served by a
-    pg_trgm GIN index on ``UPPER(column)`` (migration 0013) and the id by a btree on
-    ``UPPER(external_id)`` (0016), so this stays fast at a million members; SQLite scans.
+    """Who a support agent means by ``term``: part of the name or email, the phone's digits (all
+    of them or the last ones), the customer id in any case (whole, or its start). On PostgreSQL
+    each ``icontains`` is served by a pg_trgm GIN index on ``UPPER(column)`` (migration 0013), the
+    id by a btree on ``UPPER(external_id)`` (0016) and the phone by a btree on ``REVERSE(phone)``
+    (0019: its end is a prefix of the reversed number), so this stays fast at a million members;
+    SQLite scans.
 
     Only the columns the term can be in are searched (every extra column is one more index scan):
     a term with a space is not an email or an id, one with "@" is not a name, a phone number is
@@ -211,7 +215,7 @@ def member_search_q(term: str) -> Q | None:
     if phone_like:
         digits = re.sub(r"\D", "", term)
         if len(digits) >= MIN_CONTAINS:
-            q |= Q(phone__contains=digits)
+            q |= Q(StartsWith(Reverse("phone"), digits[::-1]))
     return q if q else Q(pk__in=[])
 
 

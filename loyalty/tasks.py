@@ -94,6 +94,15 @@ def send_expiry_reminders() -> int:
 
 
 @shared_task(acks_late=True)
+def close_insight_days() -> int:
+    """Beat, hourly: store the report's figures of every closed day not stored yet (the nightly
+    close of yesterday, and the catch-up after a gap or a reopened day)."""
+    from .services.insight import close_recent_days
+
+    return close_recent_days()
+
+
+@shared_task(acks_late=True)
 def refresh_insight_report() -> str:
     """Recompute the last 30 days' report into the cache before it expires, so that the operations
     home and the dashboard's default range never compute it inside a request."""

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from loyalty.insight import DailySeries, Figures, Lookup, register_daily, register_figures, register_lookup
+from loyalty.insight import (
+    DailySeries,
+    Figures,
+    Lookup,
+    Rollup,
+    register_daily,
+    register_figures,
+    register_lookup,
+    register_rollup,
+)
 
 from . import selectors
 
 
 def register() -> None:
+    register_rollup(Rollup("promotions.code_uses", selectors.rollup_code_uses))
     register_figures(Figures(key="promotions", compute=selectors.report_figures, order=30))
     register_daily(DailySeries(key="code_redemptions", compute=selectors.daily_code_redemptions, order=40))
     register_lookup(

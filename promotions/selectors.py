@@ -8,7 +8,20 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import Aggregate, Avg, Count, DurationField, Exists, ExpressionWrapper, F, OuterRef, Q, Sum, Value
+from django.db.models import (
+    Aggregate,
+    Avg,
+    Count,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
@@ -172,9 +185,12 @@ class _Median(Aggregate):
 
 
 def _release_to_use():
-    return ExpressionWrapper(
-        F("created_at") - Coalesce(F("code__valid_from"), F("code__created_at")), output_field=DurationField()
+    """The use's time less its code's release, the code read by primary key per use: a join let
+    the planner hash the whole code table (a million rows, ~180 ms) for a few thousand uses."""
+    released = (
+        Code.objects.filter(pk=OuterRef("code_id")).annotate(at=Coalesce("valid_from", "created_at")).values("at")
     )
+    return ExpressionWrapper(F("created_at") - Subquery(released[:1]), output_field=DurationField())
 
 
 def _median_delays(uses) -> dict[int, dt.timedelta]:
@@ -255,13 +271,24 @@ def report_campaigns(period: Period, *, limit: int = 50) -> list[dict[str, Any]]
 
 
 def order_values(period: Period) -> dict[str, Any]:
-    """Average purchase amount in the range, of purchases with a code applied and without."""
-    purchases = Transaction.objects.filter(occurred_at__gte=period.start_at, occurred_at__lt=period.end_at)
+    """Average purchase amount in the range, of purchases with a code applied and without.
+
+    One pass over the range's purchases (index transaction_occurred), grouped by whether a code
+    was applied to the order (a probe of coderedemption.order_id each), not one pass per group.
+    """
     with_code = Exists(
         CodeRedemption.objects.filter(order_id=OuterRef("external_id"), status=CodeRedemption.Status.APPLIED)
     )
-    a = purchases.filter(with_code).aggregate(n=Count("id"), avg=Avg("amount"))
-    b = purchases.filter(~with_code).aggregate(n=Count("id"), avg=Avg("amount"))
+    rows = (
+        Transaction.objects.filter(occurred_at__gte=period.start_at, occurred_at__lt=period.end_at)
+        .annotate(coded=with_code)
+        .values("coded")
+        .annotate(n=Count("id"), avg=Avg("amount"))
+        .order_by()
+    )
+    groups = {bool(r["coded"]): r for r in rows}
+    empty = {"n": 0, "avg": None}
+    a, b = groups.get(True, empty), groups.get(False, empty)
     return {
         "currency": ProgramSettings.load().currency,
         "with_codes": {"orders": a["n"], "average": _money(a["avg"])},
@@ -293,12 +320,20 @@ def report_figures(period: Period) -> dict[str, Any]:
     }
 
 
-def daily_code_redemptions(period: Period) -> dict[dt.date, int]:
+def rollup_code_uses(period: Period) -> list[tuple[dt.date, str, int]]:
+    """Per day: code uses recorded, whatever their status now (index coderedemption_created)."""
     rows = (
         CodeRedemption.objects.filter(created_at__gte=period.start_at, created_at__lt=period.end_at)
         .annotate(day=TruncDate("created_at", tzinfo=period.tz))
         .values("day")
         .annotate(n=Count("id"))
-        .order_by("day")
+        .order_by()
     )
-    return {r["day"]: r["n"] for r in rows}
+    return [(r["day"], "", r["n"]) for r in rows]
+
+
+def daily_code_redemptions(period: Period) -> dict[dt.date, int]:
+    """Per day: code uses, from the daily rollup (loyalty.insight.rollup)."""
+    from loyalty.insight import rollup
+
+    return rollup.daily_total("promotions.code_uses", period)

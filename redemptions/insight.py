@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
-from loyalty.insight import DailySeries, Figures, Queue, register_daily, register_figures, register_queue
+from loyalty.insight import (
+    DailySeries,
+    Figures,
+    Queue,
+    Rollup,
+    register_daily,
+    register_figures,
+    register_queue,
+    register_rollup,
+)
 
 from . import selectors
+from .models import Redemption
 
 
 def register() -> None:
@@ -32,6 +42,10 @@ def register() -> None:
             order=20,
         )
     )
+    register_rollup(Rollup("redemptions.count", lambda p: selectors.rollup_count(p, Redemption.Kind.REDEMPTION)))
+    register_rollup(Rollup("awards.count", lambda p: selectors.rollup_count(p, Redemption.Kind.AWARD)))
+    register_rollup(Rollup("redemptions.points", selectors.rollup_points))
+    register_rollup(Rollup("redemptions.by_tier", selectors.rollup_by_tier))
     register_figures(Figures(key="redemptions", compute=selectors.report_figures, order=20))
     register_daily(DailySeries(key="redemptions", compute=selectors.daily_redemptions, order=10))
     register_daily(DailySeries(key="awards", compute=selectors.daily_awards, order=20))

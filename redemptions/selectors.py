@@ -276,11 +276,6 @@ def rollback_queue_stats() -> QueueStats:
     return QueueStats(count=row["n"], oldest_at=row["oldest"])
 
 
-def _per_metric(qs, field: str) -> dict[str, int]:
-    rows = qs.values("metric__code").annotate(n=Sum(field)).order_by("metric__code")
-    return {r["metric__code"]: r["n"] or 0 for r in rows if r["metric__code"]}
-
-
 def _counts(qs, field: str, *, empty: str = "none") -> dict[str, int]:
     rows = qs.values(field).annotate(n=Count("id")).order_by("-n", field)
     return {(r[field] or empty): r["n"] for r in rows}
@@ -290,27 +285,77 @@ def _ranked(counts: dict[str, int]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def _by_tier(redemptions: QuerySet[Redemption]) -> dict[str, int]:
-    """Redemptions in the range per the member's current tier ("none" without one).
+def _in_days(qs, period: Period):
+    return qs.filter(created_at__gte=period.start_at, created_at__lt=period.end_at).annotate(
+        day=TruncDate("created_at", tzinfo=period.tz)
+    )
 
-    Grouped by the member's ``tier_id`` (the tier table is joined only for the few codes after);
-    at 1M members the member join is still the report's slowest part (~0.7 s, docs/performance.md):
-    a per-redemption correlated lookup measured 3 s, so the plain join stays until the tier is
-    kept on the redemption or in a daily rollup.
+
+def _day(value) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
+
+
+def rollup_count(period: Period, kind: str) -> list[tuple[dt.date, str, int]]:
+    """Per day: redemptions (or awards) created (index redemption_kind_created)."""
+    rows = _in_days(Redemption.objects.filter(kind=kind), period).values("day").annotate(n=Count("id")).order_by()
+    return [(r["day"], "", r["n"]) for r in rows]
+
+
+def rollup_points(period: Period) -> list[tuple[dt.date, str, int]]:
+    """Per day and metric id: points spent by the redemptions created (never changed afterwards:
+    a reject, return or rollback gives points back as ``points_returned``)."""
+    rows = (
+        _in_days(Redemption.objects.filter(kind=Redemption.Kind.REDEMPTION, metric__isnull=False), period)
+        .values("day", "metric_id")
+        .annotate(n=Sum("points_spent"))
+        .order_by()
+    )
+    return [(r["day"], str(r["metric_id"]), r["n"] or 0) for r in rows]
+
+
+def rollup_by_tier(period: Period) -> list[tuple[dt.date, str, int]]:
+    """Per day and tier id: redemptions by the tier the member was in when redeeming.
+
+    Read from the tier history (``TierMembership``'s half-open intervals, which never overlap), so
+    a later tier change does not move a redemption of a closed day. One outer join of the range's
+    redemptions to the history by member; "" where the member had no tier at the time.
     """
+    from django.db import connections
+
+    from loyalty.models import TierMembership
+
+    redemptions = _in_days(Redemption.objects.filter(kind=Redemption.Kind.REDEMPTION), period)
+    conn = connections[redemptions.db]
+    table = conn.ops.quote_name(TierMembership._meta.db_table)
+    inner, params = redemptions.values("day", "member_id", "created_at").order_by().query.sql_with_params()
+    with conn.cursor() as cursor:
+        cursor.execute(
+            f"SELECT r.day, t.tier_id, COUNT(*) FROM ({inner}) r LEFT JOIN {table} t"
+            " ON t.member_id = r.member_id AND t.valid_from <= r.created_at"
+            " AND (t.valid_to IS NULL OR t.valid_to > r.created_at)"
+            " GROUP BY r.day, t.tier_id",
+            params,
+        )
+        rows = cursor.fetchall()
+    return [(_day(day), "" if tier_id is None else str(tier_id), n) for day, tier_id, n in rows]
+
+
+def _by_tier(period: Period) -> dict[str, int]:
+    """Redemptions in the range per tier at the time ("none" without one), from the rollup."""
+    from loyalty.insight import rollup
     from loyalty.models import Tier
 
-    rows = redemptions.values("member__tier_id").annotate(n=Count("id")).order_by()
-    counts = {r["member__tier_id"]: r["n"] for r in rows}
-    names = dict(Tier.objects.filter(pk__in=[t for t in counts if t is not None]).values_list("pk", "code"))
+    counts = rollup.totals("redemptions.by_tier", period)
+    names = dict(Tier.objects.filter(pk__in=[int(t) for t in counts if t]).values_list("pk", "code"))
     out: dict[str, int] = {}
     for tier_id, n in counts.items():
-        key = names.get(tier_id) or "none"
+        key = names.get(int(tier_id)) if tier_id else None
+        key = key or "none"
         out[key] = out.get(key, 0) + n
-    return _ranked(out)
+    return _ranked({k: n for k, n in out.items() if n})
 
 
-def _by_segment(redemptions: QuerySet[Redemption]) -> dict[str, int]:
+def _by_segment(redemptions: QuerySet[Redemption], total: int | None = None) -> dict[str, int]:
     """Redemptions in the range per segment of the member (once per segment; "none" in none).
 
     Joined from the range's redemptions straight to the segment memberships by member id: the
@@ -332,7 +377,11 @@ def _by_segment(redemptions: QuerySet[Redemption]) -> dict[str, int]:
         counts = dict(cursor.fetchall())
     names = dict(Segment.objects.filter(pk__in=list(counts)).values_list("pk", "code"))
     out = {names[k]: n for k, n in counts.items()}
-    none = redemptions.exclude(Exists(through.objects.filter(member_id=OuterRef("member_id")))).count()
+    # "none": all of them less those of a member in some segment (a semi-join, which the planner
+    # may start from the memberships; NOT EXISTS had to probe for every redemption in the range).
+    if total is None:
+        total = redemptions.count()
+    none = total - redemptions.filter(Exists(through.objects.filter(member_id=OuterRef("member_id")))).count()
     if none:
         out["none"] = none
     return _ranked(out)
@@ -341,9 +390,13 @@ def _by_segment(redemptions: QuerySet[Redemption]) -> dict[str, int]:
 def report_figures(period: Period) -> dict[str, Any]:
     """Redemptions and awards created in the range, and the rollbacks requested in it that ran.
 
-    Points are per metric (a redemption spends one metric). Tier and segments are the member's
-    current ones.
+    Points are per metric (a redemption spends one metric). The counts, points and tiers come from
+    the daily rollup (loyalty.insight.rollup; the tier is the one at the time of the redemption);
+    segments are the member's current ones and rollbacks go by their status now, so both are live.
     """
+    from loyalty.insight import rollup
+    from loyalty.models import Metric
+
     in_range = Q(created_at__gte=period.start_at, created_at__lt=period.end_at)
     redemptions = Redemption.objects.filter(in_range, kind=Redemption.Kind.REDEMPTION)
     rollbacks = Rollback.objects.filter(in_range, status=Rollback.Status.EXECUTED)
@@ -352,14 +405,17 @@ def report_figures(period: Period) -> dict[str, Any]:
         .annotate(n=Sum("points_returned"))
         .order_by("redemption__metric__code")
     )
+    points = rollup.totals("redemptions.points", period)
+    codes = dict(Metric.objects.filter(pk__in=[int(m) for m in points]).values_list("pk", "code"))
+    count = sum(rollup.totals("redemptions.count", period).values())
     return {
         "redemptions": {
-            "count": redemptions.count(),
-            "points": _per_metric(redemptions, "points_spent"),
-            "by_tier": _by_tier(redemptions),
-            "by_segment": _by_segment(redemptions),
+            "count": count,
+            "points": {codes[int(m)]: n for m, n in sorted(points.items(), key=lambda kv: codes[int(kv[0])])},
+            "by_tier": _by_tier(period),
+            "by_segment": _by_segment(redemptions, count),
         },
-        "awards": {"count": Redemption.objects.filter(in_range, kind=Redemption.Kind.AWARD).count()},
+        "awards": {"count": sum(rollup.totals("awards.count", period).values())},
         "rollbacks": {
             "count": rollbacks.count(),
             "points": {
@@ -383,11 +439,15 @@ def _daily(qs, period: Period) -> dict[dt.date, int]:
 
 
 def daily_redemptions(period: Period) -> dict[dt.date, int]:
-    return _daily(Redemption.objects.filter(kind=Redemption.Kind.REDEMPTION), period)
+    from loyalty.insight import rollup
+
+    return rollup.daily_total("redemptions.count", period)
 
 
 def daily_awards(period: Period) -> dict[dt.date, int]:
-    return _daily(Redemption.objects.filter(kind=Redemption.Kind.AWARD), period)
+    from loyalty.insight import rollup
+
+    return rollup.daily_total("awards.count", period)
 
 
 def daily_rollbacks(period: Period) -> dict[dt.date, int]:

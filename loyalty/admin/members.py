@@ -117,7 +117,13 @@ class MemberAdmin(ObjectActionsMixin, BigListMixin, ServiceSaveMixin, ServiceMan
 
     def get_search_results(self, request, queryset, search_term):
         # pg_trgm indexes on PostgreSQL (loyalty.selectors.member_search_q); no joins, no duplicates.
-        return selectors.search_members(queryset, (search_term or "")[:200]), False
+        # The match runs once: the newest SEARCH_COUNT_CAP matching ids, which the count and the
+        # page then read by primary key (the trigram scan is the costly part; it ran for each).
+        found = selectors.search_members(queryset, (search_term or "")[:200])
+        if found is queryset:
+            return queryset, False
+        ids = list(found.order_by("-pk").values_list("pk", flat=True)[:SEARCH_COUNT_CAP])
+        return queryset.filter(pk__in=ids), False
 
     # --- the form -----------------------------------------------------------------------------
     def get_fieldsets(self, request, obj=None):

@@ -22,6 +22,7 @@ from .registry import (
     register_queue,
     registered_queues,
 )
+from .rollup import Rollup, register_rollup
 
 __all__ = [
     "DailySeries",
@@ -30,11 +31,13 @@ __all__ = [
     "Period",
     "Queue",
     "QueueStats",
+    "Rollup",
     "lookups_for",
     "queues_for",
     "register_daily",
     "register_figures",
     "register_lookup",
     "register_queue",
+    "register_rollup",
     "registered_queues",
 ]

@@ -33,7 +33,7 @@ class _Breakage(serializers.Serializer):
 class _Redemptions(serializers.Serializer):
     count = serializers.IntegerField()
     points = serializers.DictField(child=serializers.IntegerField(), help_text="Points spent, per metric.")
-    by_tier = serializers.DictField(child=serializers.IntegerField(), help_text="Member's current tier code.")
+    by_tier = serializers.DictField(child=serializers.IntegerField(), help_text="Tier code when redeeming.")
     by_segment = serializers.DictField(child=serializers.IntegerField())
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from . import selectors
 from .registry import Figures, Lookup, Period, Queue, register_figures, register_lookup, register_queue
+from .rollup import Rollup, register_rollup
 
 
 def _points_figures(period: Period) -> dict:
@@ -46,6 +47,8 @@ def register() -> None:
             order=95,
         )
     )
+    register_rollup(Rollup("points.issued", selectors.rollup_issued))
+    register_rollup(Rollup("points.expired", selectors.rollup_expired))
     register_figures(Figures(key="points", compute=_points_figures, order=10))
     register_lookup(
         Lookup(

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db import DEFAULT_DB_ALIAS, connections
 
 from loyalty.exceptions import InvalidInput
+from loyalty.replica import reporting_db
 
+from . import rollup
 from .registry import Period, registered_daily, registered_figures, registered_queues
 
 MAX_DAYS = 366
@@ -55,13 +60,38 @@ def queue_figures() -> dict[str, dict[str, Any]]:
     }
 
 
+@contextmanager
+def _without_jit() -> Iterator[None]:
+    """PostgreSQL's JIT off for the report's queries (on the primary and the reporting replica).
+
+    They are a few dozen short aggregates whose cost estimates (range scans over million-row
+    tables) pass ``jit_above_cost``: compiling took longer than running them (at 1M redemptions
+    177 of the 308 ms of the order-value query, the 30-day report 1.0 s with JIT, 0.4 s without).
+    """
+    opened = []
+    for alias in dict.fromkeys([DEFAULT_DB_ALIAS, reporting_db()]):
+        connection = connections[alias]
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET jit = off")
+            opened.append(connection)
+    try:
+        yield
+    finally:
+        for connection in opened:
+            if connection.connection is not None:
+                with connection.cursor() as cursor:
+                    cursor.execute("RESET jit")
+
+
 def build_summary(period: Period) -> dict[str, Any]:
     """Compute the figures now (no cache): what the contributing apps registered, merged."""
     summary: dict[str, Any] = {"from": period.start, "to": period.end}
-    for section in registered_figures():
-        summary.update(section.compute(period))
-    summary["queues"] = queue_figures()
-    series = {s.key: s.compute(period) for s in registered_daily()}
+    with _without_jit(), rollup.reading():
+        for section in registered_figures():
+            summary.update(section.compute(period))
+        summary["queues"] = queue_figures()
+        series = {s.key: s.compute(period) for s in registered_daily()}
     summary["daily"] = [
         {"date": day, **{key: counts.get(day, 0) for key, counts in series.items()}} for day in period.days()
     ]

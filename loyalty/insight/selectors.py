@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db.models import Count, Min, Q, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from loyalty.models import LedgerEntry, OutboxMessage, PointBalance, PointLot
@@ -62,27 +63,39 @@ def expiring_within(days: int = 30, *, now: dt.datetime | None = None) -> dict[s
     return {codes[r["metric_id"]]: r["points"] or 0 for r in sorted(rows, key=lambda r: codes[r["metric_id"]])}
 
 
+def _ledger_per_day(period: Period, q: Q) -> list[tuple[dt.date, str, int]]:
+    rows = (
+        LedgerEntry.objects.filter(q, created_at__gte=period.start_at, created_at__lt=period.end_at)
+        .annotate(day=TruncDate("created_at", tzinfo=period.tz))
+        .values("day", "metric_id")
+        .annotate(n=Sum("amount"))
+        .order_by()
+    )
+    return [(r["day"], str(r["metric_id"]), r["n"] or 0) for r in rows]
+
+
+def rollup_issued(period: Period) -> list[tuple[dt.date, str, int]]:
+    """Per day and metric id: points brought into the program (the ledger is append-only)."""
+    return _ledger_per_day(period, Q(kind__in=ISSUING_KINDS, amount__gt=0))
+
+
+def rollup_expired(period: Period) -> list[tuple[dt.date, str, int]]:
+    """Per day and metric id: points expired (negative amounts)."""
+    return _ledger_per_day(period, Q(kind=LedgerEntry.Kind.EXPIRY))
+
+
 def breakage(period: Period) -> dict[str, dict]:
-    """Per metric: points issued and points expired in the range, and expired ÷ issued."""
-    in_range = Q(created_at__gte=period.start_at, created_at__lt=period.end_at)
-    # Grouped by metric_id on the range of ledger_kind_created; codes looked up after (no join).
-    issued_ids = dict(
-        LedgerEntry.objects.filter(in_range, kind__in=ISSUING_KINDS, amount__gt=0)
-        .values("metric_id")
-        .annotate(n=Sum("amount"))
-        .order_by()
-        .values_list("metric_id", "n")
-    )
-    expired_ids = dict(
-        LedgerEntry.objects.filter(in_range, kind=LedgerEntry.Kind.EXPIRY)
-        .values("metric_id")
-        .annotate(n=Sum("amount"))
-        .order_by()
-        .values_list("metric_id", "n")
-    )
-    codes = _metric_codes([*issued_ids, *expired_ids])
-    issued = {codes[k]: v for k, v in issued_ids.items()}
-    expired = {codes[k]: v for k, v in expired_ids.items()}
+    """Per metric: points issued and points expired in the range, and expired ÷ issued.
+
+    From the daily rollup (loyalty.insight.rollup): closed days stored, today live.
+    """
+    from . import rollup
+
+    issued_ids = rollup.totals("points.issued", period)
+    expired_ids = rollup.totals("points.expired", period)
+    codes = _metric_codes(int(k) for k in [*issued_ids, *expired_ids])
+    issued = {codes[int(k)]: v for k, v in issued_ids.items()}
+    expired = {codes[int(k)]: v for k, v in expired_ids.items()}
     out = {}
     for metric in sorted(set(issued) | set(expired)):
         i, e = issued.get(metric) or 0, -(expired.get(metric) or 0)

@@ -10,7 +10,9 @@ exports, never a private name of ``loyalty``. See docs/architecture.md.
 - Status moves: ``transition`` (the only way a status field changes: table, field, history),
   ``require_transition`` (an early check), ``may_transition``,
   ``bulk_transition`` (housekeeping over many rows), ``check_transition``, ``transitions_of``; ``save_with_history``,
-  ``save_unique`` (an insert whose unique constraint turns a duplicate into a domain error).
+  ``save_unique`` (an insert whose unique constraint turns a duplicate into a domain error),
+  ``insert_without_history`` + ``record_created`` (a new row completed in the same transaction:
+  one history row with its final values).
 - Transactions: ``outer_service`` (``transaction.atomic(durable=True)``: an operation that starts
   the transaction, refused inside any other) and ``in_transaction`` (a building block asserting its
   caller holds one), ``own_transaction`` (one piece of a job's work), ``unit_of_work(name)`` (the
@@ -53,7 +55,9 @@ from .transactions import in_transaction, in_unit_of_work, outer_service, own_tr
 from .transitions import (
     bulk_transition,
     check_transition,
+    insert_without_history,
     may_transition,
+    record_created,
     require_transition,
     save_unique,
     save_with_history,
@@ -88,11 +92,13 @@ __all__ = [
     "history_user",
     "in_transaction",
     "in_unit_of_work",
+    "insert_without_history",
     "is_system",
     "is_whole_number",
     "may_transition",
     "outer_service",
     "own_transaction",
+    "record_created",
     "register_code",
     "require_four_eyes",
     "require_perm",

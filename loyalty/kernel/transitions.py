@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from django.db import IntegrityError, models, transaction
+from simple_history.utils import get_history_manager_for_model
 
 from loyalty.exceptions import DomainError, InvalidTransition
 
@@ -110,6 +111,33 @@ def save_with_history(
         obj.save(update_fields=sorted(fields))
     else:
         obj.save()
+
+
+def insert_without_history(obj: models.Model) -> None:
+    """Insert ``obj`` without its history row, for a service that completes the new row in the same
+    transaction (the ids of what it made for it) and then calls ``record_created`` once: history
+    holds one creation row with the final values instead of a creation row and an update row."""
+    obj.skip_history_when_saving = True
+    try:
+        obj.save()
+    finally:
+        del obj.skip_history_when_saving
+
+
+def record_created(obj: models.Model, *, actor: Any, reason: str, update_fields: Iterable[str] = ()) -> None:
+    """Save the fields set since ``insert_without_history`` and write the creation's history row
+    (who, why), as ``save_with_history`` would have on the insert."""
+    fields = list(update_fields)
+    if fields:
+        obj.skip_history_when_saving = True
+        try:
+            obj.save(update_fields=fields)
+        finally:
+            del obj.skip_history_when_saving
+    if actor is not None and getattr(actor, "is_authenticated", False):
+        obj._history_user = actor
+    obj._change_reason = (reason or "")[:100]
+    get_history_manager_for_model(type(obj)).bulk_history_create([obj])
 
 
 def save_unique(obj: models.Model, *, actor: Any, reason: str, duplicate: DomainError) -> None:

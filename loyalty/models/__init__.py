@@ -11,12 +11,15 @@ from .earning import (
 )
 from .events import Event, MemberNotification, WebhookDelivery, WebhookSubscription
 from .idempotency import IdempotencyRecord
+from .insight import DailyFigure, InsightDay
 from .ledger import LedgerEntry, LedgerImmutableError, LotConsumption, PointBalance, PointLot
 from .members import Member, Metric, Segment, Tier, TierMembership
 from .outbox import OutboxMessage
 
 __all__ = [
     "ApiKey",
+    "DailyFigure",
+    "InsightDay",
     "Event",
     "IdempotencyRecord",
     "MemberNotification",

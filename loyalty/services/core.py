@@ -92,6 +92,15 @@ def lock_balances(member: Member, metrics: Iterable[Metric]) -> dict[int, PointB
     return {m.pk: lock_balance(member, m) for m in sorted(set(metrics), key=lambda m: m.pk)}
 
 
+def _held(balance: PointBalance | None, member: Member, metric: Metric) -> PointBalance | None:
+    """The caller's locked balance row, if it is this member's for this metric."""
+    if balance is None:
+        return None
+    if balance.member_id != member.pk or balance.metric_id != metric.pk:
+        raise ValueError("locked_balance is another member's or metric's row.")
+    return balance
+
+
 def _existing_entry(idempotency_key: str | None) -> LedgerEntry | None:
     if not idempotency_key:
         return None
@@ -121,6 +130,7 @@ def credit_points_in_transaction(
     breakdown: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
     reverses: LedgerEntry | None = None,
+    locked_balance: PointBalance | None = None,
 ) -> LedgerEntry:
     """Add points as a new lot; its expiry defaults to the metric's ``expiry_days`` from now
     (``never_expires`` overrides that for lots that must last, e.g. goodwill).
@@ -128,6 +138,7 @@ def credit_points_in_transaction(
     Purchase earnings (``purchase_at`` given) stay pending until the metric's return window after
     the purchase has passed. Any debt from earlier returns is repaid from the new lot first.
     With an ``idempotency_key`` a repeated call returns the first entry and credits nothing.
+    ``locked_balance`` as for ``debit_points_in_transaction``.
 
     Building block: the caller holds the transaction (``credit_points`` is the outer service).
     in_transaction()
@@ -140,7 +151,7 @@ def credit_points_in_transaction(
         if existing is not None:
             return existing
         raise MemberInactive("A closed member cannot receive points.")
-    balance = lock_balance(member, metric)
+    balance = _held(locked_balance, member, metric) or lock_balance(member, metric)
     # Checked once, under the lock (a concurrent twin waits for it and then sees the first entry).
     existing = _existing_entry(idempotency_key)
     if existing is not None:
@@ -283,10 +294,13 @@ def debit_points_in_transaction(
     breakdown: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
     reverses: LedgerEntry | None = None,
+    locked_balance: PointBalance | None = None,
 ) -> LedgerEntry:
     """Spend points, consuming lots soonest-expiring first (never-expiring lots last).
 
     Expired lots are expired first, so nobody spends points that are already gone.
+    ``locked_balance``: the row ``lock_balance`` gave the caller in this transaction, when nothing
+    has moved it since (saves locking it a second time).
 
     Building block: the caller holds the transaction (``debit_points`` is the outer service).
     in_transaction()
@@ -294,7 +308,7 @@ def debit_points_in_transaction(
     _check_points(amount)
     if kind not in DEBIT_KINDS:
         raise InvalidInput(f"{kind!r} is not a debit kind.")
-    balance = lock_balance(member, metric)
+    balance = _held(locked_balance, member, metric) or lock_balance(member, metric)
     # Checked once, under the lock (a concurrent twin waits for it and then sees the first entry).
     existing = _existing_entry(idempotency_key)
     if existing is not None:

@@ -165,7 +165,7 @@ def earn_for_transaction(
         breakdown["bill_amount"] = str(transaction_.amount)
         breakdown["returned_before_earning"] = str(transaction_.returned_amount)
     metrics = {m.code: m for m in Metric.objects.filter(code__in=breakdown["points_by_metric"])}
-    lock_balances(member, metrics.values())
+    balances = lock_balances(member, metrics.values())
     for code, points in sorted(breakdown["points_by_metric"].items()):
         credit_points_in_transaction(
             member=member,
@@ -180,6 +180,7 @@ def earn_for_transaction(
             source_id=transaction_.external_id,
             breakdown=breakdown,
             idempotency_key=f"{prefix}:{code}",
+            locked_balance=balances[metrics[code].pk],  # one credit per metric: nothing moved it since
         )
     transaction_.member = member
     transaction_.points_earned = breakdown["points"]

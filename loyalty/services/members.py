@@ -28,6 +28,7 @@ from ..exceptions import (
     MemberInactive,
 )
 from ..models import Member, Tier, TierMembership
+from .insight import reopen_days
 
 
 @outer_service
@@ -181,6 +182,8 @@ def record_tier_interval(
         changed_by=history_user(actor),
     )
     save_with_history(membership, actor=actor, reason=reason)
+    # Redemptions by tier count the tier at the time: the days this interval covers are recomputed.
+    reopen_days(valid_from, valid_to)
     previous = member.tier
     if valid_to is None:
         member.tier = tier

@@ -14,6 +14,7 @@ from loyalty.kernel import (
     save_unique,
 )
 from loyalty.models import Member, Reward
+from loyalty.services.insight import reopen_days
 
 from ..models import Redemption
 from .common import check_quantity
@@ -80,4 +81,6 @@ def import_legacy_redemption(
     Redemption.objects.filter(pk=redemption.pk).update(created_at=created_at)
     redemption.history.filter(id=redemption.pk).update(created_at=created_at)
     redemption.created_at = created_at
+    # A backdated row lands in a day the report's rollup may have closed: that day is computed again.
+    reopen_days(created_at, created_at)
     return redemption

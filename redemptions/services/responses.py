@@ -25,13 +25,14 @@ from loyalty.kernel import (
     SYSTEM,
     Actor,
     history_user,
+    insert_without_history,
     outer_service,
     own_transaction,
+    record_created,
     require_four_eyes,
     require_perm,
     require_reason,
     require_transition,
-    save_with_history,
     transition,
 )
 from loyalty.models import LedgerEntry, Member, Reward
@@ -139,14 +140,13 @@ def redeem_reward(
     require_perm(actor, "redemptions.add_redemption")
     _check_reward(reward, member, quantity)
     cost = reward.points * quantity
-    if cost:
-        lock_balance(member, reward.metric)
+    balance = lock_balance(member, reward.metric) if cost else None
     take_stock(reward, quantity)
     needs_approval = reward.requires_approval
     redemption = _new_response(
         Redemption.Kind.REDEMPTION, member, reward, quantity, actor=actor, points_spent=cost, channel=channel
     )
-    save_with_history(redemption, actor=actor, reason="Redeemed")
+    insert_without_history(redemption)  # its ledger entry and code need its id; one history row below
     if cost:
         redemption.ledger_entry = debit_points_in_transaction(
             member=member,
@@ -158,10 +158,11 @@ def redeem_reward(
             source_type="redemption",
             source_id=str(redemption.pk),
             idempotency_key=f"redemption:{redemption.pk}",
+            locked_balance=balance,
         )
     if reward.type == Reward.Type.DISCOUNT_CODE and not needs_approval:
         redemption.issued_code = _issue_code(redemption, actor)
-    redemption.save(update_fields=["ledger_entry", "issued_code"])
+    record_created(redemption, actor=actor, reason="Redeemed", update_fields=["ledger_entry", "issued_code"])
     events.emit("redemption.created", redemption)
     return redemption
 
@@ -193,10 +194,13 @@ def award_reward(
         reason=reason.strip()[:255],
         award_status=Redemption.AwardStatus.PENDING if needs_approval else Redemption.AwardStatus.AWARDED,
     )
-    save_with_history(redemption, actor=actor, reason=f"Awarded: {reason}")
-    if reward.type == Reward.Type.DISCOUNT_CODE and not needs_approval:
+    insert_without_history(redemption)
+    issues_code = reward.type == Reward.Type.DISCOUNT_CODE and not needs_approval
+    if issues_code:
         redemption.issued_code = _issue_code(redemption, actor)
-        redemption.save(update_fields=["issued_code"])
+    record_created(
+        redemption, actor=actor, reason=f"Awarded: {reason}", update_fields=["issued_code"] if issues_code else ()
+    )
     events.emit("redemption.created", redemption)
     return redemption
 

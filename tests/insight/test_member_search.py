@@ -60,6 +60,12 @@ def test_short_terms_match_only_the_start_of_a_name_or_a_whole_id(people):
     assert not selectors.search_members(Member.objects.all(), "ro").exists()
 
 
+def test_a_phone_is_found_by_its_last_digits_not_by_a_middle_part(people):
+    assert list(selectors.search_members(Member.objects.all(), "000022")) == [people["ann"]]
+    assert list(selectors.search_members(Member.objects.all(), "7000 000022")) == [people["ann"]]
+    assert not selectors.search_members(Member.objects.all(), "4470000").exists()
+
+
 def test_an_empty_term_filters_nothing(people):
     assert selectors.search_members(Member.objects.all(), "   ").count() == 4
 
@@ -71,5 +77,7 @@ def test_postgres_can_use_the_trigram_indexes(people, postgres_only):
         cursor.execute("SET enable_seqscan = off")
         qs = selectors.search_members(Member.objects.order_by(), "brown")
         plan = qs.explain()
+        phone_plan = selectors.search_members(Member.objects.order_by(), "447000000022").explain()
         cursor.execute("SET enable_seqscan = on")
     assert "member_name_trgm" in plan and "member_email_trgm" in plan, plan
+    assert "member_phone_reversed" in phone_plan and "member_external_id_upper" in phone_plan, phone_plan

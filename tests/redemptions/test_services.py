@@ -29,6 +29,21 @@ def test_redeem_spends_points_takes_stock_and_starts_pending(rich_member, reward
 
 
 @pytest.mark.django_db
+def test_a_new_redemption_or_award_has_one_history_row_with_its_final_values(
+    rich_member, reward, code_reward, support_user
+):
+    red = services.redeem_reward(member=rich_member, reward=reward(), actor=support_user)
+    award = services.award_reward(member=rich_member, reward=code_reward, actor=support_user, reason="Sorry")
+    for obj, why in ((red, "Redeemed"), (award, "Awarded: Sorry")):
+        rows = list(obj.history.all())
+        assert len(rows) == 1, rows
+        row = rows[0]
+        assert (row.history_type, row.history_user, row.history_change_reason) == ("+", support_user, why)
+        assert (row.ledger_entry_id, row.issued_code_id) == (obj.ledger_entry_id, obj.issued_code_id)
+    assert red.ledger_entry_id is not None and award.issued_code_id is not None
+
+
+@pytest.mark.django_db
 def test_refusals_write_nothing(rich_member, reward, support_user, tiers):
     cases = [
         (reward(points=5000), "insufficient_points"),
