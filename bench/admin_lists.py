@@ -54,7 +54,6 @@ def spread(hi: int) -> str:
 
 def templates() -> dict[str, int]:
     """One row of each kind through the real services; returns their ids."""
-    from django.db import transaction
 
     from loyalty import services as loyalty
     from loyalty.models import LedgerEntry, ProgramSettings, Reward
@@ -68,8 +67,7 @@ def templates() -> dict[str, int]:
     reward = Reward.objects.create(external_id="BADGE", name="Badge", type="badge", metric=common.metric(), points=10)
     redemption = redemptions.redeem_reward(member=member, reward=reward, actor=boss)
     campaign = promotions.create_campaign(actor=boss, name="Bench", kind="fixed_discount", value=5)
-    with transaction.atomic():
-        batch = promotions.create_code_batch(campaign=campaign, actor=boss, count=1, length=10)
+    batch = promotions.create_code_batch(campaign=campaign, actor=boss, count=1, length=10)
     promotions.generate_code_batch(batch_id=batch.pk)
     bill = loyalty.record_transaction(
         external_id="T-0", occurred_at=member.enrolled_at, amount="25.00", currency="EUR", member=member, actor=boss

@@ -352,7 +352,7 @@ def tier():
     return Tier.objects.get_or_create(code="BRONZE", defaults={"name": "Bronze", "rank": 1})[0]
 
 
-def member_with_points(external_id: str, points: int, *, actor=None, email: str = "", name: str = ""):
+def member_with_points(external_id: str, points: int, *, actor, email: str = "", name: str = ""):
     """One member enrolled and credited through the services: the template that clone_rows copies."""
     from loyalty import services
 

@@ -161,7 +161,6 @@ def load(rows: int) -> dict:
     from decimal import Decimal
 
     from django.contrib.auth.models import User
-    from django.db import transaction
 
     from loyalty import services as loyalty
     from loyalty.models import ProgramSettings, Reward
@@ -181,8 +180,7 @@ def load(rows: int) -> dict:
     rollback = redemptions.rollback_redemption(redemption=undone, reason="customer_request", actor=boss)
     assert rollback.status == Rollback.Status.EXECUTED
     campaign = promotions.create_campaign(actor=boss, name="Bench 0", kind="fixed_discount", value=5)
-    with transaction.atomic():
-        batch = promotions.create_code_batch(campaign=campaign, actor=boss, count=1, length=10)
+    batch = promotions.create_code_batch(campaign=campaign, actor=boss, count=1, length=10)
     promotions.generate_code_batch(batch_id=batch.pk)
     code = Code.objects.get(batch=batch)
     use = CodeRedemption.objects.create(

@@ -41,13 +41,14 @@ def main() -> None:
         from config.celery import app
         from loyalty import services
         from loyalty.events import emit, webhooks
+        from loyalty.kernel import SYSTEM
         from loyalty.models import Event, WebhookDelivery
         from tests.webhook_receiver import Receiver
 
         receiver = Receiver()
         boss = User.objects.create_superuser("bench", "bench@example.com", "x")
         app.conf.task_always_eager = True
-        members = [services.enroll_member(external_id=f"B-{i}") for i in range(min(n, 50))]
+        members = [services.enroll_member(external_id=f"B-{i}", actor=SYSTEM) for i in range(min(n, 50))]
         sample = webhooks.body_of(Event.objects.first())
 
         common.log(f"bare loop: {n} POSTs of {len(sample)} bytes")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db import transaction
 from django.utils import timezone
 
 from . import events
+from .kernel import own_transaction
 from .models import MemberNotification, PointLot, ProgramSettings
 from .notifications import notify_member
 
@@ -23,7 +23,8 @@ def send_expiry_reminders(*, now: dt.datetime | None = None) -> int:
     program's ``expiry_reminder_days`` (null: off), once per lot, and emit ``points.expiring``.
 
     The once is the notification's ``dedupe_key``: a skipped reminder (opted out, no email) counts
-    too, so opting in later does not bring back an old reminder. One short transaction per lot."""
+    too, so opting in later does not bring back an old reminder. Runs its own transactions: one
+    short one per lot."""
     days = ProgramSettings.load().expiry_reminder_days
     if days is None:
         return 0
@@ -49,7 +50,7 @@ def send_expiry_reminders(*, now: dt.datetime | None = None) -> int:
     return sent
 
 
-@transaction.atomic
+@own_transaction()  # one piece of the job (durable; a savepoint inside a unit of work)
 def _remind(lot_id: int, now: dt.datetime) -> int:
     lot = PointLot.objects.select_for_update(of=("self",)).select_related("member", "metric").get(pk=lot_id)
     if lot.remaining <= 0 or MemberNotification.objects.filter(dedupe_key=reminder_key(lot.pk)).exists():

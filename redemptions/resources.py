@@ -39,6 +39,7 @@ from import_export.formats import base_formats
 
 from loyalty.exceptions import DomainError, InvalidInput
 from loyalty.exports import SafeExportResource, copy_csv_lines, stream_csv, stream_csv_lines
+from loyalty.kernel import unit_of_work
 from loyalty.models import Member, Reward
 
 from . import services
@@ -209,14 +210,18 @@ def _int(value: str, name: str, *, minimum: int = 0) -> int:
 
 
 def _run(kind: str, rows: list[dict[str, str]], *, dry_run: bool, apply_row) -> ImportResult:
-    """Apply every row in one transaction; roll everything back on a dry run or any failure."""
+    """Apply every row in one transaction; roll everything back on a dry run or any failure.
+
+    The file is a unit of work (``loyalty.kernel.unit_of_work``): the row's service joins it
+    instead of committing on its own, and each row is a nested unit (a savepoint), so a refused
+    row undoes only itself while later rows are still checked."""
     result = ImportResult(kind=kind, dry_run=dry_run)
-    with transaction.atomic():
+    with unit_of_work(f"{kind} import"):
         for number, values in enumerate(rows, start=2):
             row = RowResult(line=number, values=values)
             result.rows.append(row)
             try:
-                with transaction.atomic():  # a savepoint per row: later rows are still checked
+                with unit_of_work(f"{kind} import, line {number}"):
                     row.outcome = apply_row(values, number)
             except DomainError as exc:
                 row.error = exc.detail

@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
 from loyalty import roles, services
+from loyalty.kernel import SYSTEM
 from loyalty.models import Metric, Tier
 from tests.helpers import BrokerSwitch, api_client_for, make_user, require_postgres
 
@@ -97,7 +98,7 @@ def tiers(db) -> dict[str, Tier]:
 
 @pytest.fixture
 def member(db, tiers):
-    return services.enroll_member(external_id="M-1", email="ann@example.com", name="Ann Example")
+    return services.enroll_member(external_id="M-1", email="ann@example.com", name="Ann Example", actor=SYSTEM)
 
 
 @pytest.fixture

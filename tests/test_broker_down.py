@@ -16,6 +16,7 @@ from django.core import mail
 
 from loyalty import outbox, roles
 from loyalty import services as loyalty
+from loyalty.kernel import SYSTEM
 from loyalty.models import LedgerEntry, OutboxMessage, PointBalance, ProgramSettings, Reward
 from promotions import services as promotions
 from promotions.models import Code, CodeBatch
@@ -41,7 +42,7 @@ def pending(name):
 
 @pytest.mark.django_db
 def test_partial_rollback_three_times_with_one_key_rolls_back_once(api, member, metric, broker, committing):
-    loyalty.credit_points(member=member, metric=metric, amount=1000, reason="opening")
+    loyalty.credit_points(member=member, metric=metric, amount=1000, reason="opening", actor=SYSTEM)
     Reward.objects.create(external_id="R-1", name="Tote", type="physical_product", metric=metric, points=100)
     redemption = api.post(f"{BASE}/redemptions/", {"member": "M-1", "reward": "R-1"}, format="json").json()
     broker(DEAD_BROKER)
@@ -90,9 +91,13 @@ def test_a_retro_approval_answers_200_and_is_processed_once_the_sweep_can_publis
     with time_machine.travel(start, tick=False):
         rules = loyalty.create_rule_set(name="Base", valid_from=start, actor=admin, rules=[{**FIXED, "points": 45}])
         loyalty.publish_rule_set(rule_set=rules, actor=admin)
-        member = loyalty.enroll_member(external_id="K-1")
+        member = loyalty.enroll_member(external_id="K-1", actor=SYSTEM)
     txn = loyalty.record_transaction(
-        external_id="BILL-1", occurred_at=start + dt.timedelta(days=1), amount=Decimal("10.00"), currency="EUR"
+        external_id="BILL-1",
+        occurred_at=start + dt.timedelta(days=1),
+        amount=Decimal("10.00"),
+        currency="EUR",
+        actor=SYSTEM,
     )
     claim = retro.submit_retro_claim(transaction_=txn, member=member, actor=filer)
     broker(DEAD_BROKER)

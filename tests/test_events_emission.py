@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import pytest
 import time_machine
-from django.db import transaction
 
 from loyalty import services as loyalty
+from loyalty.kernel import SYSTEM, unit_of_work
 from loyalty.models import Event, ProgramSettings, Reward, Segment, WebhookDelivery
 from promotions import services as promotions
 from redemptions import services as redemptions
@@ -75,7 +75,7 @@ def test_members_and_points_through_the_api_carry_what_get_shows(client, metric,
 
 
 def test_a_refused_request_409_emits_nothing(client, member, metric, reward):
-    loyalty.credit_points(member=member, metric=metric, amount=500)
+    loyalty.credit_points(member=member, metric=metric, amount=500, actor=SYSTEM)
     red = client.post("/api/v1/redemptions/", {"member": "M-1", "reward": "R-1"}, format="json").json()
     assert (
         client.post(f"/api/v1/redemptions/{red['id']}/status", {"status": "canceled"}, format="json").status_code == 200
@@ -92,14 +92,14 @@ def test_a_transaction_that_rolls_back_emits_nothing_and_delivers_nothing(member
     from loyalty.events import webhooks
 
     webhooks.create_subscription(url="http://127.0.0.1:9/hook", events=["*"], actor=boss)
-    with pytest.raises(RuntimeError), transaction.atomic():
-        loyalty.credit_points(member=member, metric=metric, amount=10)
+    with pytest.raises(RuntimeError), unit_of_work("a request that fails after the credit"):
+        loyalty.credit_points(member=member, metric=metric, amount=10, actor=SYSTEM)
         raise RuntimeError("something later in the request failed")
     assert not Event.objects.filter(type="points.credited").exists() and not WebhookDelivery.objects.exists()
 
 
 def test_redemptions_and_rollbacks(client, member, metric, reward, boss, support_user, approver_user):
-    loyalty.credit_points(member=member, metric=metric, amount=1000)
+    loyalty.credit_points(member=member, metric=metric, amount=1000, actor=SYSTEM)
     red = redemptions.redeem_reward(member=member, reward=reward, actor=support_user)
     event = last("redemption.created")
     assert event.data == {**client.get(f"/api/v1/redemptions/{red.pk}/").json(), "updated_at": event.data["updated_at"]}
@@ -136,9 +136,13 @@ def test_retro_claims(metric, tiers, admin_user, support_user, approver_user, dj
             name="Base", valid_from=start, actor=admin_user, rules=[{**FIXED, "points": 45}]
         )
         loyalty.publish_rule_set(rule_set=rules, actor=admin_user)
-        member = loyalty.enroll_member(external_id="K-1")
+        member = loyalty.enroll_member(external_id="K-1", actor=SYSTEM)
     txn = loyalty.record_transaction(
-        external_id="BILL-1", occurred_at=start + dt.timedelta(days=1), amount=Decimal("10.00"), currency="EUR"
+        external_id="BILL-1",
+        occurred_at=start + dt.timedelta(days=1),
+        amount=Decimal("10.00"),
+        currency="EUR",
+        actor=SYSTEM,
     )
     claim = retro.submit_retro_claim(transaction_=txn, member=member, actor=support_user)
     assert last("retro_claim.submitted").data["status"] == "submitted"

@@ -18,6 +18,7 @@ from openpyxl import load_workbook
 
 from loyalty import services as loyalty
 from loyalty.exports import csv_lines, safe_cell
+from loyalty.kernel import SYSTEM
 from loyalty.models import Member, Reward
 from promotions import services as promotions
 from promotions.models import Code, CodeBatch
@@ -66,8 +67,8 @@ def test_the_import_export_resource_decides_by_the_value_not_by_its_rendering():
 @pytest.fixture
 def hostile(member, metric, admin_user, support_user, django_capture_on_commit_callbacks):
     """A member and a reward whose names and ids a spreadsheet would run, with a redemption and codes."""
-    evil = loyalty.enroll_member(external_id=EVIL, email="=x@example.com", name=EVIL)
-    loyalty.credit_points(member=evil, metric=metric, amount=500, reason="opening")
+    evil = loyalty.enroll_member(external_id=EVIL, email="=x@example.com", name=EVIL, actor=SYSTEM)
+    loyalty.credit_points(member=evil, metric=metric, amount=500, reason="opening", actor=SYSTEM)
     reward = Reward.objects.create(external_id="+RW", name="@SUM(1,2)", type="badge", metric=metric, points=100)
     red = redemptions.redeem_reward(member=evil, reward=reward, actor=support_user, channel="-pos")
     campaign = promotions.create_campaign(actor=admin_user, name="-Campaign", kind="percent_discount", value=10)

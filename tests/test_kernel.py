@@ -2,7 +2,9 @@
 
 - the transition helper: checks the table, sets the field, records who and why;
 - the actor: a missing actor holds no permission, SYSTEM holds all;
-- outer services start the transaction and never nest; building blocks need the caller's;
+- outer services start the transaction (durable: refused inside any other atomic block but a
+  ``unit_of_work``, opened only by the callers named for it) and never nest; building blocks need
+  the caller's; every service takes ``actor`` as a required keyword and ``None`` is no actor;
 - guards over the source: no private name imported across apps, no status field assigned outside
   the helper, every public service function outer or documented, no services module over 450
   lines, loyalty's role map names no other app's permission, every error code registered and
@@ -220,9 +222,124 @@ def test_an_outer_service_runs_durable_inside_a_test_and_never_nests():
         pass
 
 
+@pytest.mark.django_db
+def test_an_outer_service_refuses_any_callers_transaction_and_says_which_and_what_to_do():
+    with pytest.raises(RuntimeError) as exc, transaction.atomic():
+        _outer_inner()
+    message = str(exc.value)
+    assert "tests.test_kernel._outer_inner is an outer service" in message
+    assert "durable" in message and "unit_of_work" in message
+    with pytest.raises(RuntimeError, match=r"own_transaction\(\)"), transaction.atomic(), kernel.own_transaction():
+        pass
+    with pytest.raises(RuntimeError, match="unit_of_work"), transaction.atomic(), kernel.unit_of_work("late"):
+        pass
+
+
+@pytest.mark.django_db
+def test_outer_services_in_a_unit_of_work_commit_together_or_not_at_all():
+    from loyalty.models import Metric
+
+    @kernel.outer_service
+    def make(code: str) -> None:
+        kernel.in_transaction()
+        assert not kernel.in_unit_of_work()  # inside its own savepoint of the unit
+        Metric.objects.create(code=code, name=code)
+
+    class Failed(Exception):
+        pass
+
+    with pytest.raises(Failed), kernel.unit_of_work("test: two services, then a failure"):
+        assert kernel.in_unit_of_work()
+        make("a")
+        make("b")
+        with kernel.own_transaction():  # a job's piece joins it too
+            Metric.objects.create(code="c", name="c")
+        raise Failed
+    assert not Metric.objects.filter(code__in=["a", "b", "c"]).exists()
+
+    with kernel.unit_of_work("outer"):
+        make("a")
+        with kernel.unit_of_work("nested"):  # a unit inside a unit joins it (a savepoint)
+            make("b")
+        with pytest.raises(RuntimeError, match=r"inside unit_of_work\('outer'\)"), transaction.atomic():
+            make("c")  # a plain block inside the unit is still someone else's transaction
+    assert set(Metric.objects.filter(code__in=["a", "b", "c"]).values_list("code", flat=True)) == {"a", "b"}
+
+
 def test_a_building_block_needs_its_callers_transaction():
     with pytest.raises(RuntimeError, match="caller's transaction"):
         kernel.in_transaction()
+
+
+def _outer_services() -> list[tuple[str, str]]:
+    """(module, name) of every function decorated ``@outer_service`` in the apps' code."""
+    found = []
+    for path in _sources():
+        for node in _tree(path).body:
+            if isinstance(node, ast.FunctionDef) and any(
+                ast.unparse(d).split(".")[-1] == "outer_service" for d in node.decorator_list
+            ):
+                found.append((_rel(path)[:-3].replace("/", "."), node.name))
+    return found
+
+
+@pytest.mark.django_db
+def test_every_outer_service_is_durable_it_refuses_to_run_inside_an_atomic_block():
+    services = _outer_services()
+    assert len(services) > 40, "the scan found the outer services"
+    joined = []
+    for module, name in services:
+        func = getattr(importlib.import_module(module), name)
+        assert getattr(func, "__outer_service__", False), f"{module}.{name}"
+        try:
+            with transaction.atomic():
+                func()  # refused before its body runs (which would want arguments)
+        except RuntimeError as exc:
+            assert f"{module}.{name} is an outer service" in str(exc)
+        else:
+            joined.append(f"{module}.{name}")
+    assert joined == []
+
+
+def test_every_service_takes_the_actor_as_a_required_keyword():
+    """No service defaults ``actor`` (to ``SYSTEM`` or ``None``): a caller that forgets it fails."""
+    defaulted, checked = [], 0
+    for name in _service_modules():
+        module = importlib.import_module(name)
+        for attr, func in vars(module).items():
+            if attr.startswith("_") or not inspect.isfunction(func) or func.__module__ != name:
+                continue
+            actor = inspect.signature(func).parameters.get("actor")  # follows @outer_service's __wrapped__
+            if actor is None:
+                continue
+            checked += 1
+            if actor.default is not inspect.Parameter.empty or actor.kind is not inspect.Parameter.KEYWORD_ONLY:
+                defaulted.append(f"{name}.{attr}")
+    assert checked > 40 and defaulted == []
+
+
+@pytest.mark.django_db
+def test_none_is_no_actor_anywhere(admin_user):
+    from loyalty import services
+    from loyalty.models import Member
+    from promotions.models import Campaign
+
+    with pytest.raises(TypeError, match="actor=None"):
+        services.enroll_member(external_id="M-NONE", actor=None)
+    with pytest.raises(TypeError, match="actor"):
+        services.enroll_member(external_id="M-NONE")  # a required keyword
+    assert not Member.objects.filter(external_id="M-NONE").exists()
+    campaign = Campaign.objects.create(name="Spring", kind=Campaign.Kind.PERCENT_DISCOUNT, value=10)
+    with pytest.raises(TypeError, match="actor=None"):
+        kernel.transition(campaign, "status", Campaign.Status.ACTIVE, actor=None, reason="Launch")
+    with pytest.raises(TypeError, match="actor=None"):
+        kernel.save_with_history(campaign, actor=None, reason="x")
+    with pytest.raises(TypeError, match="not an actor"):
+        kernel.check_actor("admin")
+    kernel.check_actor(SYSTEM)
+    kernel.check_actor(admin_user)
+    campaign.refresh_from_db()
+    assert campaign.status == Campaign.Status.DRAFT
 
 
 # --- guards over the source -----------------------------------------------------------------
@@ -300,6 +417,42 @@ def test_an_outer_service_says_so_in_its_code():
             if isinstance(node, ast.FunctionDef):
                 plain += [f"{_rel(path)}:{node.name}" for d in node.decorator_list if "atomic" in ast.unparse(d)]
     assert plain == []
+
+
+# Who may open a unit of work (docs/architecture.md, Transactions): the Idempotency-Key wrapper,
+# seed_demo and the CSV imports. Anywhere else, each service starts its own transaction.
+UNIT_OF_WORK_ALLOWED = {"loyalty/api/base.py", "loyalty/management/commands/seed_demo.py", "redemptions/resources.py"}
+# The API tooling's own short transaction (the Idempotency-Key claim, a savepoint for its
+# IntegrityError); it wraps no service.
+VIEW_ATOMIC_ALLOWED = {"loyalty/api/base.py"}
+
+
+def test_unit_of_work_is_opened_only_by_the_callers_named_for_it():
+    opened = []
+    for path in _sources():
+        rel = _rel(path)
+        if rel.startswith("loyalty/kernel/") or rel in UNIT_OF_WORK_ALLOWED:
+            continue
+        for node in ast.walk(_tree(path)):
+            if isinstance(node, ast.Call) and ast.unparse(node.func).split(".")[-1] == "unit_of_work":
+                opened.append(f"{rel}:{node.lineno}")
+    assert opened == []
+
+
+def test_no_view_opens_a_transaction():
+    """Admin and API code call services, which start the transaction (views, actions, serializers)."""
+    opened = []
+    for path in _sources():
+        rel = _rel(path)
+        parts = rel.split("/")
+        if rel in VIEW_ATOMIC_ALLOWED or not (
+            {"admin", "api"} & set(parts[1:-1]) or parts[-1] in ("admin.py", "views.py")
+        ):
+            continue
+        for node in ast.walk(_tree(path)):
+            if isinstance(node, ast.Attribute) and node.attr == "atomic":
+                opened.append(f"{rel}:{node.lineno}")
+    assert opened == []
 
 
 def test_no_services_module_is_over_450_lines():

@@ -30,6 +30,7 @@ from rest_framework.test import APIClient
 from loyalty import permission_map, roles
 from loyalty import services as loyalty
 from loyalty.events import emit, webhooks
+from loyalty.kernel import unit_of_work
 from loyalty.models import Member, Reward, RuleSet, Transaction, WebhookDelivery
 from promotions.models import Campaign, Code, CodeBatch, CodeRedemption
 from redemptions import services as redemptions
@@ -278,9 +279,10 @@ def request_for(method: str, path: str, w: dict) -> tuple[str, dict | None]:
 
 
 def rolled_back(call, *args, **kwargs):
-    """Run one request in a savepoint that is rolled back: every role sees the same world."""
+    """Run one request in a unit of work that is rolled back: every role sees the same world (the
+    services the request calls join it instead of committing on their own)."""
     cache.clear()  # no throttle or lockout carried from one call to the next
-    with transaction.atomic():
+    with unit_of_work("test: one request, rolled back"):
         response = call(*args, **kwargs)
         transaction.set_rollback(True)
     return response

@@ -12,6 +12,7 @@ from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 
 from loyalty import services as loyalty
+from loyalty.kernel import SYSTEM
 from loyalty.replica import reporting, reporting_db
 from promotions import selectors
 from promotions import services as promotions
@@ -53,7 +54,7 @@ def test_reports_read_the_replica_but_not_inside_a_transaction(replica, admin_us
 
 
 def test_a_list_shown_and_its_export_read_the_replica_an_action_post_does_not(replica, admin_user):
-    loyalty.enroll_member(external_id="M-1")
+    loyalty.enroll_member(external_id="M-1", actor=SYSTEM)
     client = login(admin_user)
     with on("replica") as read:
         page = client.get(admin_url("loyalty_member_changelist"))

@@ -55,6 +55,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from loyalty import roles
 from loyalty import services as loyalty
 from loyalty.exceptions import DomainError
+from loyalty.kernel import SYSTEM
 from loyalty.models import (
     LedgerEntry,
     Member,
@@ -187,13 +188,15 @@ class World:
         loyalty.publish_rule_set(rule_set=rule_set, actor=self.admin)
         self.members = [
             loyalty.enroll_member(
-                external_id=f"M{i}", email=f"m{i}@example.com", enrolled_at=T0 - dt.timedelta(days=45)
+                external_id=f"M{i}", email=f"m{i}@example.com", enrolled_at=T0 - dt.timedelta(days=45), actor=SYSTEM
             )
             for i in range(2)
         ]
         for m in self.members:
-            loyalty.credit_points(member=m, metric=self.points, amount=2500, reason="opening", never_expires=True)
-            loyalty.credit_points(member=m, metric=self.miles, amount=1500, reason="opening")
+            loyalty.credit_points(
+                member=m, metric=self.points, amount=2500, reason="opening", never_expires=True, actor=SYSTEM
+            )
+            loyalty.credit_points(member=m, metric=self.miles, amount=1500, reason="opening", actor=SYSTEM)
         campaign = promotions.create_campaign(actor=self.admin, name="Reward codes", kind="fixed_discount", value=10)
         promotions.change_campaign_status(campaign=campaign, status="active", actor=self.admin)
 
@@ -252,7 +255,11 @@ class World:
             bill = f"P-{member.external_id}-{n}"
             self.bills.append(bill)
             txn = loyalty.record_transaction(
-                external_id=bill, occurred_at=T0 - dt.timedelta(days=1), amount=Decimal(amount), currency="EUR"
+                external_id=bill,
+                occurred_at=T0 - dt.timedelta(days=1),
+                amount=Decimal(amount),
+                currency="EUR",
+                actor=SYSTEM,
             )
             if returned < 1:
                 part = txn.amount * returned
@@ -272,6 +279,9 @@ class MoneyMachine(RuleBasedStateMachine):
         self.w = WORLD
         cache.clear()
         self.atomic = transaction.atomic()
+        # The run's own transaction (rolled back at teardown) stands for "no transaction", as
+        # Django's TestCase blocks do: each service inside starts its durable one as in production.
+        self.atomic._from_testcase = True
         self.atomic.__enter__()
         self.traveller = time_machine.travel(T0, tick=False)
         self.clock = self.traveller.start()

@@ -12,8 +12,9 @@ How it holds under failures and races:
   once the lease has run out (the first request died: a killed worker, a lost connection) a retry
   takes the key over with a conditional UPDATE and runs again, safely, since every operation
   re-checks its state under its locks.
-- The view runs in one transaction with the storing of its answer: the work and the answer commit
-  together or not at all. A request whose work committed therefore always replays, and a request
+- The view runs in one transaction with the storing of its answer, ``loyalty.kernel.unit_of_work``
+  (the outer services it calls join it instead of starting their own): the work and the answer
+  commit together or not at all. A request whose work committed therefore always replays, and a request
   that lost its key to a takeover meanwhile rolls its work back instead of doing it a second time.
   Side effects are outbox rows (``loyalty.outbox``) published after that commit, so a broker that
   is down cannot turn committed work into an error.
@@ -41,6 +42,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from loyalty.exceptions import DomainError
+from loyalty.kernel import unit_of_work
 from loyalty.models import IdempotencyRecord, Member
 
 from .errors import error_response
@@ -167,7 +169,9 @@ def idempotent(view_method: Callable) -> Callable:
             return claim
         stored = False
         try:
-            with transaction.atomic():
+            # The unit of work of this request: the services the view calls join it, so the work
+            # and its stored answer commit together (or not at all).
+            with unit_of_work(f"Idempotency-Key {request.method} {request.path}"):
                 try:
                     response = view_method(self, request, *args, **kwargs)
                 except DomainError as exc:

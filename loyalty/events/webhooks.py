@@ -27,14 +27,13 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
 from django.db.models import F
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
 from loyalty import outbox
 from loyalty.exceptions import InvalidInput
-from loyalty.kernel import memo
+from loyalty.kernel import memo, outer_service
 from loyalty.models import Event, OutboxMessage, WebhookDelivery, WebhookSubscription
 from loyalty.workflow import check_transition, save_with_history
 
@@ -204,7 +203,7 @@ def _clean_events(events: Any) -> list[str]:
     return sorted(set(events))
 
 
-@transaction.atomic
+@outer_service
 def create_subscription(
     *, url: str, events: list[str], actor: User, active: bool = True, description: str = ""
 ) -> tuple[WebhookSubscription, str]:
@@ -224,7 +223,7 @@ def create_subscription(
     return sub, secret
 
 
-@transaction.atomic
+@outer_service
 def update_subscription(*, subscription: WebhookSubscription, actor: User, reason: str = "", **fields: Any):
     unknown = set(fields) - {"url", "events", "active", "description"}
     if unknown:
@@ -242,7 +241,7 @@ def update_subscription(*, subscription: WebhookSubscription, actor: User, reaso
     return sub
 
 
-@transaction.atomic
+@outer_service
 def rotate_secret(*, subscription: WebhookSubscription, actor: User) -> tuple[WebhookSubscription, str]:
     """A new secret, effective for every attempt from now on (pending retries included)."""
     sub = WebhookSubscription.objects.select_for_update().get(pk=subscription.pk)
@@ -345,7 +344,7 @@ def attempt(delivery_id: int) -> str:
     raise DeliveryFailed(error)
 
 
-@transaction.atomic
+@outer_service
 def replay_delivery(*, delivery: WebhookDelivery, actor: User, reason: str = "") -> WebhookDelivery:
     """Send again: a delivered or failed one as a fresh delivery run; a pending one right now."""
     locked = WebhookDelivery.objects.select_for_update().get(pk=delivery.pk)
@@ -383,7 +382,7 @@ def deliver_due(*, inline: bool = False, now=None) -> outbox.RelayResult:
     return outbox.relay(ids=ids, now=now)
 
 
-@transaction.atomic
+@outer_service
 def delete_subscription(*, subscription: WebhookSubscription, actor: User) -> None:
     """Remove a receiver with its delivery log; its pending deliveries stop (their task finds nothing)."""
     sub = WebhookSubscription.objects.select_for_update().get(pk=subscription.pk)

@@ -51,3 +51,12 @@ Actor = AbstractBaseUser | AnonymousUser | SystemActor
 
 def is_system(actor: Any) -> bool:
     return isinstance(actor, SystemActor)
+
+
+def check_actor(actor: Any, where: str = "a service") -> None:
+    """Refuse ``None`` (or anything that is neither a user nor ``SYSTEM``) as who acts: a caller that
+    forgot the actor fails loudly instead of acting as nobody, or silently as the system."""
+    if actor is None:
+        raise TypeError(f"{where}: actor=None; pass the acting user, or loyalty.kernel.SYSTEM for work nobody started.")
+    if not isinstance(actor, SystemActor) and not callable(getattr(actor, "has_perm", None)):
+        raise TypeError(f"{where}: {actor!r} is not an actor (a user or loyalty.kernel.SYSTEM).")

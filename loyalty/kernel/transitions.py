@@ -16,6 +16,8 @@ from simple_history.utils import get_history_manager_for_model
 
 from loyalty.exceptions import DomainError, InvalidTransition
 
+from .actors import check_actor
+
 
 def transitions_of(model: type[models.Model] | models.Model, field: str) -> Mapping[Any, Any]:
     """The transition table a model declares for ``field``."""
@@ -65,6 +67,7 @@ def transition(
     field); nothing is set unless all are allowed. ``changes`` are other fields set in the same
     save (who decided, when); ``also`` names fields the caller already set that must be saved too.
     """
+    check_actor(actor, "transition()")
     if isinstance(moves, str):
         if target is None:
             raise TypeError("transition(obj, field, target): the target is missing.")
@@ -97,7 +100,8 @@ def save_with_history(
     obj: models.Model, *, actor: Any, reason: str, update_fields: Iterable[str] | None = None
 ) -> None:
     """Save so that django-simple-history records the acting user and the change reason."""
-    if actor is not None and getattr(actor, "is_authenticated", False):
+    check_actor(actor, "save_with_history()")
+    if getattr(actor, "is_authenticated", False):
         obj._history_user = actor
     obj._change_reason = (reason or "")[:100]
     if update_fields is not None:

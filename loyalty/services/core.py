@@ -14,7 +14,6 @@ from django.utils import timezone
 
 from loyalty.exceptions import LEDGER_INCONSISTENT
 from loyalty.kernel import (
-    SYSTEM,
     Actor,
     history_user,
     is_whole_number,
@@ -120,7 +119,7 @@ def credit_points_in_transaction(
     metric: Metric,
     amount: int,
     kind: str = LedgerEntry.Kind.EARN,
-    actor: Actor = SYSTEM,
+    actor: Actor,
     reason: str = "",
     effective_at: dt.datetime | None = None,
     expires_at: dt.datetime | None = None,
@@ -288,7 +287,7 @@ def debit_points_in_transaction(
     metric: Metric,
     amount: int,
     kind: str = LedgerEntry.Kind.REDEEM,
-    actor: Actor = SYSTEM,
+    actor: Actor,
     reason: str = "",
     source_type: str = "",
     source_id: str = "",

@@ -11,7 +11,6 @@ from django.utils import timezone
 
 from loyalty.exceptions import ALREADY_RETURNED, RETURN_EXCEEDS_AMOUNT
 from loyalty.kernel import (
-    SYSTEM,
     Actor,
     history_user,
     outer_service,
@@ -94,7 +93,7 @@ def record_transaction(
     channel: str = "",
     store: str = "",
     member: Member | None = None,
-    actor: Actor = SYSTEM,
+    actor: Actor,
 ) -> Transaction:
     """Store a purchase; with a member it earns at once by the rules and tier at ``occurred_at``."""
     require_perm(actor, "loyalty.add_transaction")
@@ -212,7 +211,7 @@ def _earned_on(entry: LedgerEntry, txn: Transaction) -> Decimal:
 
 @outer_service
 def return_transaction(
-    *, transaction_: Transaction, amount: Any = None, reason: str = "", actor: Actor = SYSTEM
+    *, transaction_: Transaction, amount: Any = None, reason: str = "", actor: Actor
 ) -> TransactionReturn:
     """Reverse, proportionally and by the original rules, the points a purchase earned.
 

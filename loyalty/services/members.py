@@ -10,7 +10,6 @@ from django.utils import timezone
 
 from loyalty.exceptions import ALREADY_IN_TIER, TIER_HISTORY_CONFLICT, TIER_HISTORY_OVERLAP
 from loyalty.kernel import (
-    SYSTEM,
     Actor,
     history_user,
     outer_service,
@@ -42,7 +41,7 @@ def enroll_member(
     tier: Tier | None = None,
     enrolled_at: dt.datetime | None = None,
     marketing_opt_in: bool = True,
-    actor: Actor = SYSTEM,
+    actor: Actor,
     reason: str = "Enrolment",
 ) -> Member:
     """Create a member in the given tier (or the lowest one) with an opening tier interval."""

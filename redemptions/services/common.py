@@ -75,7 +75,7 @@ def give_stock_back(redemption: Redemption) -> bool:
     return True
 
 
-def void_issued_code(redemption: Redemption, actor: Actor, reason: str) -> bool:
+def void_issued_code(redemption: Redemption, *, actor: Actor, reason: str) -> bool:
     """Building block: the caller holds the transaction."""
     from promotions.services import void_code_for_system
 

@@ -394,7 +394,9 @@ def _execute(
     code_voided = stock_restored = False
     if full:
         require_transition(redemption, "status", Redemption.Status.CANCELED)
-        code_voided = void_issued_code(redemption, actor, f"Rollback #{rollback.pk}" if rollback else history_reason)
+        code_voided = void_issued_code(
+            redemption, actor=actor, reason=f"Rollback #{rollback.pk}" if rollback else history_reason
+        )
         if redemption.fulfillment_status in STOCK_BACK_FULFILLMENT:
             stock_restored = give_stock_back(redemption)
         moves["status"] = Redemption.Status.CANCELED

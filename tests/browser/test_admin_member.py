@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from loyalty import services
+from loyalty.kernel import SYSTEM
 from loyalty.models import LedgerEntry, PointBalance
 
 pytestmark = [
@@ -24,8 +25,8 @@ def test_support_agent_adjusts_points_on_the_member_page(
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    services.credit_points(member=member, metric=metric, amount=500, reason="Purchase at Web shop")
-    services.enroll_member(external_id="M-2", email="bob@example.com", name="Bob Other")
+    services.credit_points(member=member, metric=metric, amount=500, reason="Purchase at Web shop", actor=SYSTEM)
+    services.enroll_member(external_id="M-2", email="bob@example.com", name="Bob Other", actor=SYSTEM)
     wait = WebDriverWait(browser, 15)
 
     # sign in as the support agent

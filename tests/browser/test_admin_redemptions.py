@@ -10,6 +10,7 @@ from django.contrib.auth.models import Permission
 
 from loyalty import roles
 from loyalty import services as loyalty
+from loyalty.kernel import SYSTEM
 from loyalty.models import PointBalance, Reward
 from redemptions import services
 from redemptions.models import Redemption, Rollback
@@ -44,7 +45,7 @@ def success_text(wait) -> str:
 
 @pytest.fixture
 def scene(db, member, metric, support_user, approver_user):
-    loyalty.credit_points(member=member, metric=metric, amount=2000, reason="Purchases")
+    loyalty.credit_points(member=member, metric=metric, amount=2000, reason="Purchases", actor=SYSTEM)
     lounge = Reward.objects.create(
         external_id="R-VIP",
         name="Weekend hamper",

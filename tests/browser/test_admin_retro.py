@@ -14,6 +14,7 @@ import time_machine
 from django.utils import timezone
 
 from loyalty import services
+from loyalty.kernel import SYSTEM
 from loyalty.models import PointBalance, ProgramSettings
 from retro.models import RetroClaim
 
@@ -56,7 +57,7 @@ def test_support_files_a_retro_claim_and_an_approver_approves_it(
     )
     services.publish_rule_set(rule_set=rule_set, actor=admin_user)
     with time_machine.travel(now - dt.timedelta(days=30), tick=False):
-        member = services.enroll_member(external_id="M-7", email="sam@example.com", name="Sam Shopper")
+        member = services.enroll_member(external_id="M-7", email="sam@example.com", name="Sam Shopper", actor=SYSTEM)
     for i, amount in enumerate(["300.00", "42.50"], start=1):
         services.record_transaction(
             external_id=f"BILL-{i}",
@@ -65,6 +66,7 @@ def test_support_files_a_retro_claim_and_an_approver_approves_it(
             currency="EUR",
             store="AMS-1",
             channel="pos",
+            actor=SYSTEM,
         )
     wait = WebDriverWait(browser, 15)
 

@@ -7,6 +7,7 @@ import pytest
 import time_machine
 
 from loyalty import services as loyalty
+from loyalty.kernel import SYSTEM
 from loyalty.models import Metric, Reward
 from redemptions import services as redemptions
 from tests.helpers import d
@@ -25,10 +26,10 @@ def make_history(member, metric, support_user) -> dict:
     ann = member
     badge = Reward.objects.create(external_id="B", name="Badge", type=Reward.Type.BADGE, metric=metric, points=100)
     with time_machine.travel(d(2026, 3, 1, 9), tick=False):
-        bob = loyalty.enroll_member(external_id="M-2", email="bob@example.com", name="Bob Other")
-        loyalty.credit_points(member=ann, metric=metric, amount=1000, reason="opening")
-        loyalty.credit_points(member=bob, metric=metric, amount=500, reason="opening")
-        loyalty.credit_points(member=ann, metric=miles, amount=300, reason="opening")
+        bob = loyalty.enroll_member(external_id="M-2", email="bob@example.com", name="Bob Other", actor=SYSTEM)
+        loyalty.credit_points(member=ann, metric=metric, amount=1000, reason="opening", actor=SYSTEM)
+        loyalty.credit_points(member=bob, metric=metric, amount=500, reason="opening", actor=SYSTEM)
+        loyalty.credit_points(member=ann, metric=miles, amount=300, reason="opening", actor=SYSTEM)
     with time_machine.travel(d(2026, 3, 2, 10), tick=False):
         first = redemptions.redeem_reward(member=ann, reward=badge, actor=support_user)
         second = redemptions.redeem_reward(member=ann, reward=badge, actor=support_user)

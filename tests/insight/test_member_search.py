@@ -11,6 +11,7 @@ from django.db import connection
 from django.test import Client
 
 from loyalty import selectors, services
+from loyalty.kernel import SYSTEM
 from loyalty.models import Member
 from tests.helpers import BASE, ok
 
@@ -22,7 +23,7 @@ TERMS = ["brown", "Ann Brow", "ann.brown", "demo-00022", "447000000022", "+44 70
 @pytest.fixture
 def people(tiers):
     def enrol(external_id, name, email, phone):
-        return services.enroll_member(external_id=external_id, name=name, email=email, phone=phone)
+        return services.enroll_member(external_id=external_id, name=name, email=email, phone=phone, actor=SYSTEM)
 
     return {
         "ann": enrol("DEMO-00022", "Ann Brown", "ann.brown@example.com", "+447000000022"),

@@ -10,6 +10,7 @@ from django.core.cache import cache
 
 from loyalty import services as loyalty
 from loyalty.insight import Period, report
+from loyalty.kernel import SYSTEM
 from tests.helpers import BASE, assert_error, d, ok
 
 pytestmark = pytest.mark.django_db
@@ -95,7 +96,7 @@ def test_the_figures_are_cached_for_a_few_minutes(figures, approver, metric, sup
     url = f"{BASE}/reports/summary/?from=2026-03-01&to=2026-03-10"
     with time_machine.travel(d(2026, 3, 10, 12), tick=False):
         first = ok(approver.get(url))
-        loyalty.credit_points(member=figures["bob"], metric=metric, amount=50, reason="later")
+        loyalty.credit_points(member=figures["bob"], metric=metric, amount=50, reason="later", actor=SYSTEM)
         assert ok(approver.get(url))["liability"] == first["liability"]
         assert report.summary(PERIOD, fresh=True)["liability"]["points"]["balance"] == 1250
 
@@ -134,7 +135,7 @@ def test_the_beat_task_refreshes_the_default_range_in_the_cache(figures, metric)
     with time_machine.travel(d(2026, 3, 10, 12), tick=False):
         period = Period.last_days(30)
         before = report.summary(period)
-        loyalty.credit_points(member=figures["bob"], metric=metric, amount=50, reason="later")
+        loyalty.credit_points(member=figures["bob"], metric=metric, amount=50, reason="later", actor=SYSTEM)
         assert report.summary(period)["liability"] == before["liability"]  # cached
         refresh_insight_report()
         assert report.summary(period)["liability"]["points"]["balance"] == 1250

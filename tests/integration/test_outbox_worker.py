@@ -14,10 +14,11 @@ from decimal import Decimal
 import psycopg
 import pytest
 import time_machine
-from django.db import connection, transaction
+from django.db import connection
 
 from loyalty import outbox, roles
 from loyalty import services as loyalty
+from loyalty.kernel import SYSTEM, unit_of_work
 from loyalty.models import LedgerEntry, Metric, OutboxMessage, PointBalance, ProgramSettings, Tier
 from promotions import services as promotions
 from promotions.models import Code, CodeBatch
@@ -44,11 +45,15 @@ def retro_claims(n: int):
     with time_machine.travel(start, tick=False):
         rules = loyalty.create_rule_set(name="Base", valid_from=start, actor=admin, rules=[{**FIXED, "points": 45}])
         loyalty.publish_rule_set(rule_set=rules, actor=admin)
-        member = loyalty.enroll_member(external_id="K-1")
+        member = loyalty.enroll_member(external_id="K-1", actor=SYSTEM)
     claims = []
     for i in range(n):
         txn = loyalty.record_transaction(
-            external_id=f"BILL-{i}", occurred_at=start + dt.timedelta(days=1), amount=Decimal("10.00"), currency="EUR"
+            external_id=f"BILL-{i}",
+            occurred_at=start + dt.timedelta(days=1),
+            amount=Decimal("10.00"),
+            currency="EUR",
+            actor=SYSTEM,
         )
         claims.append(retro.submit_retro_claim(transaction_=txn, member=member, actor=filer))
     return approver, claims
@@ -153,7 +158,7 @@ def test_every_message_delivered_twice_is_processed_once_and_a_rolled_back_one_n
             message = OutboxMessage.objects.get(args=[claim.pk])
             worker.send(message.name, *message.args, headers={outbox.HEADER: message.pk})  # its twin
             worker.send(message.name, claim.pk)  # and a plain re-run, as `celery call` would send
-        with pytest.raises(RuntimeError), transaction.atomic():
+        with pytest.raises(RuntimeError), unit_of_work("a request that fails after the approval"):
             retro.approve_retro_claim(claim=rolled_back, actor=approver)
             raise RuntimeError("the request failed after the approval")
         retro.approve_retro_claim(claim=sentinel, actor=approver)

@@ -6,6 +6,7 @@ import pytest
 
 from loyalty import roles
 from loyalty import services as loyalty
+from loyalty.kernel import SYSTEM
 from loyalty.models import Metric, Tier
 from promotions import services
 from promotions.models import Campaign, Code, CodeRedemption
@@ -27,7 +28,7 @@ def world(transactional_db):
     Metric.objects.create(code="points", name="Points")
     Tier.objects.create(code="BRONZE", name="Bronze", rank=1)
     manager = make_user("cm", roles.CAMPAIGN_MANAGER)
-    members = [loyalty.enroll_member(external_id=f"M{i}") for i in range(50)]
+    members = [loyalty.enroll_member(external_id=f"M{i}", actor=SYSTEM) for i in range(50)]
     return manager, members
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from loyalty import services as loyalty
 from loyalty.exports import copy_csv_lines, csv_lines
+from loyalty.kernel import SYSTEM
 from loyalty.models import Reward
 from redemptions import resources
 from redemptions import services as redemptions
@@ -22,10 +23,10 @@ def parse(text: str) -> list[list[str]]:
 
 
 def test_copy_export_reads_like_the_python_export(metric, support_user):
-    plain = loyalty.enroll_member(external_id="M-1", email="", name='Zoë, "quoted"\nnext line')
-    evil = loyalty.enroll_member(external_id=EVIL, email="=x@example.com", name="@evil")
+    plain = loyalty.enroll_member(external_id="M-1", email="", name='Zoë, "quoted"\nnext line', actor=SYSTEM)
+    evil = loyalty.enroll_member(external_id=EVIL, email="=x@example.com", name="@evil", actor=SYSTEM)
     for m in (plain, evil):
-        loyalty.credit_points(member=m, metric=metric, amount=500, reason="opening")
+        loyalty.credit_points(member=m, metric=metric, amount=500, reason="opening", actor=SYSTEM)
     reward = Reward.objects.create(external_id="+RW", name="Café -10 €", type="badge", metric=metric, points=100)
     redemptions.redeem_reward(member=plain, reward=reward, actor=support_user, channel="")
     redemptions.redeem_reward(member=evil, reward=reward, actor=support_user, channel="-pos")

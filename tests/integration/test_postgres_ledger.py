@@ -10,6 +10,7 @@ from django.db.utils import DatabaseError
 
 from loyalty import services
 from loyalty.exceptions import InsufficientPoints
+from loyalty.kernel import SYSTEM
 from loyalty.models import LedgerEntry, Member, Metric, PointBalance, Tier, TierMembership
 from loyalty.selectors import verify_ledger
 from tests.integration.helpers import hammer
@@ -21,16 +22,18 @@ pytestmark = [pytest.mark.postgres, pytest.mark.usefixtures("postgres_only")]
 def test_sixteen_threads_debit_one_balance_and_exactly_the_affordable_number_succeed():
     metric = Metric.objects.create(code="points", name="Points", expiry_days=None)
     Tier.objects.create(code="BRONZE", name="Bronze", rank=1)
-    member = services.enroll_member(external_id="race")
+    member = services.enroll_member(external_id="race", actor=SYSTEM)
     # 3 lots so that debits also race on lot consumption
     for amount in (100, 100, 50):
-        services.credit_points(member=member, metric=metric, amount=amount)
+        services.credit_points(member=member, metric=metric, amount=amount, actor=SYSTEM)
 
     def insufficient_or_error(exc: Exception) -> str:
         return exc.code if isinstance(exc, InsufficientPoints) else f"error: {exc!r}"
 
     results = hammer(
-        16, lambda i: services.debit_points(member=member, metric=metric, amount=40), outcome=insufficient_or_error
+        16,
+        lambda i: services.debit_points(member=member, metric=metric, amount=40, actor=SYSTEM),
+        outcome=insufficient_or_error,
     )
 
     assert results.count("ok") == 6  # 250 // 40
@@ -45,14 +48,16 @@ def test_sixteen_threads_debit_one_balance_and_exactly_the_affordable_number_suc
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_duplicate_idempotency_key_credits_once():
     metric = Metric.objects.create(code="points", name="Points")
-    member = services.enroll_member(external_id="dup")
+    member = services.enroll_member(external_id="dup", actor=SYSTEM)
     barrier = threading.Barrier(8)
     outcomes = []
 
     def credit():
         try:
             barrier.wait()
-            entry = services.credit_points(member=member, metric=metric, amount=10, idempotency_key="bill-77")
+            entry = services.credit_points(
+                member=member, metric=metric, amount=10, idempotency_key="bill-77", actor=SYSTEM
+            )
             outcomes.append(entry.pk)
         finally:
             connections.close_all()
@@ -69,9 +74,9 @@ def test_concurrent_duplicate_idempotency_key_credits_once():
 @pytest.mark.django_db
 def test_trigger_rejects_update_and_delete_of_ledger_rows():
     metric = Metric.objects.create(code="points", name="Points")
-    member = services.enroll_member(external_id="t")
-    entry = services.credit_points(member=member, metric=metric, amount=5)
-    debit = services.debit_points(member=member, metric=metric, amount=2)
+    member = services.enroll_member(external_id="t", actor=SYSTEM)
+    entry = services.credit_points(member=member, metric=metric, amount=5, actor=SYSTEM)
+    debit = services.debit_points(member=member, metric=metric, amount=2, actor=SYSTEM)
     for sql, params in [
         ("UPDATE loyalty_ledgerentry SET amount = 500 WHERE id = %s", [entry.pk]),
         ("DELETE FROM loyalty_ledgerentry WHERE id = %s", [entry.pk]),
@@ -86,8 +91,8 @@ def test_trigger_rejects_update_and_delete_of_ledger_rows():
 @pytest.mark.django_db
 def test_balance_check_constraint_refuses_a_negative_balance():
     metric = Metric.objects.create(code="points", name="Points")
-    member = services.enroll_member(external_id="neg")
-    services.credit_points(member=member, metric=metric, amount=5)
+    member = services.enroll_member(external_id="neg", actor=SYSTEM)
+    services.credit_points(member=member, metric=metric, amount=5, actor=SYSTEM)
     with pytest.raises(IntegrityError), transaction.atomic():
         PointBalance.objects.filter(member=member).update(balance=-1)
 

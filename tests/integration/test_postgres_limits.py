@@ -8,6 +8,7 @@ import pytest
 
 from loyalty import roles
 from loyalty import services as loyalty
+from loyalty.kernel import SYSTEM
 from loyalty.models import Metric, ProgramSettings, Reward, Tier
 from loyalty.selectors import verify_ledger
 from redemptions import services as redemptions
@@ -28,10 +29,12 @@ def test_twelve_concurrent_retro_claims_of_one_member_with_a_limit_of_three():
     program.retro_max_claims_per_30_days = 3
     program.save()
     agent = make_user("agent", roles.SUPPORT_AGENT)
-    member = loyalty.enroll_member(external_id="ONE", enrolled_at=dt.datetime(2024, 1, 1, tzinfo=dt.UTC))
+    member = loyalty.enroll_member(external_id="ONE", enrolled_at=dt.datetime(2024, 1, 1, tzinfo=dt.UTC), actor=SYSTEM)
     when = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
     bills = [
-        loyalty.record_transaction(external_id=f"B{i}", occurred_at=when, amount=Decimal("20.00"), currency="EUR")
+        loyalty.record_transaction(
+            external_id=f"B{i}", occurred_at=when, amount=Decimal("20.00"), currency="EUR", actor=SYSTEM
+        )
         for i in range(12)
     ]
     outcomes = hammer(12, lambda i: retro.submit_retro_claim(transaction_=bills[i], member=member, actor=agent))
@@ -48,11 +51,11 @@ def test_twelve_concurrent_rollbacks_of_one_member_over_twelve_metrics_respect_t
     program.rollback_max_per_member_30_days = 3
     program.save()
     agent = make_user("agent", roles.SUPPORT_AGENT)
-    member = loyalty.enroll_member(external_id="ONE")
+    member = loyalty.enroll_member(external_id="ONE", actor=SYSTEM)
     reds = []
     for i in range(12):
         metric = Metric.objects.create(code=f"m{i}", name=f"Metric {i}")
-        loyalty.credit_points(member=member, metric=metric, amount=10)
+        loyalty.credit_points(member=member, metric=metric, amount=10, actor=SYSTEM)
         reward = Reward.objects.create(
             external_id=f"R{i}", name="Mug", type="physical_product", metric=metric, points=10
         )

@@ -4,6 +4,7 @@ import pytest
 
 from loyalty import roles
 from loyalty import services as loyalty
+from loyalty.kernel import SYSTEM
 from loyalty.models import Metric, PointBalance, Reward, Tier
 from loyalty.selectors import verify_ledger
 from redemptions import services
@@ -26,9 +27,9 @@ def test_twenty_concurrent_redemptions_of_stock_five_exactly_five_succeed(world)
     reward = Reward.objects.create(
         external_id="R", name="Mug", type="physical_product", metric=metric, points=10, stock=5
     )
-    members = [loyalty.enroll_member(external_id=f"M{i}") for i in range(20)]
+    members = [loyalty.enroll_member(external_id=f"M{i}", actor=SYSTEM) for i in range(20)]
     for m in members:
-        loyalty.credit_points(member=m, metric=metric, amount=10)
+        loyalty.credit_points(member=m, metric=metric, amount=10, actor=SYSTEM)
     outcomes = hammer(20, lambda i: services.redeem_reward(member=members[i], reward=reward, actor=agent))
     assert outcomes.count("ok") == 5, outcomes
     assert outcomes.count("out_of_stock") == 15
@@ -40,8 +41,8 @@ def test_twenty_concurrent_redemptions_of_stock_five_exactly_five_succeed(world)
 def test_concurrent_redemptions_beyond_the_balance_never_overdraw(world):
     metric, agent = world
     reward = Reward.objects.create(external_id="R", name="Mug", type="physical_product", metric=metric, points=30)
-    member = loyalty.enroll_member(external_id="ONE")
-    loyalty.credit_points(member=member, metric=metric, amount=100)
+    member = loyalty.enroll_member(external_id="ONE", actor=SYSTEM)
+    loyalty.credit_points(member=member, metric=metric, amount=100, actor=SYSTEM)
     outcomes = hammer(12, lambda i: services.redeem_reward(member=member, reward=reward, actor=agent))
     assert outcomes.count("ok") == 3, outcomes
     assert outcomes.count("insufficient_points") == 9
@@ -52,8 +53,8 @@ def test_concurrent_redemptions_beyond_the_balance_never_overdraw(world):
 def test_concurrent_rollbacks_of_one_redemption_never_return_more_than_spent(world):
     metric, agent = world
     reward = Reward.objects.create(external_id="R", name="Mug", type="physical_product", metric=metric, points=100)
-    member = loyalty.enroll_member(external_id="RB")
-    loyalty.credit_points(member=member, metric=metric, amount=100)
+    member = loyalty.enroll_member(external_id="RB", actor=SYSTEM)
+    loyalty.credit_points(member=member, metric=metric, amount=100, actor=SYSTEM)
     redemption = services.redeem_reward(member=member, reward=reward, actor=agent)
     outcomes = hammer(
         10,

@@ -11,6 +11,7 @@ import time_machine
 from django.db import connection
 
 from loyalty import roles, services
+from loyalty.kernel import SYSTEM
 from loyalty.models import LedgerEntry, Metric, PointBalance, ProgramSettings, Tier
 from retro import services as retro
 from retro.models import RetroClaim
@@ -36,9 +37,13 @@ def approved_claim(django_capture_on_commit_callbacks) -> RetroClaim:
             rules=[{"name": "Visit", "metric": "points", "action": "fixed", "points": 45}],
         )
         services.publish_rule_set(rule_set=rules, actor=admin)
-        member = services.enroll_member(external_id="K-1")
+        member = services.enroll_member(external_id="K-1", actor=SYSTEM)
     txn = services.record_transaction(
-        external_id="KILL-1", occurred_at=start + dt.timedelta(days=1), amount=Decimal("10.00"), currency="EUR"
+        external_id="KILL-1",
+        occurred_at=start + dt.timedelta(days=1),
+        amount=Decimal("10.00"),
+        currency="EUR",
+        actor=SYSTEM,
     )
     claim = retro.submit_retro_claim(transaction_=txn, member=member, actor=filer)
     with django_capture_on_commit_callbacks(execute=False):  # the test sends the task to its own worker

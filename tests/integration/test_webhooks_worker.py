@@ -16,6 +16,7 @@ import pytest
 
 from loyalty import services as loyalty
 from loyalty.events import webhooks
+from loyalty.kernel import SYSTEM
 from loyalty.models import Event, WebhookDelivery
 from tests.helpers import make_user
 from tests.integration.helpers import publish_to, run_beat, run_worker, wait_for
@@ -43,7 +44,7 @@ def emit_enrolments(n: int) -> list[int]:
     ids = []
     for i in range(n):
         # Committed (the test's database is real here): its member.enrolled goes out after the commit.
-        member = loyalty.enroll_member(external_id=f"W-{i}", email=f"w{i}@example.com")
+        member = loyalty.enroll_member(external_id=f"W-{i}", email=f"w{i}@example.com", actor=SYSTEM)
         ids.append(Event.objects.get(type="member.enrolled", member=member).pk)
     return ids
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from loyalty import services
 from loyalty.exceptions import Conflict
+from loyalty.kernel import SYSTEM
 from loyalty.models import (
     IdempotencyRecord,
     LedgerEntry,
@@ -38,10 +39,10 @@ def data(member, metric, tiers, support_user):
     """One member with credits, a debit (so consumptions exist), a reward, a segment and a record."""
     status = Metric.objects.create(code="status_credits", name="Status credits")
     soon = timezone.now() + dt.timedelta(days=10)
-    services.credit_points(member=member, metric=metric, amount=500, reason="Purchase", expires_at=soon)
-    services.credit_points(member=member, metric=metric, amount=300, reason="Purchase")
-    services.credit_points(member=member, metric=status, amount=20, reason="Purchase")
-    services.debit_points(member=member, metric=metric, amount=200, reason="Redeemed mug")
+    services.credit_points(member=member, metric=metric, amount=500, reason="Purchase", expires_at=soon, actor=SYSTEM)
+    services.credit_points(member=member, metric=metric, amount=300, reason="Purchase", actor=SYSTEM)
+    services.credit_points(member=member, metric=status, amount=20, reason="Purchase", actor=SYSTEM)
+    services.debit_points(member=member, metric=metric, amount=200, reason="Redeemed mug", actor=SYSTEM)
     services.change_tier(member=member, tier=tiers["SILVER"], actor=support_user, reason="VIP request")
     reward = Reward.objects.create(external_id="RW-1", name="Mug", type="physical_product", metric=metric, points=100)
     reward.eligible_tiers.set([tiers["GOLD"]])
@@ -92,7 +93,9 @@ def test_tier_admin_and_history_pages_render(data, admin_user, tiers):
 @pytest.mark.parametrize("term", ["ann@example.com", "M-1", "Ann", "ann ex", "+4470000001"])
 def test_member_search_by_email_id_name_and_phone(member, admin_user, term):
     Member.objects.filter(pk=member.pk).update(phone="+4470000001")
-    services.enroll_member(external_id="M-2", email="bob@example.com", name="Bob Other", phone="+4470000002")
+    services.enroll_member(
+        external_id="M-2", email="bob@example.com", name="Bob Other", phone="+4470000002", actor=SYSTEM
+    )
     response = login(admin_user).get(url("member_changelist"), {"q": term})
     assert response.status_code == 200
     assert [m.external_id for m in response.context["cl"].result_list] == ["M-1"]
@@ -100,7 +103,7 @@ def test_member_search_by_email_id_name_and_phone(member, admin_user, term):
 
 @pytest.mark.django_db
 def test_member_search_finds_a_partial_email_and_not_the_others(member, admin_user):
-    services.enroll_member(external_id="M-2", email="bob@example.com", name="Bob Other")
+    services.enroll_member(external_id="M-2", email="bob@example.com", name="Bob Other", actor=SYSTEM)
     response = login(admin_user).get(url("member_changelist", query="q=ann%40exa"))
     assert [m.external_id for m in response.context["cl"].result_list] == ["M-1"]
 
@@ -142,7 +145,7 @@ def test_member_page_shows_balances_expiries_recent_entries_and_tier_history(dat
 @pytest.mark.django_db
 def test_member_page_shows_only_twenty_recent_entries(member, metric, admin_user):
     for _ in range(25):
-        services.credit_points(member=member, metric=metric, amount=1)
+        services.credit_points(member=member, metric=metric, amount=1, actor=SYSTEM)
     response = login(admin_user).get(url("member_change", member.pk))
     assert len(response.context["recent_entries"]) == 20
 
@@ -281,8 +284,8 @@ def test_derived_tables_are_view_only(data, admin_user, name):
 
 @pytest.mark.django_db
 def test_ledger_changelist_filters(data, admin_user, member, tiers):
-    other = services.enroll_member(external_id="M-2")
-    services.credit_points(member=other, metric=data["metric"], amount=7)
+    other = services.enroll_member(external_id="M-2", actor=SYSTEM)
+    services.credit_points(member=other, metric=data["metric"], amount=7, actor=SYSTEM)
     client = login(admin_user)
     for query in [f"member__id__exact={member.pk}", f"member={member.pk}"]:
         entries = client.get(url("ledgerentry_changelist", query=query)).context["cl"].result_list
@@ -400,9 +403,9 @@ def test_auditor_can_view_but_not_change(data, auditor_user):
 
 def _add_rows(metric, count, start):
     for i in range(start, start + count):
-        m = services.enroll_member(external_id=f"Q-{i}", name=f"Q {i}")
-        services.credit_points(member=m, metric=metric, amount=10 + i)
-        services.debit_points(member=m, metric=metric, amount=5)
+        m = services.enroll_member(external_id=f"Q-{i}", name=f"Q {i}", actor=SYSTEM)
+        services.credit_points(member=m, metric=metric, amount=10 + i, actor=SYSTEM)
+        services.debit_points(member=m, metric=metric, amount=5, actor=SYSTEM)
 
 
 @pytest.mark.django_db
@@ -433,7 +436,7 @@ def test_member_page_query_count_is_bounded(data, support_user, django_assert_ma
     client = login(support_user)
     client.get(url("member_change", data["member"].pk))
     for _ in range(20):
-        services.credit_points(member=data["member"], metric=data["metric"], amount=3)
+        services.credit_points(member=data["member"], metric=data["metric"], amount=3, actor=SYSTEM)
     with django_assert_max_num_queries(30):
         assert client.get(url("member_change", data["member"].pk)).status_code == 200
 
@@ -460,14 +463,11 @@ def test_reward_add_through_admin(metric, tiers, admin_user):
 
 
 @pytest.mark.django_db
-def test_change_form_saved_through_a_durable_service(member, admin_user, monkeypatch):
-    """Services become ``@transaction.atomic(durable=True)``; Django wraps the change form in
-    ``transaction.atomic``, where a durable block raises. The member form runs outside it
-    (``loyalty.kernel.admin.ServiceSaveMixin``), so a durable service saves."""
-    from django.db import transaction
-
-    durable = transaction.atomic(durable=True)(services.update_member)
-    monkeypatch.setattr(services, "update_member", durable)
+def test_change_form_saved_through_a_durable_service(member, admin_user):
+    """Services are ``@outer_service`` (``atomic(durable=True)``, refused inside any other atomic
+    block); Django wraps the change form in ``transaction.atomic``. The member form runs outside it
+    (``loyalty.kernel.admin.ServiceSaveMixin``), so the durable service saves."""
+    assert services.update_member.__outer_service__
     client = login(admin_user)
     form = client.get(url("member_change", member.pk)).context["adminform"].form
     data = {name: form[name].value() or "" for name in ("name", "email", "phone", "status")}

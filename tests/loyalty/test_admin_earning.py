@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from loyalty import services
+from loyalty.kernel import SYSTEM
 from loyalty.models import (
     LedgerEntry,
     MemberTracker,
@@ -45,7 +46,7 @@ def live_set(metric, tiers, admin_user):
 def world(live_set, tiers, support_user):
     now = timezone.now()
     with time_machine.travel(now - dt.timedelta(days=10), tick=False):
-        member = services.enroll_member(external_id="M-7", email="sam@example.com", name="Sam Shopper")
+        member = services.enroll_member(external_id="M-7", email="sam@example.com", name="Sam Shopper", actor=SYSTEM)
     loyal = services.record_transaction(
         external_id="B-100",
         occurred_at=now - dt.timedelta(days=2),
@@ -54,6 +55,7 @@ def world(live_set, tiers, support_user):
         store="AMS-1",
         channel="pos",
         member=member,
+        actor=SYSTEM,
     )
     services.return_transaction(transaction_=loyal, amount=Decimal("50.00"), reason="Broken", actor=support_user)
     anonymous = services.record_transaction(
@@ -62,6 +64,7 @@ def world(live_set, tiers, support_user):
         amount=Decimal("80.00"),
         currency="EUR",
         store="RTM-2",
+        actor=SYSTEM,
     )
     return {"loyal": loyal, "anonymous": anonymous, "member": member}
 
@@ -190,6 +193,7 @@ def test_transactions_changelist_query_count_is_bounded(live_set, member, admin_
             amount=Decimal("10.00"),
             currency="EUR",
             member=member if i % 2 else None,
+            actor=SYSTEM,
         )
     client = login(admin_user)
     client.get(url("transaction_changelist"))  # warm up (sessions, content types)

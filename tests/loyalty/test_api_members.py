@@ -5,6 +5,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from loyalty import services
+from loyalty.kernel import SYSTEM
 from loyalty.models import IdempotencyRecord, LedgerEntry, Member, Metric, Reward, Tier
 from tests.helpers import BASE, api_client_for, assert_error
 
@@ -189,7 +190,7 @@ def test_auth_and_roles(member, auditor_user, approver_user):
 @pytest.mark.django_db
 def test_pagination_caps_page_size(api, tiers):
     for i in range(7):
-        services.enroll_member(external_id=f"P{i}")
+        services.enroll_member(external_id=f"P{i}", actor=SYSTEM)
     r = api.get(f"{BASE}/members/", {"page_size": 3, "page": 2})
     assert len(r.json()["results"]) == 3 and r.json()["count"] == 7
     capped = api.get(f"{BASE}/members/", {"page_size": 100000})

@@ -7,6 +7,7 @@ import time_machine
 
 from loyalty import services
 from loyalty.exceptions import AlreadyExists, Conflict, DomainError, InvalidInput, MemberInactive
+from loyalty.kernel import SYSTEM
 from loyalty.models import (
     LedgerEntry,
     Metric,
@@ -47,6 +48,7 @@ def published(db, metric, tiers, admin_user):
 
 
 def bill(external_id, when, amount="100.00", member=None, **kw):
+    kw.setdefault("actor", SYSTEM)
     return services.record_transaction(
         external_id=external_id, occurred_at=when, amount=Decimal(amount), currency="EUR", member=member, **kw
     )
@@ -92,7 +94,7 @@ def test_a_bill_at_2330_local_on_june_30_is_june_30(settings, metric, tiers, adm
         )
         services.publish_rule_set(rule_set=june, actor=admin_user)
         services.publish_rule_set(rule_set=july, actor=admin_user)
-    member = services.enroll_member(external_id="P-1", enrolled_at=d(2023, 1, 1))
+    member = services.enroll_member(external_id="P-1", enrolled_at=d(2023, 1, 1), actor=SYSTEM)
     with time_machine.travel(d(2023, 8, 1), tick=False):
         late_evening = bill("B-1", dt.datetime(2023, 6, 30, 23, 30, tzinfo=paris), member=member)
     # 23:30 in Paris is 21:30 UTC: June 30, under the June set.
@@ -105,7 +107,7 @@ def test_tier_at_the_purchase_date_decides_the_percentage(metric, tiers, admin_u
     with time_machine.travel(d(2023, 1, 1), tick=False):
         rules = services.create_rule_set(name="Tiers", valid_from=d(2023, 1, 1), rules=[BY_TIER], actor=admin_user)
         services.publish_rule_set(rule_set=rules, actor=admin_user)
-        member = services.enroll_member(external_id="S-1", tier=tiers["SILVER"])
+        member = services.enroll_member(external_id="S-1", tier=tiers["SILVER"], actor=SYSTEM)
     with time_machine.travel(d(2023, 8, 10), tick=False):
         services.change_tier(member=member, tier=tiers["GOLD"], actor=support_user, reason="big purchase")
     with time_machine.travel(d(2023, 8, 17), tick=False):
@@ -186,7 +188,7 @@ def test_crossing_a_threshold_upgrades_from_now_and_past_purchases_keep_their_ti
     with time_machine.travel(d(2024, 1, 1), tick=False):
         rules = services.create_rule_set(name="Tiers", valid_from=d(2024, 1, 1), rules=[BY_TIER], actor=admin_user)
         services.publish_rule_set(rule_set=rules, actor=admin_user)
-        member = services.enroll_member(external_id="U-1")
+        member = services.enroll_member(external_id="U-1", actor=SYSTEM)
     with time_machine.travel(d(2024, 3, 1), tick=False):
         first = bill("B-1", d(2024, 3, 1), amount="400.00", member=member)
     member.refresh_from_db()
@@ -213,7 +215,7 @@ def test_trackers_count_at_processing_time_not_bill_date(published, member):
 @pytest.mark.django_db
 def test_period_end_requalification_moves_members_down(metric, tiers, admin_user):
     with time_machine.travel(d(2024, 1, 1), tick=False):
-        member = services.enroll_member(external_id="Q-1")
+        member = services.enroll_member(external_id="Q-1", actor=SYSTEM)
     with time_machine.travel(d(2024, 5, 1), tick=False):
         bill("B-1", d(2024, 5, 1), amount="2500.00", member=member)
     member.refresh_from_db()
@@ -235,7 +237,7 @@ def percent_rules(metric, tiers, admin_user):
     with time_machine.travel(d(2024, 1, 1), tick=False):
         rules = services.create_rule_set(name="Tiers", valid_from=d(2024, 1, 1), rules=[BY_TIER], actor=admin_user)
         services.publish_rule_set(rule_set=rules, actor=admin_user)
-        return services.enroll_member(external_id="R-1")
+        return services.enroll_member(external_id="R-1", actor=SYSTEM)
 
 
 @pytest.mark.django_db
@@ -244,12 +246,12 @@ def test_full_and_partial_returns_take_back_exactly_what_was_earned(percent_rule
     with time_machine.travel(d(2024, 2, 1), tick=False):
         txn = bill("R-1", d(2024, 2, 1), amount="155.00", member=member)  # 10% -> 15
         assert txn.points_earned == 15
-        first = services.return_transaction(transaction_=txn, amount="50.00", reason="one item")
+        first = services.return_transaction(transaction_=txn, amount="50.00", reason="one item", actor=SYSTEM)
         assert first.points_reversed == 4  # floor(15 * 50/155) = 4
-        second = services.return_transaction(transaction_=txn, reason="rest")
+        second = services.return_transaction(transaction_=txn, reason="rest", actor=SYSTEM)
         assert second.points_reversed == 11 and second.amount == Decimal("105.00")
         with pytest.raises(Conflict) as exc:
-            services.return_transaction(transaction_=txn, amount="1.00")
+            services.return_transaction(transaction_=txn, amount="1.00", actor=SYSTEM)
         assert exc.value.code == "already_returned"
     assert PointBalance.objects.get(member=member).balance == 0
     assert verify_ledger().ok
@@ -261,7 +263,7 @@ def test_return_beyond_the_amount_is_refused(percent_rules):
     with time_machine.travel(d(2024, 2, 1), tick=False):
         txn = bill("R-1", d(2024, 2, 1), amount="100.00", member=member)
         with pytest.raises(Conflict) as exc:
-            services.return_transaction(transaction_=txn, amount="100.01")
+            services.return_transaction(transaction_=txn, amount="100.01", actor=SYSTEM)
     assert exc.value.code == "return_exceeds_amount"
     assert not LedgerEntry.objects.filter(kind="return").exists()
 
@@ -272,8 +274,8 @@ def test_spent_points_become_debt_that_the_next_purchase_repays_first(percent_ru
     metric = Metric.objects.get(code="points")
     with time_machine.travel(d(2024, 2, 1), tick=False):
         txn = bill("R-1", d(2024, 2, 1), amount="400.00", member=member)  # 40 points
-        services.debit_points(member=member, metric=metric, amount=35)
-        ret = services.return_transaction(transaction_=txn, reason="returned")
+        services.debit_points(member=member, metric=metric, amount=35, actor=SYSTEM)
+        ret = services.return_transaction(transaction_=txn, reason="returned", actor=SYSTEM)
     assert (ret.points_reversed, ret.debt_created) == (40, 35)
     balance = PointBalance.objects.get(member=member)
     assert (balance.balance, balance.debt) == (0, 35)
@@ -295,11 +297,11 @@ def test_pending_points_activate_after_the_return_window_and_returns_cancel_them
     metric = Metric.objects.get(code="points")
     Metric.objects.filter(pk=metric.pk).update(pending_days=14)
     with time_machine.travel(d(2024, 2, 1), tick=False):
-        services.credit_points(member=member, metric=metric, amount=100)  # older spendable points
+        services.credit_points(member=member, metric=metric, amount=100, actor=SYSTEM)  # older spendable points
         txn = bill("P-1", d(2024, 2, 1), amount="300.00", member=member)  # 30 pending
         balance = PointBalance.objects.get(member=member)
         assert (balance.balance, balance.pending) == (100, 30)
-        services.return_transaction(transaction_=txn, amount="100.00")  # 10 back, from the pending lot
+        services.return_transaction(transaction_=txn, amount="100.00", actor=SYSTEM)  # 10 back, from the pending lot
         balance.refresh_from_db()
         assert (balance.balance, balance.pending) == (100, 20)
     with time_machine.travel(d(2024, 2, 15), tick=False):
@@ -321,6 +323,7 @@ def test_bad_purchases_write_nothing(percent_rules, field, value):
         "amount": "10.00",
         "currency": "EUR",
         "member": member,
+        "actor": SYSTEM,
         field: value,
     }
     with time_machine.travel(d(2024, 2, 2), tick=False), pytest.raises(InvalidInput) as exc:

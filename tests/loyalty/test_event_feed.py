@@ -11,6 +11,7 @@ from django.utils import timezone
 from loyalty import roles
 from loyalty import services as loyalty
 from loyalty.events import emit
+from loyalty.kernel import SYSTEM
 from loyalty.models import Event
 from tests.helpers import api_client_for, make_user
 
@@ -22,7 +23,7 @@ def crm(db):
 
 @pytest.fixture
 def events(member, tiers):
-    other = loyalty.enroll_member(external_id="M-2", email="bob@example.com")
+    other = loyalty.enroll_member(external_id="M-2", email="bob@example.com", actor=SYSTEM)
     Event.objects.all().delete()  # the enrolments' own events: the feed below is just these
     with transaction.atomic():
         return [

@@ -21,13 +21,15 @@ def balance_of(member, metric) -> int:
 @pytest.mark.django_db
 def test_debits_consume_soonest_expiring_lots_first_and_never_expiring_last(member, metric):
     with time_machine.travel(T0, tick=False):
-        services.credit_points(member=member, metric=metric, amount=100, never_expires=True)
+        services.credit_points(member=member, metric=metric, amount=100, never_expires=True, actor=SYSTEM)
         # the metric's expiry applies when none is given: T0 + 365 days
-        late = services.credit_points(member=member, metric=metric, amount=100)
-        soon = services.credit_points(member=member, metric=metric, amount=100, expires_at=T0 + dt.timedelta(days=10))
+        late = services.credit_points(member=member, metric=metric, amount=100, actor=SYSTEM)
+        soon = services.credit_points(
+            member=member, metric=metric, amount=100, expires_at=T0 + dt.timedelta(days=10), actor=SYSTEM
+        )
     assert late.expires_at == T0 + dt.timedelta(days=365)
     with time_machine.travel(T0 + dt.timedelta(days=1), tick=False):
-        debit = services.debit_points(member=member, metric=metric, amount=150)
+        debit = services.debit_points(member=member, metric=metric, amount=150, actor=SYSTEM)
     taken = {c.lot.entry_id: c.amount for c in LotConsumption.objects.filter(debit=debit).select_related("lot")}
     assert taken == {soon.pk: 100, late.pk: 50}
     assert balance_of(member, metric) == 150
@@ -38,10 +40,12 @@ def test_debits_consume_soonest_expiring_lots_first_and_never_expiring_last(memb
 def test_expiry_writes_entries_only_for_the_unspent_remainder(member, metric):
     with time_machine.travel(T0, tick=False):
         lot_entry = services.credit_points(
-            member=member, metric=metric, amount=100, expires_at=T0 + dt.timedelta(days=30)
+            member=member, metric=metric, amount=100, expires_at=T0 + dt.timedelta(days=30), actor=SYSTEM
         )
-        services.credit_points(member=member, metric=metric, amount=40, expires_at=T0 + dt.timedelta(days=90))
-        services.debit_points(member=member, metric=metric, amount=70)  # 70 from the first lot
+        services.credit_points(
+            member=member, metric=metric, amount=40, expires_at=T0 + dt.timedelta(days=90), actor=SYSTEM
+        )
+        services.debit_points(member=member, metric=metric, amount=70, actor=SYSTEM)  # 70 from the first lot
     with time_machine.travel(T0 + dt.timedelta(days=31), tick=False):
         assert services.expire_points() == 1
         assert services.expire_points() == 0  # nothing twice
@@ -56,9 +60,11 @@ def test_expiry_writes_entries_only_for_the_unspent_remainder(member, metric):
 @pytest.mark.django_db
 def test_debit_expires_due_lots_before_spending(member, metric):
     with time_machine.travel(T0, tick=False):
-        services.credit_points(member=member, metric=metric, amount=100, expires_at=T0 + dt.timedelta(days=1))
+        services.credit_points(
+            member=member, metric=metric, amount=100, expires_at=T0 + dt.timedelta(days=1), actor=SYSTEM
+        )
     with time_machine.travel(T0 + dt.timedelta(days=2), tick=False), pytest.raises(InsufficientPoints):
-        services.debit_points(member=member, metric=metric, amount=50)
+        services.debit_points(member=member, metric=metric, amount=50, actor=SYSTEM)
     # The refused debit rolled back everything, including the lazy expiry; the beat task will write it.
     assert not LedgerEntry.objects.filter(kind=LedgerEntry.Kind.EXPIRY).exists()
     assert verify_ledger().ok
@@ -66,9 +72,9 @@ def test_debit_expires_due_lots_before_spending(member, metric):
 
 @pytest.mark.django_db
 def test_insufficient_points_changes_nothing(member, metric):
-    services.credit_points(member=member, metric=metric, amount=10)
+    services.credit_points(member=member, metric=metric, amount=10, actor=SYSTEM)
     with pytest.raises(InsufficientPoints) as exc:
-        services.debit_points(member=member, metric=metric, amount=11)
+        services.debit_points(member=member, metric=metric, amount=11, actor=SYSTEM)
     assert exc.value.code == "insufficient_points"
     assert LedgerEntry.objects.count() == 1
     assert balance_of(member, metric) == 10
@@ -78,21 +84,21 @@ def test_insufficient_points_changes_nothing(member, metric):
 @pytest.mark.parametrize("amount", [0, -5, 10**12, 1.5, "10", True])
 def test_implausible_amounts_are_refused(member, metric, amount):
     with pytest.raises(InvalidInput):
-        services.credit_points(member=member, metric=metric, amount=amount)
+        services.credit_points(member=member, metric=metric, amount=amount, actor=SYSTEM)
     assert not LedgerEntry.objects.exists()
 
 
 @pytest.mark.django_db
 def test_idempotency_key_credits_once(member, metric):
-    first = services.credit_points(member=member, metric=metric, amount=50, idempotency_key="bill-1")
-    again = services.credit_points(member=member, metric=metric, amount=50, idempotency_key="bill-1")
+    first = services.credit_points(member=member, metric=metric, amount=50, idempotency_key="bill-1", actor=SYSTEM)
+    again = services.credit_points(member=member, metric=metric, amount=50, idempotency_key="bill-1", actor=SYSTEM)
     assert first.pk == again.pk
     assert balance_of(member, metric) == 50
 
 
 @pytest.mark.django_db
 def test_ledger_entries_refuse_update_and_delete_in_the_model(member, metric):
-    entry = services.credit_points(member=member, metric=metric, amount=5)
+    entry = services.credit_points(member=member, metric=metric, amount=5, actor=SYSTEM)
     entry.reason = "tampered"
     with pytest.raises(LedgerImmutableError):
         entry.save()
@@ -123,7 +129,7 @@ def test_adjustment_needs_permission_and_reason_and_cannot_overdraw(member, metr
 
 @pytest.mark.django_db
 def test_verify_ledger_catches_a_tampered_balance(member, metric, capsys):
-    services.credit_points(member=member, metric=metric, amount=100)
+    services.credit_points(member=member, metric=metric, amount=100, actor=SYSTEM)
     call_command("verify_ledger")
     assert "Ledger consistent" in capsys.readouterr().out
     PointBalance.objects.filter(member=member).update(balance=150)
@@ -134,7 +140,7 @@ def test_verify_ledger_catches_a_tampered_balance(member, metric, capsys):
 
 @pytest.mark.django_db
 def test_verify_ledger_catches_a_tampered_lot(member, metric):
-    services.credit_points(member=member, metric=metric, amount=100)
+    services.credit_points(member=member, metric=metric, amount=100, actor=SYSTEM)
     PointLot.objects.update(remaining=60)
     problems = verify_ledger().problems
     assert any("remaining 60 != amount - consumptions 100" in p for p in problems)
@@ -143,9 +149,13 @@ def test_verify_ledger_catches_a_tampered_lot(member, metric):
 @pytest.mark.django_db
 def test_balances_show_next_expiries(member, metric):
     with time_machine.travel(T0, tick=False):
-        services.credit_points(member=member, metric=metric, amount=100, expires_at=T0 + dt.timedelta(days=5))
-        services.credit_points(member=member, metric=metric, amount=30, expires_at=T0 + dt.timedelta(days=9))
-        services.credit_points(member=member, metric=metric, amount=7, never_expires=True)
+        services.credit_points(
+            member=member, metric=metric, amount=100, expires_at=T0 + dt.timedelta(days=5), actor=SYSTEM
+        )
+        services.credit_points(
+            member=member, metric=metric, amount=30, expires_at=T0 + dt.timedelta(days=9), actor=SYSTEM
+        )
+        services.credit_points(member=member, metric=metric, amount=7, never_expires=True, actor=SYSTEM)
         [row] = member_balances(member)
     assert row["balance"] == 137
     assert [(e["expires_at"], e["amount"]) for e in row["expiring"]] == [
@@ -159,9 +169,13 @@ def test_restore_gives_back_the_lots_a_debit_took_with_their_expiry(member, metr
     from loyalty.exceptions import ExceedsSpent
 
     with time_machine.travel(T0, tick=False):
-        soon = services.credit_points(member=member, metric=metric, amount=100, expires_at=T0 + dt.timedelta(days=10))
-        late = services.credit_points(member=member, metric=metric, amount=100, expires_at=T0 + dt.timedelta(days=90))
-        debit = services.debit_points(member=member, metric=metric, amount=150)  # 100 soon + 50 late
+        soon = services.credit_points(
+            member=member, metric=metric, amount=100, expires_at=T0 + dt.timedelta(days=10), actor=SYSTEM
+        )
+        late = services.credit_points(
+            member=member, metric=metric, amount=100, expires_at=T0 + dt.timedelta(days=90), actor=SYSTEM
+        )
+        debit = services.debit_points(member=member, metric=metric, amount=150, actor=SYSTEM)  # 100 soon + 50 late
     with time_machine.travel(T0 + dt.timedelta(days=1), tick=False):
         # partial: the latest-expiring part comes back first
         [first] = services.restore_debit(
@@ -183,8 +197,10 @@ def test_restore_gives_back_the_lots_a_debit_took_with_their_expiry(member, metr
 @pytest.mark.django_db
 def test_restore_with_grace_period_states_it(member, metric):
     with time_machine.travel(T0, tick=False):
-        services.credit_points(member=member, metric=metric, amount=100, expires_at=T0 + dt.timedelta(days=5))
-        debit = services.debit_points(member=member, metric=metric, amount=100)
+        services.credit_points(
+            member=member, metric=metric, amount=100, expires_at=T0 + dt.timedelta(days=5), actor=SYSTEM
+        )
+        debit = services.debit_points(member=member, metric=metric, amount=100, actor=SYSTEM)
     with time_machine.travel(T0 + dt.timedelta(days=30), tick=False):
         [entry] = services.restore_debit(
             debit=debit, actor=SYSTEM, reason="goodwill", source_type="t", source_id="1", grace_days=14

@@ -12,6 +12,7 @@ from django.core import mail
 
 from loyalty import outbox
 from loyalty import services as loyalty
+from loyalty.kernel import SYSTEM
 from loyalty.models import Event, MemberNotification, OutboxMessage, ProgramSettings, Reward, Segment
 from loyalty.reminders import send_expiry_reminders
 from promotions import services as promotions
@@ -51,7 +52,7 @@ def distribute_codes(boss, *members):
 def test_an_opted_out_member_gets_no_code_distribution_and_it_is_logged_skipped(
     member, opted_out, boss, tiers, django_capture_on_commit_callbacks
 ):
-    other = loyalty.enroll_member(external_id="M-2", email="bob@example.com", name="Bob")
+    other = loyalty.enroll_member(external_id="M-2", email="bob@example.com", name="Bob", actor=SYSTEM)
     with django_capture_on_commit_callbacks(execute=True):
         distribute_codes(boss, opted_out, other)
     assert [m.to for m in mail.outbox] == [["bob@example.com"]]
@@ -62,7 +63,7 @@ def test_an_opted_out_member_gets_no_code_distribution_and_it_is_logged_skipped(
 def test_an_opted_out_member_still_gets_transactional_messages_logged_sent(
     opted_out, metric, support_user, django_capture_on_commit_callbacks
 ):
-    loyalty.credit_points(member=opted_out, metric=metric, amount=500)
+    loyalty.credit_points(member=opted_out, metric=metric, amount=500, actor=SYSTEM)
     reward = Reward.objects.create(
         external_id="R-1", name="Tote bag", type="physical_product", metric=metric, points=100
     )
@@ -83,7 +84,7 @@ def test_every_message_has_a_text_and_an_html_part_with_the_brand(
     member, metric, support_user, settings, django_capture_on_commit_callbacks
 ):
     settings.BRAND_NAME = "Acme Rewards"
-    loyalty.credit_points(member=member, metric=metric, amount=500)
+    loyalty.credit_points(member=member, metric=metric, amount=500, actor=SYSTEM)
     reward = Reward.objects.create(
         external_id="R-1", name="Tote bag", type="physical_product", metric=metric, points=100
     )
@@ -99,8 +100,8 @@ def test_every_message_has_a_text_and_an_html_part_with_the_brand(
 def test_a_member_without_email_is_logged_skipped_no_email(
     metric, tiers, support_user, django_capture_on_commit_callbacks
 ):
-    member = loyalty.enroll_member(external_id="NOMAIL")
-    loyalty.credit_points(member=member, metric=metric, amount=500)
+    member = loyalty.enroll_member(external_id="NOMAIL", actor=SYSTEM)
+    loyalty.credit_points(member=member, metric=metric, amount=500, actor=SYSTEM)
     reward = Reward.objects.create(
         external_id="R-1", name="Tote bag", type="physical_product", metric=metric, points=100
     )
@@ -115,7 +116,7 @@ def test_a_mail_server_error_is_retried_and_then_logged_failed(
     member, metric, support_user, settings, django_capture_on_commit_callbacks
 ):
     settings.EMAIL_BACKEND = "tests.loyalty.test_notifications.BrokenBackend"
-    loyalty.credit_points(member=member, metric=metric, amount=500)
+    loyalty.credit_points(member=member, metric=metric, amount=500, actor=SYSTEM)
     reward = Reward.objects.create(
         external_id="R-1", name="Tote bag", type="physical_product", metric=metric, points=100
     )
@@ -165,9 +166,9 @@ def test_the_member_notifications_endpoint_lists_sent_and_skipped(
 def expiring(member, metric):
     """Two lots of Ann's, expiring 365 days after T0 and after T0 + 30 days."""
     with time_machine.travel(T0, tick=False):
-        loyalty.credit_points(member=member, metric=metric, amount=100, reason="first")
+        loyalty.credit_points(member=member, metric=metric, amount=100, reason="first", actor=SYSTEM)
     with time_machine.travel(T0 + dt.timedelta(days=30), tick=False):
-        loyalty.credit_points(member=member, metric=metric, amount=50, reason="second")
+        loyalty.credit_points(member=member, metric=metric, amount=50, reason="second", actor=SYSTEM)
     return member
 
 
@@ -200,7 +201,7 @@ def test_the_reminder_respects_the_setting(expiring, django_capture_on_commit_ca
 
 def test_spent_points_get_no_reminder(expiring, metric, django_capture_on_commit_callbacks):
     with time_machine.travel(T0 + dt.timedelta(days=40), tick=False):
-        loyalty.debit_points(member=expiring, metric=metric, amount=100, reason="spent")
+        loyalty.debit_points(member=expiring, metric=metric, amount=100, reason="spent", actor=SYSTEM)
     assert remind(365 - 14, django_capture_on_commit_callbacks) == 0
 
 

@@ -20,6 +20,7 @@ from django.utils import timezone
 from config.celery import app as celery_app
 from loyalty import outbox, services
 from loyalty.exceptions import InvalidInput, InvalidTransition, PermissionRequired
+from loyalty.kernel import unit_of_work
 from loyalty.models import OutboxMessage
 from loyalty.notifications import notify_member
 from loyalty.tasks import expire_points
@@ -50,11 +51,12 @@ def _probe():
 
 @pytest.fixture
 def commit(django_capture_on_commit_callbacks):
-    """A transaction that commits (the test's own stays open): its on_commit hooks run at the end."""
+    """A transaction that commits (the test's own stays open): its on_commit hooks run at the end.
+    A unit of work, so that an outer service called inside joins it as a request's would."""
 
     @contextlib.contextmanager
     def block():
-        with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        with django_capture_on_commit_callbacks(execute=True), unit_of_work("test: a transaction that commits"):
             yield
 
     return block

@@ -5,6 +5,7 @@ import time_machine
 
 from loyalty import services
 from loyalty.exceptions import AlreadyExists, Conflict, InvalidInput, InvalidTransition, PermissionRequired
+from loyalty.kernel import SYSTEM
 from loyalty.models import Member, TierMembership
 from loyalty.selectors import tier_at
 
@@ -14,7 +15,7 @@ T0 = dt.datetime(2026, 3, 1, 9, 0, tzinfo=dt.UTC)
 @pytest.mark.django_db
 def test_enrolment_opens_the_lowest_tier(tiers):
     with time_machine.travel(T0, tick=False):
-        member = services.enroll_member(external_id="  C-42 ", email="c@example.com")
+        member = services.enroll_member(external_id="  C-42 ", email="c@example.com", actor=SYSTEM)
     assert member.external_id == "C-42"
     assert member.tier == tiers["BRONZE"]
     [interval] = TierMembership.objects.filter(member=member)
@@ -24,7 +25,7 @@ def test_enrolment_opens_the_lowest_tier(tiers):
 @pytest.mark.django_db
 def test_duplicate_external_id_is_refused(member):
     with pytest.raises(AlreadyExists) as exc:
-        services.enroll_member(external_id=member.external_id)
+        services.enroll_member(external_id=member.external_id, actor=SYSTEM)
     assert exc.value.code == "already_exists"
     assert Member.objects.count() == 1
 

@@ -17,6 +17,7 @@ from django.db import transaction
 
 from loyalty import outbox, roles
 from loyalty.events import emit, webhooks
+from loyalty.kernel import unit_of_work
 from loyalty.models import Event, Member, OutboxMessage, WebhookDelivery, WebhookSubscription
 from tests.helpers import admin_url, api_client_for, login, make_user, messages_of
 from tests.webhook_receiver import Receiver
@@ -32,11 +33,12 @@ def receiver():
 
 @pytest.fixture
 def commit(django_capture_on_commit_callbacks):
-    """A transaction that commits (the test's own stays open): its on_commit hooks run at the end."""
+    """A transaction that commits (the test's own stays open): its on_commit hooks run at the end.
+    A unit of work, so that an outer service called inside joins it as a request's would."""
 
     @contextlib.contextmanager
     def block():
-        with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        with django_capture_on_commit_callbacks(execute=True), unit_of_work("test: a transaction that commits"):
             yield
 
     return block

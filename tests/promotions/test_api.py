@@ -269,7 +269,7 @@ def test_code_batch_generation_through_the_api_completes(
 def test_a_batch_for_a_segment_assigns_one_code_per_member(
     manager_api, make_campaign, tiers, django_capture_on_commit_callbacks
 ):
-    members = [loyalty.enroll_member(external_id=f"S{i}", email=f"s{i}@example.com") for i in range(3)]
+    members = [loyalty.enroll_member(external_id=f"S{i}", email=f"s{i}@example.com", actor=SYSTEM) for i in range(3)]
     Segment.objects.create(code="vip", name="VIP").members.set(members)
     campaign = make_campaign()
     with django_capture_on_commit_callbacks(execute=True):
@@ -566,8 +566,8 @@ def test_scheduled_release_of_a_batch_through_the_api(
 
 @pytest.mark.django_db
 def test_per_member_limits(api, named, tiers):
-    loyalty.enroll_member(external_id="M-1")
-    loyalty.enroll_member(external_id="M-2")
+    loyalty.enroll_member(external_id="M-1", actor=SYSTEM)
+    loyalty.enroll_member(external_id="M-2", actor=SYSTEM)
     named("TWICE", per_member_limit=2, code_fields={"max_uses": 10})
     assert redeem(api, ["TWICE"], member="M-1").status_code == 201
     assert redeem(api, ["TWICE"], member="M-1", order_id="o-2").status_code == 201
@@ -603,7 +603,7 @@ def test_eligibility_by_tier_segment_amount_and_channel(api, named, member, tier
 
 @pytest.mark.django_db
 def test_an_assigned_code_only_works_for_its_member(api, named, member, tiers):
-    loyalty.enroll_member(external_id="M-2")
+    loyalty.enroll_member(external_id="M-2", actor=SYSTEM)
     named("MINE", code_fields={"assigned_member": member})
     assert reasons(validate(api, ["MINE"], member="M-2")) == ["not_eligible"]
     assert reasons(validate(api, ["MINE"], member="M-1")) == [None]

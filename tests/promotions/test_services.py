@@ -8,6 +8,7 @@ from django.test import override_settings
 
 from loyalty import outbox
 from loyalty.exceptions import InvalidInput, TooManyAttempts
+from loyalty.kernel import SYSTEM
 from loyalty.models import LedgerEntry, OutboxMessage, PointBalance, Segment
 from loyalty.selectors import verify_ledger
 from promotions import codegen, services
@@ -221,7 +222,7 @@ def test_personalised_distribution_assigns_one_code_per_member_and_emails(
 ):
     from loyalty import services as loyalty
 
-    members = [loyalty.enroll_member(external_id=f"S{i}", email=f"s{i}@example.com") for i in range(5)]
+    members = [loyalty.enroll_member(external_id=f"S{i}", email=f"s{i}@example.com", actor=SYSTEM) for i in range(5)]
     segment = Segment.objects.create(code="vip", name="VIP")
     segment.members.set(members)
     with django_capture_on_commit_callbacks(execute=True):

@@ -2,6 +2,7 @@ import pytest
 
 from loyalty import roles
 from loyalty import services as loyalty
+from loyalty.kernel import SYSTEM
 from loyalty.models import ProgramSettings, Reward
 from promotions import services as promotions
 from redemptions.models import RewardCodePool
@@ -10,7 +11,7 @@ from tests.helpers import make_user
 
 @pytest.fixture
 def rich_member(member, metric):
-    loyalty.credit_points(member=member, metric=metric, amount=1000, reason="opening")
+    loyalty.credit_points(member=member, metric=metric, amount=1000, reason="opening", actor=SYSTEM)
     return member
 
 

@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 
 from loyalty import roles
 from loyalty import services as loyalty
+from loyalty.kernel import SYSTEM
 from loyalty.models import LedgerEntry, ProgramSettings
 from redemptions import services
 from redemptions.models import Redemption, RewardCodePool, Rollback
@@ -130,8 +131,8 @@ def test_filters(data, support_user, query, expected):
 
 @pytest.mark.django_db
 def test_search_by_email_customer_id_code_and_id(data, support_user):
-    other = loyalty.enroll_member(external_id="M-2", email="bob@example.com")
-    loyalty.credit_points(member=other, metric=data["mug"].metric, amount=500)
+    other = loyalty.enroll_member(external_id="M-2", email="bob@example.com", actor=SYSTEM)
+    loyalty.credit_points(member=other, metric=data["mug"].metric, amount=500, actor=SYSTEM)
     bobs = services.redeem_reward(member=other, reward=data["mug"], actor=support_user)
     client = login(support_user)
 
@@ -541,9 +542,10 @@ def test_a_rollback_that_waits_for_a_second_person_says_so_and_is_in_recent_acti
     entry = LogEntry.objects.get(user=support_user, object_id=str(data["plain"].pk))
     assert entry.change_message.startswith("Sent for approval") and entry.is_change()
     # Django's own "Recent actions" on the admin index lists it.
-    assert f"/admin/redemptions/redemption/{data['plain'].pk}/change/" in login(support_user).get(
-        "/admin/"
-    ).content.decode()
+    assert (
+        f"/admin/redemptions/redemption/{data['plain'].pk}/change/"
+        in login(support_user).get("/admin/").content.decode()
+    )
 
 
 @pytest.mark.django_db
@@ -660,7 +662,7 @@ def test_bulk_cancel_goes_through_the_rollback_gate_row_by_row(data, support_use
     from promotions import services as promotions
 
     member = data["member"]
-    loyalty.credit_points(member=member, metric=reward().metric, amount=1000, reason="top up")
+    loyalty.credit_points(member=member, metric=reward().metric, amount=1000, reason="top up", actor=SYSTEM)
     policy = ProgramSettings.load()
     policy.rollback_approval_above_points = 300
     policy.save()

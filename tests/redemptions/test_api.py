@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from loyalty import roles
 from loyalty import services as loyalty
+from loyalty.kernel import SYSTEM
 from loyalty.models import LedgerEntry, PointBalance, Reward
 from loyalty.selectors import verify_ledger
 from promotions.models import Code
@@ -431,8 +432,8 @@ def test_status_changes_need_their_permissions(rich_member, reward, support_user
 def test_list_filters_pagination_and_ordering(
     api, rich_member, metric, reward, django_assert_max_num_queries, time_machine
 ):
-    other = loyalty.enroll_member(external_id="M-2", email="bo@example.com")
-    loyalty.credit_points(member=other, metric=metric, amount=500)
+    other = loyalty.enroll_member(external_id="M-2", email="bo@example.com", actor=SYSTEM)
+    loyalty.credit_points(member=other, metric=metric, amount=500, actor=SYSTEM)
     shipped, plain, waiting = reward(requires_fulfillment=True), reward(), reward(requires_approval=True)
     t0 = dt.datetime(2026, 1, 10, 12, tzinfo=dt.UTC)
     time_machine.move_to(t0, tick=False)

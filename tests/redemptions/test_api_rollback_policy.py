@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from loyalty import roles
 from loyalty import services as loyalty
+from loyalty.kernel import SYSTEM
 from loyalty.models import LedgerEntry, PointBalance, ProgramSettings, Reward
 from loyalty.selectors import verify_ledger
 from promotions.models import AbuseSignal, Code
@@ -32,7 +33,7 @@ class World:
     """Clients, a member with 5000 points and reward makers; every step through the API."""
 
     def __init__(self, member, metric, reward, code_reward, admin_user):
-        loyalty.credit_points(member=member, metric=metric, amount=5000, reason="opening")
+        loyalty.credit_points(member=member, metric=metric, amount=5000, reason="opening", actor=SYSTEM)
         self.member, self.metric, self._reward, self._code_reward = member, metric, reward, code_reward
         self.api = api_client_for(make_user("pos", roles.INTEGRATION))  # redeems, cancels, requests rollbacks
         self.lead = api_client_for(make_user("lead", roles.SUPPORT_AGENT, roles.APPROVER))

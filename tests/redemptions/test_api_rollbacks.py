@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from loyalty import roles
 from loyalty import services as loyalty
+from loyalty.kernel import SYSTEM
 from loyalty.models import LedgerEntry, PointBalance, Reward
 from loyalty.selectors import verify_ledger
 from promotions import services as promotions
@@ -64,7 +65,7 @@ def lead(db):
 def test_seed_003_in_one_call_voids_the_code_credits_points_and_emails(
     api, member, metric, code_reward, django_capture_on_commit_callbacks
 ):
-    loyalty.credit_points(member=member, metric=metric, amount=500)
+    loyalty.credit_points(member=member, metric=metric, amount=500, actor=SYSTEM)
     red = redeem(api, member, code_reward)
     assert red["issued_code"] and balance(member) == 400
     with django_capture_on_commit_callbacks(execute=True):
@@ -102,8 +103,12 @@ def test_seed_003_in_one_call_voids_the_code_credits_points_and_emails(
 @pytest.mark.django_db
 def test_full_and_partial_rollbacks_restore_lots_with_their_expiries(api, member, metric, reward, policy):
     with time_machine.travel(T0, tick=False):
-        soon = loyalty.credit_points(member=member, metric=metric, amount=60, expires_at=T0 + dt.timedelta(days=10))
-        late = loyalty.credit_points(member=member, metric=metric, amount=100, expires_at=T0 + dt.timedelta(days=200))
+        soon = loyalty.credit_points(
+            member=member, metric=metric, amount=60, expires_at=T0 + dt.timedelta(days=10), actor=SYSTEM
+        )
+        late = loyalty.credit_points(
+            member=member, metric=metric, amount=100, expires_at=T0 + dt.timedelta(days=200), actor=SYSTEM
+        )
         red = redeem(api, member, reward(points=100))  # 60 from the soon lot, 40 from the late one
     with time_machine.travel(T0 + dt.timedelta(days=1), tick=False):
         part = rollback(api, red["id"], reason="technical_error", points=30).json()
@@ -135,7 +140,9 @@ def test_grace_period_from_the_policy_is_applied(api, member, metric, reward, po
     policy.rollback_expired_lot_grace_days = 7
     policy.save()
     with time_machine.travel(T0, tick=False):
-        loyalty.credit_points(member=member, metric=metric, amount=100, expires_at=T0 + dt.timedelta(days=5))
+        loyalty.credit_points(
+            member=member, metric=metric, amount=100, expires_at=T0 + dt.timedelta(days=5), actor=SYSTEM
+        )
         red = redeem(api, member, reward(points=100))
     with time_machine.travel(T0 + dt.timedelta(days=10), tick=False):
         body = rollback(api, red["id"]).json()
@@ -278,8 +285,8 @@ def test_fraud_and_large_rollbacks_wait_for_a_second_person(
 
 @pytest.mark.django_db
 def test_rollback_list_filters_detail_and_permissions(api, support, lead, rich_member, reward, auditor_user):
-    other = loyalty.enroll_member(external_id="M-2")
-    loyalty.credit_points(member=other, metric=reward().metric, amount=300)
+    other = loyalty.enroll_member(external_id="M-2", actor=SYSTEM)
+    loyalty.credit_points(member=other, metric=reward().metric, amount=300, actor=SYSTEM)
     a = rollback(support, redeem(support, rich_member, reward())["id"], reason="other").json()
     b = rollback(lead, redeem(support, other, reward())["id"], reason="fraud").json()
     c = rollback(support, redeem(support, rich_member, reward())["id"], reason="technical_error", points=40).json()
@@ -335,7 +342,7 @@ def test_cancel_obeys_the_rollback_policy_code_used_delivered_or_rollback_pendin
 ):
     """Cancel used to give every point back around the policy: a used code, a delivered product, a
     fraud rollback waiting for a second person (the requester escaped the approver)."""
-    loyalty.credit_points(member=member, metric=metric, amount=3000)
+    loyalty.credit_points(member=member, metric=metric, amount=3000, actor=SYSTEM)
     used = redeem(api, member, code_reward)
     use_code(api, member, used["issued_code"])
     delivered = redeem(api, member, reward(requires_fulfillment=True))
@@ -356,7 +363,7 @@ def test_cancel_obeys_the_rollback_policy_code_used_delivered_or_rollback_pendin
 def test_no_partial_rollback_returns_points_while_the_issued_code_is_used(api, member, metric, code_reward, writes):
     """Was: 300 + 199 of 500 points came back while the code stayed used."""
     Reward.objects.filter(pk=code_reward.pk).update(points=500)
-    loyalty.credit_points(member=member, metric=metric, amount=500)
+    loyalty.credit_points(member=member, metric=metric, amount=500, actor=SYSTEM)
     red = redeem(api, member, Reward.objects.get(pk=code_reward.pk))
     use = use_code(api, member, red["issued_code"])
     before = writes()
@@ -377,7 +384,7 @@ def test_a_full_rollback_beside_a_pending_partial_is_refused_and_no_point_is_los
 ):
     """Was: the full one executed for the remainder and canceled the redemption; approving the pending
     partial then failed, and the member had spent 1000 and got 300 back."""
-    loyalty.credit_points(member=member, metric=metric, amount=1000)
+    loyalty.credit_points(member=member, metric=metric, amount=1000, actor=SYSTEM)
     red = redeem(api, member, reward(points=1000))
     pending = rollback(lead, red["id"], reason="fraud", points=700).json()
     assert pending["status"] == "pending_approval"
@@ -398,7 +405,7 @@ def test_the_approval_threshold_counts_everything_returned_and_pending(api, memb
     """Was: two rollbacks of 200 each executed where the policy says more than 300 needs a second person."""
     policy.rollback_approval_above_points = 300
     policy.save()
-    loyalty.credit_points(member=member, metric=metric, amount=500)
+    loyalty.credit_points(member=member, metric=metric, amount=500, actor=SYSTEM)
     red = redeem(api, member, reward(points=500))
     assert rollback(api, red["id"], points=200).json()["status"] == "executed"
     second = rollback(api, red["id"], points=200).json()
@@ -418,7 +425,7 @@ def test_cancel_that_needs_a_second_person_is_refused_with_a_pointer_to_rollback
 ):
     policy.rollback_approval_above_points = 300
     policy.save()
-    loyalty.credit_points(member=member, metric=metric, amount=500)
+    loyalty.credit_points(member=member, metric=metric, amount=500, actor=SYSTEM)
     red = redeem(api, member, reward(points=500))
     before = writes()
     resp = api.post(f"{BASE}/redemptions/{red['id']}/status", {"status": "canceled"}, format="json")

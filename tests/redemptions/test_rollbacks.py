@@ -8,6 +8,7 @@ from django.utils import timezone
 from loyalty import roles
 from loyalty import services as loyalty
 from loyalty.exceptions import ExceedsSpent, FourEyesRequired, InvalidTransition
+from loyalty.kernel import SYSTEM
 from loyalty.models import LedgerEntry, Reward
 from loyalty.selectors import verify_ledger
 from promotions import services as promotions
@@ -23,7 +24,7 @@ T0 = dt.datetime(2026, 3, 1, 10, tzinfo=dt.UTC)
 def test_seed_003_in_one_action_code_voided_points_back_member_told(
     member, metric, code_reward, support_user, django_capture_on_commit_callbacks
 ):
-    loyalty.credit_points(member=member, metric=metric, amount=500)
+    loyalty.credit_points(member=member, metric=metric, amount=500, actor=SYSTEM)
     with django_capture_on_commit_callbacks(execute=True):
         red = services.redeem_reward(member=member, reward=code_reward, actor=support_user)
         assert balance(member) == 400 and red.issued_code.assigned_member == member
@@ -48,8 +49,12 @@ def test_seed_003_in_one_action_code_voided_points_back_member_told(
 @pytest.mark.django_db
 def test_full_and_partial_rollbacks_restore_lots_with_their_expiries(member, metric, reward, support_user, policy):
     with time_machine.travel(T0, tick=False):
-        soon = loyalty.credit_points(member=member, metric=metric, amount=60, expires_at=T0 + dt.timedelta(days=10))
-        late = loyalty.credit_points(member=member, metric=metric, amount=100, expires_at=T0 + dt.timedelta(days=200))
+        soon = loyalty.credit_points(
+            member=member, metric=metric, amount=60, expires_at=T0 + dt.timedelta(days=10), actor=SYSTEM
+        )
+        late = loyalty.credit_points(
+            member=member, metric=metric, amount=100, expires_at=T0 + dt.timedelta(days=200), actor=SYSTEM
+        )
         red = services.redeem_reward(member=member, reward=reward(points=100), actor=support_user)  # 60 soon + 40 late
     with time_machine.travel(T0 + dt.timedelta(days=1), tick=False):
         part = services.rollback_redemption(redemption=red, reason="technical_error", points=30, actor=support_user)
@@ -71,7 +76,9 @@ def test_grace_period_is_granted_and_stated(member, metric, reward, support_user
     policy.rollback_expired_lot_grace_days = 7
     policy.save()
     with time_machine.travel(T0, tick=False):
-        loyalty.credit_points(member=member, metric=metric, amount=100, expires_at=T0 + dt.timedelta(days=5))
+        loyalty.credit_points(
+            member=member, metric=metric, amount=100, expires_at=T0 + dt.timedelta(days=5), actor=SYSTEM
+        )
         red = services.redeem_reward(member=member, reward=reward(points=100), actor=support_user)
     with time_machine.travel(T0 + dt.timedelta(days=10), tick=False):
         rollback = services.rollback_redemption(redemption=red, reason="customer_request", actor=support_user)

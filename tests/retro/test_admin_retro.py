@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from loyalty import roles, services
+from loyalty.kernel import SYSTEM
 from loyalty.models import LedgerEntry, PointBalance, ProgramSettings
 from retro import services as retro
 from retro.models import RetroClaim
@@ -45,7 +46,7 @@ def world(db, metric, tiers, admin_user):
     )
     services.publish_rule_set(rule_set=rule_set, actor=admin_user)
     with time_machine.travel(now - dt.timedelta(days=30), tick=False):
-        shopper = services.enroll_member(external_id="M-7", email="sam@example.com", name="Sam Shopper")
+        shopper = services.enroll_member(external_id="M-7", email="sam@example.com", name="Sam Shopper", actor=SYSTEM)
     bills = [
         services.record_transaction(
             external_id=f"BILL-{i}",
@@ -53,6 +54,7 @@ def world(db, metric, tiers, admin_user):
             amount=Decimal("100.00") * i,
             currency="EUR",
             store="AMS-1" if i % 2 else "RTM-2",
+            actor=SYSTEM,
         )
         for i in range(1, 6)
     ]

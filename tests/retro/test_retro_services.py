@@ -6,6 +6,7 @@ from django.core import mail
 
 from loyalty import outbox, roles, services
 from loyalty.exceptions import BusinessRuleViolation, Conflict, FourEyesRequired, PermissionRequired
+from loyalty.kernel import SYSTEM
 from loyalty.models import LedgerEntry, MemberTracker, OutboxMessage, PointBalance, ProgramSettings, Transaction
 from loyalty.selectors import verify_ledger
 from retro import services as retro
@@ -27,7 +28,9 @@ def seed_world(program, metric, tiers, admin_user, support_user):
     with time_machine.travel(d(2023, 1, 1), tick=False):
         old = services.create_rule_set(name="Spring", valid_from=d(2023, 1, 1), rules=[BY_TIER], actor=admin_user)
         services.publish_rule_set(rule_set=old, actor=admin_user)
-        member = services.enroll_member(external_id="SEED", email="seed@example.com", tier=tiers["SILVER"])
+        member = services.enroll_member(
+            external_id="SEED", email="seed@example.com", tier=tiers["SILVER"], actor=SYSTEM
+        )
     with time_machine.travel(d(2023, 5, 20, 14), tick=False):
         txn = services.record_transaction(
             external_id="BILL-0520",
@@ -35,6 +38,7 @@ def seed_world(program, metric, tiers, admin_user, support_user):
             amount=Decimal("300.00"),
             currency="EUR",
             store="AMS-1",
+            actor=SYSTEM,
         )
     with time_machine.travel(d(2023, 8, 10), tick=False):
         new = services.new_rule_set_version(rule_set=old, actor=admin_user)
@@ -105,13 +109,13 @@ def test_refusals_each_carry_their_code_and_write_nothing(seed_world, support_us
     program.save()
     # purchase long before the member enrolled
     with time_machine.travel(d(2023, 8, 17), tick=False):
-        late = services.enroll_member(external_id="LATE", enrolled_at=d(2023, 7, 1))
+        late = services.enroll_member(external_id="LATE", enrolled_at=d(2023, 7, 1), actor=SYSTEM)
         with pytest.raises(BusinessRuleViolation) as exc:
             retro.submit_retro_claim(transaction_=txn, member=late, actor=support_user)
         assert exc.value.code == "before_enrolment"
         # someone else's (already loyalty) transaction
         owned = services.record_transaction(
-            external_id="OWNED", occurred_at=d(2023, 8, 16), amount="10.00", currency="EUR", member=late
+            external_id="OWNED", occurred_at=d(2023, 8, 16), amount="10.00", currency="EUR", member=late, actor=SYSTEM
         )
         with pytest.raises(Conflict) as exc:
             retro.submit_retro_claim(transaction_=owned, member=member, actor=support_user)
@@ -132,7 +136,9 @@ def test_claim_limit_per_member(seed_world, support_user, program):
     program.save()
     with time_machine.travel(d(2023, 8, 17), tick=False):
         bills = [
-            services.record_transaction(external_id=f"X{i}", occurred_at=d(2023, 8, 1), amount="10.00", currency="EUR")
+            services.record_transaction(
+                external_id=f"X{i}", occurred_at=d(2023, 8, 1), amount="10.00", currency="EUR", actor=SYSTEM
+            )
             for i in range(2)
         ]
         retro.submit_retro_claim(transaction_=bills[0], member=member, actor=support_user)

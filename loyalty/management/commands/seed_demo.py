@@ -24,13 +24,12 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 from django.test.utils import override_settings
 from django.utils import timezone
 
 from loyalty import roles, services
 from loyalty.demo import SEED, run_demo_steps
-from loyalty.kernel import SYSTEM
+from loyalty.kernel import SYSTEM, unit_of_work
 from loyalty.models import ApiKey, LedgerEntry, Member, Metric, PointBalance, Reward, Segment, Tier, TierMembership
 
 ADMIN_URL = "http://127.0.0.1:8000/admin/"
@@ -160,7 +159,7 @@ class Command(BaseCommand):
         with (
             override_settings(EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend"),
             _quiet_task_logs(),
-            transaction.atomic(),
+            unit_of_work("seed_demo"),  # one transaction: a failed seed leaves nothing half-made
         ):
             users = self.seed_users()
             metrics = self.seed_metrics()
@@ -270,6 +269,7 @@ class Command(BaseCommand):
             tier=tiers["BRONZE"],
             enrolled_at=enrolled_at,
             reason="Demo enrolment",
+            actor=SYSTEM,
         )
         points, credits = metrics["points"], metrics["status_credits"]
 
@@ -279,7 +279,13 @@ class Command(BaseCommand):
                 kw.update(effective_at=earned_at, expires_at=earned_at + dt.timedelta(days=365))
             kw.setdefault("source_type", "demo_purchase")
             services.credit_points(
-                member=member, metric=metric, amount=amount, reason=reason, source_id=f"{external_id}-{source}", **kw
+                member=member,
+                metric=metric,
+                amount=amount,
+                reason=reason,
+                source_id=f"{external_id}-{source}",
+                actor=SYSTEM,
+                **kw,
             )
 
         max_age = min(330, (now - enrolled_at).days)
