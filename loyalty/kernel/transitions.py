@@ -96,14 +96,27 @@ def bulk_transition(
     return queryset.filter(**{f"{field}__in": sources}).update(**{field: target, **(changes or {})})
 
 
+def _mark_history(obj: models.Model, actor: Any, reason: str, where: str) -> None:
+    """What django-simple-history records with the next history row: the acting user and why."""
+    check_actor(actor, where)
+    if getattr(actor, "is_authenticated", False):
+        obj._history_user = actor
+    obj._change_reason = (reason or "")[:100]
+
+
+def _save_without_history(obj: models.Model, **save_kwargs: Any) -> None:
+    obj.skip_history_when_saving = True
+    try:
+        obj.save(**save_kwargs)
+    finally:
+        del obj.skip_history_when_saving
+
+
 def save_with_history(
     obj: models.Model, *, actor: Any, reason: str, update_fields: Iterable[str] | None = None
 ) -> None:
     """Save so that django-simple-history records the acting user and the change reason."""
-    check_actor(actor, "save_with_history()")
-    if getattr(actor, "is_authenticated", False):
-        obj._history_user = actor
-    obj._change_reason = (reason or "")[:100]
+    _mark_history(obj, actor, reason, "save_with_history()")
     if update_fields is not None:
         fields = set(update_fields)
         if any(f.name == "updated_at" for f in obj._meta.fields):
@@ -117,26 +130,16 @@ def insert_without_history(obj: models.Model) -> None:
     """Insert ``obj`` without its history row, for a service that completes the new row in the same
     transaction (the ids of what it made for it) and then calls ``record_created`` once: history
     holds one creation row with the final values instead of a creation row and an update row."""
-    obj.skip_history_when_saving = True
-    try:
-        obj.save()
-    finally:
-        del obj.skip_history_when_saving
+    _save_without_history(obj)
 
 
 def record_created(obj: models.Model, *, actor: Any, reason: str, update_fields: Iterable[str] = ()) -> None:
     """Save the fields set since ``insert_without_history`` and write the creation's history row
     (who, why), as ``save_with_history`` would have on the insert."""
+    _mark_history(obj, actor, reason, "record_created()")
     fields = list(update_fields)
     if fields:
-        obj.skip_history_when_saving = True
-        try:
-            obj.save(update_fields=fields)
-        finally:
-            del obj.skip_history_when_saving
-    if actor is not None and getattr(actor, "is_authenticated", False):
-        obj._history_user = actor
-    obj._change_reason = (reason or "")[:100]
+        _save_without_history(obj, update_fields=fields)
     get_history_manager_for_model(type(obj)).bulk_history_create([obj])
 
 

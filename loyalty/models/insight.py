@@ -16,7 +16,7 @@ class InsightDay(models.Model):
 
     class Meta:
         ordering = ["-day"]
-        default_permissions = ()  # internal: no admin screen, nobody is granted anything on it
+        default_permissions = ()  # derived rows: superusers may look (loyalty/admin/insight.py), nobody edits
 
     def __str__(self) -> str:
         return self.day.isoformat()
