@@ -95,14 +95,7 @@ def _stream(alphabet: str, n: int) -> str:
 
 def _runs(text: str) -> list[tuple[str, str]]:
     """The pattern as runs: ("", literal text) or (placeholder, the run of it), in order."""
-    runs: list[tuple[str, str]] = []
-    for ch in text:
-        kind = ch if ch in PLACEHOLDERS else ""
-        if runs and runs[-1][0] == kind:
-            runs[-1] = (kind, runs[-1][1] + ch)
-        else:
-            runs.append((kind, ch))
-    return runs
+    return [(kind, "".join(run)) for kind, run in itertools.groupby(text, lambda ch: ch if ch in PLACEHOLDERS else "")]
 
 
 def generate(pattern: Pattern, n: int) -> list[str]:
