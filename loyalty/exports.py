@@ -85,10 +85,22 @@ class _SafeText(Func):
     output_field = TextField()
 
 
-class _IsoTime(Func):
-    """``datetime.isoformat()`` in SQL: to_json writes ISO 8601 in the session's time zone (UTC)."""
+class _IsoDate(Func):
+    """``date.isoformat()`` in SQL."""
 
     template = "(to_json(%(expressions)s) #>> '{}')"
+    output_field = TextField()
+
+
+class _IsoTime(Func):
+    """``datetime.isoformat()`` in SQL, of the UTC times Django reads: six digits of microseconds,
+    or none when they are zero (to_json would drop trailing zeros: .49768 for .497680)."""
+
+    template = (
+        "CASE WHEN date_trunc('second', %(expressions)s) = %(expressions)s"
+        " THEN to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"')"
+        " ELSE to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"') END"
+    )
     output_field = TextField()
 
 
@@ -112,8 +124,10 @@ def copy_csv_lines(queryset: QuerySet, header: list[str], lookups: list[str]) ->
         field = _field_of(queryset, lookup)
         if isinstance(field, CharField | TextField):
             columns[f"c{i}"] = _SafeText(F(lookup))
-        elif isinstance(field, DateTimeField | DateField):
+        elif isinstance(field, DateTimeField):
             columns[f"c{i}"] = _IsoTime(F(lookup))
+        elif isinstance(field, DateField):
+            columns[f"c{i}"] = _IsoDate(F(lookup))
         else:
             columns[f"c{i}"] = F(lookup)
     query = queryset.annotate(**columns).values_list(*columns).query

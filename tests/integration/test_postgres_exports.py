@@ -1,6 +1,7 @@
 """The streamed CSV written by PostgreSQL (COPY ... TO STDOUT) reads the same as the Python writer's."""
 
 import csv
+import datetime as dt
 import io
 
 import pytest
@@ -31,6 +32,10 @@ def test_copy_export_reads_like_the_python_export(metric, support_user):
     redemptions.redeem_reward(member=plain, reward=reward, actor=support_user, channel="")
     redemptions.redeem_reward(member=evil, reward=reward, actor=support_user, channel="-pos")
     Redemption.objects.filter(member=evil).update(tracking_ref="\ttab", external_ref="\rcr")
+    # Microseconds with a trailing zero, and none at all: isoformat writes .497680 and no fraction.
+    at = dt.datetime(2026, 3, 1, 9, 30, 5, 497680, tzinfo=dt.UTC)
+    Redemption.objects.filter(member=plain).update(created_at=at)
+    Redemption.objects.filter(member=evil).update(created_at=at.replace(microsecond=0))
 
     queryset = Redemption.objects.order_by("id")
     header = [name for name, _ in resources.EXPORT_COLUMNS]
@@ -44,3 +49,6 @@ def test_copy_export_reads_like_the_python_export(metric, support_user):
     assert evil_row["member_external_id"] == "'" + EVIL and evil_row["channel"] == "'-pos"
     assert evil_row["tracking_ref"] == "'\ttab" and evil_row["external_ref"] == "'\rcr"
     assert evil_row["points_spent"] == "100" and "T" in evil_row["created_at"]
+    plain_row = next(r for r in rows.values() if r["member_external_id"] == "M-1")
+    assert plain_row["created_at"] == "2026-03-01T09:30:05.497680+00:00"
+    assert evil_row["created_at"] == "2026-03-01T09:30:05+00:00"
