@@ -14,6 +14,7 @@ from loyalty.insight import (
 )
 
 from . import selectors
+from .models import Code
 
 
 def register() -> None:
@@ -24,9 +25,9 @@ def register() -> None:
         Lookup(
             key="codes",
             title="Look up a code",
-            url_name="admin:promotions_code_lookup",
+            model=Code,
+            page="lookup",
             param="code",
-            perms=("promotions.view_code",),
             placeholder="The code as printed",
             help_text="Its status, uses and whole timeline; case and dashes do not matter.",
             order=20,

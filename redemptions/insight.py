@@ -22,10 +22,9 @@ def register() -> None:
         Queue(
             key="redemption_approvals",
             title="Redemptions waiting for approval",
-            stats=selectors.approval_queue_stats,
-            url_name="admin:redemptions_redemption_queue",
-            view_perms=("redemptions.view_redemption",),
-            act_perms=("redemptions.approve_redemption",),
+            waiting=selectors.approval_queue,
+            act="approve",
+            page="queue",
             instructions="Open each one, check the member and the reward, then approve, reject or return it.",
             order=10,
         )
@@ -34,10 +33,9 @@ def register() -> None:
         Queue(
             key="rollback_approvals",
             title="Rollbacks waiting for a second person",
-            stats=selectors.rollback_queue_stats,
-            url_name="admin:redemptions_rollback_queue",
-            view_perms=("redemptions.view_rollback",),
-            act_perms=("redemptions.approve_rollback",),
+            waiting=selectors.rollback_queue,
+            act="approve",
+            page="queue",
             instructions="You cannot approve a rollback you requested; approve or reject the others with a note.",
             order=20,
         )

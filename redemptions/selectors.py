@@ -10,11 +10,11 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, Exists, Min, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import TruncDate, TruncWeek
 from django.utils import timezone
 
-from loyalty.insight import Period, QueueStats
+from loyalty.insight import Period
 from loyalty.models import Member, PointBalance, ProgramSettings
 from promotions import codegen
 from promotions.models import Code
@@ -260,20 +260,6 @@ def rollback_trends(*, weeks: int = 12, now: dt.datetime | None = None) -> Rollb
 
 
 # --- the report and the operations home (registered in redemptions/insight.py) ----------------
-
-
-def approval_queue_stats() -> QueueStats:
-    row = Redemption.objects.filter(approval_status=Redemption.ApprovalStatus.SUBMITTED).aggregate(
-        n=Count("id"), oldest=Min("created_at")
-    )
-    return QueueStats(count=row["n"], oldest_at=row["oldest"])
-
-
-def rollback_queue_stats() -> QueueStats:
-    row = Rollback.objects.filter(status=Rollback.Status.PENDING_APPROVAL).aggregate(
-        n=Count("id"), oldest=Min("created_at")
-    )
-    return QueueStats(count=row["n"], oldest_at=row["oldest"])
 
 
 def _counts(qs, field: str, *, empty: str = "none") -> dict[str, int]:

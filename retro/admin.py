@@ -32,7 +32,7 @@ from loyalty.kernel.admin import (
 from loyalty.models import ProgramSettings
 from loyalty.templatetags.insight import points_by_metric
 
-from . import services
+from . import selectors, services
 from .forms import FileClaimForm, RejectClaimsForm, RetroSearchForm
 from .models import RetroClaim
 
@@ -231,7 +231,7 @@ class RetroClaimAdmin(
     queue_actions = ("approve_selected", "reject_selected")
 
     def queue_queryset(self, request, queryset):
-        return queryset.filter(status=RetroClaim.Status.SUBMITTED)
+        return selectors.claim_queue()
 
     def queue_context(self, request):
         return {"retro_queue": True, "can_approve": request.user.has_perm(APPROVE_PERM)}

@@ -12,10 +12,9 @@ def register() -> None:
         Queue(
             key="retro_claims",
             title="Retro claims waiting for approval",
-            stats=selectors.claim_queue_stats,
-            url_name="admin:retro_retroclaim_queue",
-            view_perms=("retro.view_retroclaim",),
-            act_perms=("retro.approve_retroclaim",),
+            waiting=selectors.claim_queue,
+            act="approve",
+            page="queue",
             instructions="Compare the purchase with the member's history; approve, or reject with a reason.",
             order=30,
         )

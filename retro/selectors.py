@@ -1,17 +1,13 @@
-"""Read queries of retro claims (the operations home's queue)."""
+"""Read queries of retro claims."""
 
 from __future__ import annotations
 
-from django.db.models import Count, Min
-
-from loyalty.insight import QueueStats
+from django.db.models import QuerySet
 
 from .models import RetroClaim
 
 
-def claim_queue_stats() -> QueueStats:
-    """Claims waiting for an approver (index retroclaim_queue)."""
-    row = RetroClaim.objects.filter(status=RetroClaim.Status.SUBMITTED).aggregate(
-        n=Count("id"), oldest=Min("created_at")
-    )
-    return QueueStats(count=row["n"], oldest_at=row["oldest"])
+def claim_queue() -> QuerySet[RetroClaim]:
+    """Claims waiting for an approver, oldest first (index retroclaim_queue): the approvers' queue
+    page and its count on the operations home."""
+    return RetroClaim.objects.filter(status=RetroClaim.Status.SUBMITTED).order_by("created_at", "id")

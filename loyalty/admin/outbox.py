@@ -19,6 +19,7 @@ from loyalty.kernel.admin import (
 
 from .. import services
 from ..exceptions import DomainError
+from ..insight import selectors as insight_selectors
 from ..models import OutboxMessage
 
 
@@ -50,7 +51,11 @@ class StuckFilter(admin.SimpleListFilter):
     parameter_name = "stuck"
 
     def lookups(self, request, model_admin):
-        return [("due", "Due now (pending or lease expired)"), ("failed", "Failed")]
+        return [
+            ("due", "Due now (pending or lease expired)"),
+            ("failed", "Failed"),
+            ("stuck", "Stuck (failed, or over ten minutes late)"),
+        ]
 
     def queryset(self, request, queryset):
         now = timezone.now()
@@ -60,6 +65,8 @@ class StuckFilter(admin.SimpleListFilter):
             )
         if self.value() == "failed":
             return queryset.filter(status=OutboxMessage.Status.FAILED)
+        if self.value() == "stuck":
+            return insight_selectors.stuck_outbox(queryset)
         return queryset
 
 

@@ -15,6 +15,8 @@ from typing import Any
 from django.http import HttpRequest
 from django.urls import URLPattern
 
+from loyalty.kernel.registry import Registry
+
 
 @dataclass(frozen=True)
 class MemberPanel:
@@ -39,12 +41,6 @@ class MemberPanel:
         object.__setattr__(self, "actions", (*derived, *self.actions))
 
 
-_PANELS: dict[str, MemberPanel] = {}
-
-
-def register_member_panel(panel: MemberPanel) -> None:
-    _PANELS[panel.key] = panel
-
-
-def member_panels() -> list[MemberPanel]:
-    return sorted(_PANELS.values(), key=lambda p: (p.order, p.key))
+PANELS: Registry[MemberPanel] = Registry()
+register_member_panel = PANELS.register
+member_panels = PANELS.entries

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 from loyalty.kernel.api import has_perms
 
 from . import report
+from .registry import registered_daily, report_queues
 
 REPORT_READERS = has_perms("loyalty.view_reports")
 
@@ -54,9 +55,9 @@ class _Queue(serializers.Serializer):
 
 
 class _Queues(serializers.Serializer):
-    redemption_approvals = _Queue()
-    rollback_approvals = _Queue()
-    retro_claims = _Queue()
+    # One entry per queue the apps register for the report.
+    def get_fields(self):
+        return {q.key: _Queue() for q in report_queues()}
 
 
 class _Campaign(serializers.Serializer):
@@ -94,11 +95,9 @@ class _Anomaly(serializers.Serializer):
 
 
 class _Day(serializers.Serializer):
-    date = serializers.DateField()
-    redemptions = serializers.IntegerField()
-    awards = serializers.IntegerField()
-    rollbacks = serializers.IntegerField()
-    code_redemptions = serializers.IntegerField()
+    # The date, then one count per daily series the apps register.
+    def get_fields(self):
+        return {"date": serializers.DateField(), **{s.key: serializers.IntegerField() for s in registered_daily()}}
 
 
 class SummaryOut(serializers.Serializer):

@@ -5,6 +5,7 @@ Other apps register their queues the same way, from their own ``insight.py``.
 
 from __future__ import annotations
 
+from ..models import Member
 from . import selectors
 from .registry import Figures, Lookup, Period, Queue, register_figures, register_lookup, register_queue
 from .rollup import Rollup, register_rollup
@@ -23,11 +24,9 @@ def register() -> None:
         Queue(
             key="stuck_outbox",
             title="Stuck or failed background messages",
-            stats=selectors.stuck_outbox,
-            url_name="admin:loyalty_outboxmessage_changelist",
-            url_query="stuck=failed",
-            view_perms=("loyalty.view_outboxmessage",),
-            act_perms=("loyalty.resend_outboxmessage",),
+            waiting=selectors.stuck_outbox,
+            act="resend",
+            url_query="stuck=stuck",
             instructions="Read the last error, fix the cause, then re-send the messages with a reason.",
             in_report=False,
             order=90,
@@ -37,11 +36,9 @@ def register() -> None:
         Queue(
             key="failed_deliveries",
             title="Failed webhook deliveries",
-            stats=selectors.failed_deliveries,
-            url_name="admin:loyalty_webhookdelivery_changelist",
+            waiting=selectors.failed_deliveries,
+            act="replay",
             url_query="status__exact=failed",
-            view_perms=("loyalty.view_webhookdelivery",),
-            act_perms=("loyalty.replay_webhookdelivery",),
             instructions="Check the receiver (last status code and error), then replay the deliveries.",
             in_report=False,
             order=95,
@@ -54,9 +51,8 @@ def register() -> None:
         Lookup(
             key="members",
             title="Find a member",
-            url_name="admin:loyalty_member_changelist",
+            model=Member,
             param="q",
-            perms=("loyalty.view_member",),
             placeholder="Name, email, phone or customer id",
             help_text="Part of a name or email, the phone's digits, or the customer id in any case.",
             order=10,

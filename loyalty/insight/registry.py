@@ -9,8 +9,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.urls import NoReverseMatch, reverse
+from django.db.models import Count, Min, Model, QuerySet
+from django.urls import reverse
 from django.utils import timezone
+
+from loyalty.kernel.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -48,31 +51,54 @@ class QueueStats:
     oldest_at: dt.datetime | None
 
 
+def _admin_url(model: type[Model], page: str) -> str:
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{page}")
+
+
+def _perm(model: type[Model], verb: str) -> str:
+    return f"{model._meta.app_label}.{verb}_{model._meta.model_name}"
+
+
 @dataclass(frozen=True)
 class Queue:
-    """A work queue on the operations home.
+    """A work queue on the operations home: the rows ``waiting()`` selects, counted with the age of
+    the oldest, linked to the admin page that lists them.
 
-    ``view_perms`` decide who sees the queue at all; ``act_perms`` who gets the instructions for
-    working it (someone who can only look never reads "approve or reject" advice).
+    ``waiting`` is the selector that admin page lists, so the count and the list cannot disagree.
+    The page is ``admin:<app>_<model>_<page>`` (plus ``url_query``). The model's view permission
+    decides who sees the queue; ``<app>.<act>_<model>`` who gets the instructions for working it
+    (someone who can only look never reads "approve or reject" advice).
     """
 
     key: str
     title: str
-    stats: Callable[[], QueueStats]
-    url_name: str
-    view_perms: tuple[str, ...]
-    act_perms: tuple[str, ...] = ()
+    waiting: Callable[[], QuerySet]
+    act: str
+    page: str = "changelist"
     url_query: str = ""
     instructions: str = ""
     watch_only_note: str = "You can look; working this queue needs another role."
     in_report: bool = True  # listed under "queues" in the report
     order: int = 100
 
+    @property
+    def model(self) -> type[Model]:
+        return self.waiting().model
+
+    @property
+    def view_perms(self) -> tuple[str, ...]:
+        return (_perm(self.model, "view"),)
+
+    @property
+    def act_perms(self) -> tuple[str, ...]:
+        return (_perm(self.model, self.act),)
+
+    def stats(self) -> QueueStats:
+        row = self.waiting().order_by().aggregate(n=Count("pk"), oldest=Min("created_at"))
+        return QueueStats(count=row["n"], oldest_at=row["oldest"])
+
     def url(self) -> str:
-        try:
-            return reverse(self.url_name) + (f"?{self.url_query}" if self.url_query else "")
-        except NoReverseMatch:
-            return ""
+        return _admin_url(self.model, self.page) + (f"?{self.url_query}" if self.url_query else "")
 
 
 @dataclass(frozen=True)
@@ -95,61 +121,46 @@ class DailySeries:
 
 @dataclass(frozen=True)
 class Lookup:
-    """A search box on the operations home: a GET form to ``url_name`` with the text as ``param``."""
+    """A search box on the operations home: a GET form to ``admin:<app>_<model>_<page>`` with the
+    text as ``param``, shown to whoever may view the model."""
 
     key: str
     title: str
-    url_name: str
+    model: type[Model]
     param: str
-    perms: tuple[str, ...]
+    page: str = "changelist"
     placeholder: str = ""
     help_text: str = ""
     order: int = 100
 
+    @property
+    def perms(self) -> tuple[str, ...]:
+        return (_perm(self.model, "view"),)
+
     def url(self) -> str:
-        try:
-            return reverse(self.url_name)
-        except NoReverseMatch:
-            return ""
+        return _admin_url(self.model, self.page)
 
 
-_LOOKUPS: dict[str, Lookup] = {}
-_QUEUES: dict[str, Queue] = {}
-_FIGURES: dict[str, Figures] = {}
-_DAILY: dict[str, DailySeries] = {}
+LOOKUPS: Registry[Lookup] = Registry()
+QUEUES: Registry[Queue] = Registry()
+FIGURES: Registry[Figures] = Registry()
+DAILY: Registry[DailySeries] = Registry()
 
-
-def register_lookup(lookup: Lookup) -> None:
-    _LOOKUPS[lookup.key] = lookup
+register_lookup = LOOKUPS.register
+register_queue = QUEUES.register
+register_figures = FIGURES.register
+register_daily = DAILY.register
+registered_queues = QUEUES.entries
+registered_figures = FIGURES.entries
+registered_daily = DAILY.entries
 
 
 def lookups_for(user) -> list[Lookup]:
-    ordered = sorted(_LOOKUPS.values(), key=lambda lk: (lk.order, lk.key))
-    return [lk for lk in ordered if user.has_perms(lk.perms) and lk.url()]
+    return [lk for lk in LOOKUPS.entries() if user.has_perms(lk.perms)]
 
 
-def register_queue(queue: Queue) -> None:
-    _QUEUES[queue.key] = queue
-
-
-def register_figures(figures: Figures) -> None:
-    _FIGURES[figures.key] = figures
-
-
-def register_daily(series: DailySeries) -> None:
-    _DAILY[series.key] = series
-
-
-def registered_queues() -> list[Queue]:
-    return sorted(_QUEUES.values(), key=lambda q: (q.order, q.key))
-
-
-def registered_figures() -> list[Figures]:
-    return sorted(_FIGURES.values(), key=lambda f: (f.order, f.key))
-
-
-def registered_daily() -> list[DailySeries]:
-    return sorted(_DAILY.values(), key=lambda s: (s.order, s.key))
+def report_queues() -> list[Queue]:
+    return [q for q in registered_queues() if q.in_report]
 
 
 def queues_for(user) -> list[dict[str, Any]]:
@@ -160,7 +171,7 @@ def queues_for(user) -> list[dict[str, Any]]:
         if not user.has_perms(queue.view_perms):
             continue
         stats = queue.stats()
-        can_act = bool(queue.act_perms) and user.has_perms(queue.act_perms)
+        can_act = user.has_perms(queue.act_perms)
         rows.append(
             {
                 "key": queue.key,
@@ -170,7 +181,7 @@ def queues_for(user) -> list[dict[str, Any]]:
                 "age": (now - stats.oldest_at) if stats.oldest_at else None,
                 "url": queue.url(),
                 "can_act": can_act,
-                "note": queue.instructions if can_act else (queue.watch_only_note if queue.act_perms else ""),
+                "note": queue.instructions if can_act else queue.watch_only_note,
             }
         )
     return rows

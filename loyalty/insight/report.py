@@ -15,7 +15,7 @@ from loyalty.exceptions import InvalidInput
 from loyalty.replica import reporting_db
 
 from . import rollup
-from .registry import Period, registered_daily, registered_figures, registered_queues
+from .registry import Period, registered_daily, registered_figures, report_queues
 
 MAX_DAYS = 366
 DEFAULT_DAYS = 30
@@ -52,12 +52,7 @@ def parse_period(raw_from: str | None, raw_to: str | None, *, today: dt.date | N
 
 
 def queue_figures() -> dict[str, dict[str, Any]]:
-    return {
-        q.key: {"count": s.count, "oldest_at": s.oldest_at}
-        for q in registered_queues()
-        if q.in_report
-        for s in [q.stats()]
-    }
+    return {q.key: {"count": s.count, "oldest_at": s.oldest_at} for q in report_queues() for s in [q.stats()]}
 
 
 @contextmanager

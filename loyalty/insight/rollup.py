@@ -27,6 +27,8 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.utils import timezone
 
+from loyalty.kernel.registry import Registry
+
 from .registry import Period
 
 # A day is closed once it ended this long ago: a transaction that began before midnight has
@@ -44,19 +46,13 @@ class Rollup:
     compute: Callable[[Period], Rows]
 
 
-_ROLLUPS: dict[str, Rollup] = {}
+ROLLUPS: Registry[Rollup] = Registry()
+register_rollup = ROLLUPS.register
+registered_rollups = ROLLUPS.entries
 _LIVE: contextvars.ContextVar[bool] = contextvars.ContextVar("insight_rollup_live", default=False)
 # Within one report (``reading``): the answers already read, so a figure two sections use (the
 # redemptions count and the per-day series) is read once, and the closed days are checked once.
 _MEMO: contextvars.ContextVar[dict | None] = contextvars.ContextVar("insight_rollup_memo", default=None)
-
-
-def register_rollup(rollup: Rollup) -> None:
-    _ROLLUPS[rollup.key] = rollup
-
-
-def registered_rollups() -> list[Rollup]:
-    return sorted(_ROLLUPS.values(), key=lambda r: r.key)
 
 
 @contextmanager
@@ -124,7 +120,7 @@ def per_day(key: str, period: Period) -> dict[dt.date, dict[str, int]]:
 def _per_day(key: str, period: Period) -> dict[dt.date, dict[str, int]]:
     from loyalty.models import DailyFigure
 
-    rollup = _ROLLUPS[key]
+    rollup = ROLLUPS[key]
     out: dict[dt.date, dict[str, int]] = {}
 
     def add(rows: Rows) -> None:

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Count, Min, Q, Sum
+from django.db.models import Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from loyalty.models import LedgerEntry, OutboxMessage, PointBalance, PointLot
+from loyalty.models import LedgerEntry, OutboxMessage, PointBalance, PointLot, WebhookDelivery
 
-from .registry import Period, QueueStats
+from .registry import Period
 
 STUCK_AFTER = dt.timedelta(minutes=10)
 # Credits that bring new points into the program (a rollback only gives back what was taken).
@@ -103,24 +103,18 @@ def breakage(period: Period) -> dict[str, dict]:
     return out
 
 
-def failed_deliveries() -> QueueStats:
+def failed_deliveries() -> QuerySet[WebhookDelivery]:
     """Webhook deliveries that gave up: the receiver lost events until someone replays them."""
-    from loyalty.models import WebhookDelivery
-
-    row = WebhookDelivery.objects.filter(status=WebhookDelivery.Status.FAILED).aggregate(
-        n=Count("id"), oldest=Min("created_at")
-    )
-    return QueueStats(count=row["n"], oldest_at=row["oldest"])
+    return WebhookDelivery.objects.filter(status=WebhookDelivery.Status.FAILED)
 
 
-def stuck_outbox(*, now: dt.datetime | None = None) -> QueueStats:
-    """Messages that failed for good, or that should have run more than ten minutes ago."""
-    now = now or timezone.now()
-    late = now - STUCK_AFTER
+def stuck_outbox(queryset: QuerySet[OutboxMessage] | None = None, *, now: dt.datetime | None = None) -> QuerySet:
+    """Messages that failed for good, or that should have run more than ten minutes ago (the home
+    page's queue and the outbox list's "Stuck" filter)."""
+    late = (now or timezone.now()) - STUCK_AFTER
     q = (
         Q(status=OutboxMessage.Status.FAILED)
         | Q(status=OutboxMessage.Status.PENDING, available_at__lte=late)
         | Q(status__in=[OutboxMessage.Status.PUBLISHED, OutboxMessage.Status.RUNNING], lease_until__lte=late)
     )
-    row = OutboxMessage.objects.filter(q).aggregate(n=Count("id"), oldest=Min("created_at"))
-    return QueueStats(count=row["n"], oldest_at=row["oldest"])
+    return (OutboxMessage.objects.all() if queryset is None else queryset).filter(q)
