@@ -22,7 +22,8 @@ from decimal import Decimal
 from typing import Any
 
 from django.utils import timezone
-from django.utils.module_loading import autodiscover_modules
+
+from loyalty.kernel.registry import Registry
 
 SEED = 42
 DemoStepFn = Callable[..., None]
@@ -35,19 +36,14 @@ class DemoStep:
     fn: DemoStepFn
 
 
-_STEPS: dict[str, DemoStep] = {}
+STEPS: Registry[DemoStep] = Registry(key="name", discover="demo")
+demo_steps = STEPS.entries  # every app's steps, in the order they run
 
 
 def register_demo_step(order: int, name: str, fn: DemoStepFn) -> DemoStepFn:
     """Register (or replace, by name) a seeding step; steps run by ascending ``order``."""
-    _STEPS[name] = DemoStep(order=order, name=name, fn=fn)
+    STEPS.register(DemoStep(order=order, name=name, fn=fn))
     return fn
-
-
-def demo_steps() -> list[DemoStep]:
-    """Every app's registered steps, in the order they run."""
-    autodiscover_modules("demo")
-    return sorted(_STEPS.values(), key=lambda s: (s.order, s.name))
 
 
 def step_rng(name: str, seed: int = SEED) -> random.Random:
@@ -190,23 +186,17 @@ def seed_purchases(*, stdout, rng, users) -> None:
         days = 1 + int(share * days_back[member.pk])
         occurred_at = midnight - dt.timedelta(days=days) + dt.timedelta(hours=hour, minutes=minute)
         store, channel = rng.choice(STORE_CHANNELS)
-        purchases.append((occurred_at, member, store, channel, _amount(rng)))
-    # Recorded oldest first, as a POS would have sent them (they earn by the rules of their date).
-    purchases.sort(key=lambda p: (p[0], p[1].external_id))
-    recorded = []
-    for n, (occurred_at, member, store, channel, amount) in enumerate(purchases, start=1):
-        recorded.append(
-            services.record_transaction(
-                external_id=f"{PURCHASE_PREFIX}{n:05d}",
-                occurred_at=occurred_at,
-                amount=amount,
-                currency=currency,
-                channel=channel,
-                store=store,
-                member=member,
-                actor=users["integration"],
-            )
+        purchases.append(
+            dict(occurred_at=occurred_at, member=member, store=store, channel=channel, amount=_amount(rng))
         )
+    # Recorded oldest first, as a POS would have sent them (they earn by the rules of their date).
+    purchases.sort(key=lambda p: (p["occurred_at"], p["member"].external_id))
+    recorded = [
+        services.record_transaction(
+            external_id=f"{PURCHASE_PREFIX}{n:05d}", currency=currency, actor=users["integration"], **purchase
+        )
+        for n, purchase in enumerate(purchases, start=1)
+    ]
     returns = 0
     for txn in rng.sample(recorded, k=min(len(recorded), max(1, count // 16))) if recorded else []:
         partial = rng.random() < 0.4 and txn.amount >= 20

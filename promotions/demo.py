@@ -55,21 +55,25 @@ def seed_promotions(*, stdout, rng, users) -> None:
         return
     manager, pos, support = users["campaigns"], users["integration"], users["support"]
     midnight = local_midnight()
+    # The weekend discount and the bonus points code run together and stack in one order.
+    stacking_together = dict(
+        starts_at=midnight - dt.timedelta(days=21),
+        ends_at=midnight + dt.timedelta(days=60),
+        stacking=Campaign.Stacking.STACKABLE,
+        stack_group="weekend",
+        max_codes_per_order=2,
+    )
     weekend = services.create_campaign(
         actor=manager,
         name=WEEKEND,
         description="15% off the basket on weekends; stacks with the bonus points code.",
         kind=Campaign.Kind.PERCENT_DISCOUNT,
         value=Decimal("15"),
-        starts_at=midnight - dt.timedelta(days=21),
-        ends_at=midnight + dt.timedelta(days=60),
         max_redemptions=2000,
         max_discount_total=Decimal("25000"),
         per_member_limit=2,
-        stacking=Campaign.Stacking.STACKABLE,
-        stack_group="weekend",
-        max_codes_per_order=2,
         code_pattern="WKND-####-????",
+        **stacking_together,
     )
     welcome = services.create_campaign(
         actor=manager,
@@ -88,13 +92,9 @@ def seed_promotions(*, stdout, rng, users) -> None:
         kind=Campaign.Kind.BONUS_POINTS,
         value=Decimal("250"),
         metric=Metric.objects.get(code="points"),
-        starts_at=midnight - dt.timedelta(days=21),
-        ends_at=midnight + dt.timedelta(days=60),
         per_member_limit=1,
-        stacking=Campaign.Stacking.STACKABLE,
-        stack_group="weekend",
-        max_codes_per_order=2,
         code_pattern="BONUS-####-??",
+        **stacking_together,
     )
     for campaign in (weekend, welcome, bonus):
         services.change_campaign_status(campaign=campaign, status=Campaign.Status.ACTIVE, actor=manager)
