@@ -14,12 +14,13 @@ from loyalty.insight import (
 )
 
 from . import selectors
+from .api.report import ReportFigures
 from .models import Code
 
 
 def register() -> None:
     register_rollup(Rollup("promotions.code_uses", selectors.rollup_code_uses))
-    register_figures(Figures(key="promotions", compute=selectors.report_figures, order=30))
+    register_figures(Figures(key="promotions", compute=selectors.report_figures, serializer=ReportFigures, order=30))
     register_daily(DailySeries(key="code_redemptions", compute=selectors.daily_code_redemptions, order=40))
     register_lookup(
         Lookup(

@@ -14,6 +14,7 @@ from loyalty.insight import (
 )
 
 from . import selectors
+from .api.report import ReportFigures
 from .models import Redemption
 
 
@@ -44,7 +45,7 @@ def register() -> None:
     register_rollup(Rollup("awards.count", lambda p: selectors.rollup_count(p, Redemption.Kind.AWARD)))
     register_rollup(Rollup("redemptions.points", selectors.rollup_points))
     register_rollup(Rollup("redemptions.by_tier", selectors.rollup_by_tier))
-    register_figures(Figures(key="redemptions", compute=selectors.report_figures, order=20))
+    register_figures(Figures(key="redemptions", compute=selectors.report_figures, serializer=ReportFigures, order=20))
     register_daily(DailySeries(key="redemptions", compute=selectors.daily_redemptions, order=10))
     register_daily(DailySeries(key="awards", compute=selectors.daily_awards, order=20))
     register_daily(DailySeries(key="rollbacks", compute=selectors.daily_rollbacks, order=30))

@@ -374,7 +374,8 @@ def _by_segment(redemptions: QuerySet[Redemption], total: int | None = None) -> 
 
 
 def report_figures(period: Period) -> dict[str, Any]:
-    """Redemptions and awards created in the range, and the rollbacks requested in it that ran.
+    """Redemptions and awards created in the range, the rollbacks requested in it that ran, and
+    the rollback rate (those rollbacks ÷ those redemptions).
 
     Points are per metric (a redemption spends one metric). The counts, points and tiers come from
     the daily rollup (loyalty.insight.rollup; the tier is the one at the time of the redemption);
@@ -394,6 +395,7 @@ def report_figures(period: Period) -> dict[str, Any]:
     points = rollup.totals("redemptions.points", period)
     codes = dict(Metric.objects.filter(pk__in=[int(m) for m in points]).values_list("pk", "code"))
     count = sum(rollup.totals("redemptions.count", period).values())
+    executed = rollbacks.count()
     return {
         "redemptions": {
             "count": count,
@@ -403,13 +405,14 @@ def report_figures(period: Period) -> dict[str, Any]:
         },
         "awards": {"count": sum(rollup.totals("awards.count", period).values())},
         "rollbacks": {
-            "count": rollbacks.count(),
+            "count": executed,
             "points": {
                 r["redemption__metric__code"]: r["n"] or 0 for r in rollback_points if r["redemption__metric__code"]
             },
             "by_reason": _counts(rollbacks, "reason"),
             "by_staff": _counts(rollbacks, "requested_by__username"),
         },
+        "rollback_rate": round(executed / count, 4) if count else 0.0,
     }
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from ..models import Member
 from . import selectors
+from .api import PointsFigures, QueueFigures
 from .registry import Figures, Lookup, Period, Queue, register_figures, register_lookup, register_queue
+from .report import queue_figures
 from .rollup import Rollup, register_rollup
 
 
@@ -46,7 +48,9 @@ def register() -> None:
     )
     register_rollup(Rollup("points.issued", selectors.rollup_issued))
     register_rollup(Rollup("points.expired", selectors.rollup_expired))
-    register_figures(Figures(key="points", compute=_points_figures, order=10))
+    register_figures(Figures(key="points", compute=_points_figures, serializer=PointsFigures, order=10))
+    # What waits now, between the redemptions (20) and the promotions (30) sections.
+    register_figures(Figures(key="queues", compute=queue_figures, serializer=QueueFigures, order=25))
     register_lookup(
         Lookup(
             key="members",

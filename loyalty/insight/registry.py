@@ -107,6 +107,7 @@ class Figures:
 
     key: str
     compute: Callable[[Period], dict[str, Any]]
+    serializer: type  # a DRF Serializer with one field per key ``compute`` returns: the API's shape
     order: int = 100
 
 
