@@ -45,6 +45,7 @@ env = environ.Env(
     AXES_COOLOFF_MINUTES=(int, 15),
     BRAND_NAME=(str, "Loyalty"),
     WEBHOOK_QUEUE=(str, "webhooks"),
+    EVENT_RETENTION_DAYS=(int, 90),
     WEBHOOK_TIMEOUT_SECONDS=(int, 10),
     WEBHOOK_BACKOFF_SECONDS=(int, 30),
     WEBHOOK_MAX_BACKOFF_SECONDS=(int, 3600),
@@ -323,6 +324,7 @@ OUTBOX_RETENTION_DAYS = env("OUTBOX_RETENTION_DAYS")
 OUTBOX_FAILED_RETENTION_DAYS = env("OUTBOX_FAILED_RETENTION_DAYS")
 # --- Events and webhooks (loyalty/events/; docs/operations.md "Webhooks") -----------------------
 WEBHOOK_QUEUE = env("WEBHOOK_QUEUE")  # run a worker with -Q <this>; empty: the default queue
+EVENT_RETENTION_DAYS = env("EVENT_RETENTION_DAYS")  # events and their deliveries; 0: kept forever
 WEBHOOK_TIMEOUT_SECONDS = env("WEBHOOK_TIMEOUT_SECONDS")
 # Retries: WEBHOOK_BACKOFF_SECONDS doubling up to WEBHOOK_MAX_BACKOFF_SECONDS, WEBHOOK_MAX_ATTEMPTS
 # attempts in all (the defaults: 30 s ... 1 h, 32 attempts, about 25 hours), then failed.
@@ -356,6 +358,7 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": OUTBOX_SWEEP_SECONDS * 2},
     },
     "purge-outbox": {"task": "loyalty.tasks.purge_outbox", "schedule": crontab(hour=4, minute=35)},
+    "purge-events": {"task": "loyalty.tasks.purge_events", "schedule": crontab(hour=4, minute=45)},
     # Webhook deliveries due now (new ones, and retries whose backoff ended) onto their queue.
     "deliver-webhooks": {
         "task": "loyalty.tasks.deliver_webhooks",

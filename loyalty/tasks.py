@@ -65,6 +65,13 @@ def purge_outbox() -> int:
     return outbox.purge()
 
 
+@shared_task(acks_late=True)
+def purge_events() -> int:
+    from .events.retention import purge_events
+
+    return purge_events()
+
+
 # A delivery attempt is bounded by WEBHOOK_TIMEOUT_SECONDS itself; the time limits are a backstop.
 @shared_task(
     acks_late=True,
