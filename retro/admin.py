@@ -346,9 +346,13 @@ class FileClaim(ObjectAction):
             note=data["note"].strip(),
         )
         then = "It was approved automatically." if claim.auto_approved else "An approver must approve it."
-        return (
-            f"Retro claim #{claim.pk} filed for bill {txn.external_id}: preview {points_by_metric(claim.preview)} "
-            f"({_summary(claim.preview)}). {then}"
+        return format_html(
+            "Retro claim {} filed for bill {}: preview {} ({}). {}",
+            link(claim, f"#{claim.pk}"),
+            txn.external_id,
+            points_by_metric(claim.preview),
+            _summary(claim.preview),
+            then,
         )
 
 

@@ -10,8 +10,10 @@ except under CI=true, where a missing service is a failure.
 from __future__ import annotations
 
 import datetime as dt
+import html
 import io
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +25,7 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.test import Client
 from django.urls import reverse
+from django.utils.html import strip_tags
 from rest_framework.test import APIClient
 
 from config.celery import app as celery_app
@@ -209,7 +212,13 @@ def admin_url(name, *args, query=""):
 
 
 def messages_of(response):
-    return [str(m) for m in get_messages(response.wsgi_request)]
+    """The messages as a user reads them (a message may link to what it names)."""
+    return [html.unescape(strip_tags(str(m))) for m in get_messages(response.wsgi_request)]
+
+
+def message_links(response) -> list[str]:
+    """Every link target in the response's messages."""
+    return [href for m in get_messages(response.wsgi_request) for href in re.findall(r'href="([^"]+)"', str(m))]
 
 
 def login(user) -> Client:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.urls import reverse
+from django.utils.html import format_html
 
 from loyalty.kernel.admin import (
     BigListMixin,
@@ -65,7 +66,9 @@ class AdjustPoints(ObjectAction):
             reason=data["reason"],
             idempotency_key=key,
         )
-        return f"Adjusted {entry.amount:+,d} {data['metric'].code} (ledger entry #{entry.pk})."
+        return format_html(
+            "Adjusted {} {} (ledger entry {}).", f"{entry.amount:+,d}", data["metric"].code, link(entry, f"#{entry.pk}")
+        )
 
 
 class ChangeTier(ObjectAction):

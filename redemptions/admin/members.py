@@ -6,9 +6,10 @@ Registered through ``loyalty.admin.panels`` so that ``loyalty`` never imports th
 from __future__ import annotations
 
 from django.urls import reverse
+from django.utils.html import format_html
 
 from loyalty.admin.panels import MemberPanel, register_member_panel
-from loyalty.kernel.admin import ObjectAction, changelist_url
+from loyalty.kernel.admin import ObjectAction, changelist_url, link
 from loyalty.models import PointBalance
 
 from .. import selectors, services
@@ -69,14 +70,17 @@ def rollbacks_context(request, member) -> dict | None:
 
 
 def _describe(redemption: Redemption) -> str:
-    parts = [f"#{redemption.pk}: {redemption.quantity} × {redemption.reward.name}"]
+    """What was just created, its number linked to its page (an award's on the Awards screen)."""
+    screen = "redemptions.award" if redemption.kind == Redemption.Kind.AWARD else "redemptions.redemption"
+    number = link(screen, f"#{redemption.pk}", pk=redemption.pk)
+    text = format_html("{}: {} × {}", number, redemption.quantity, redemption.reward.name)
     if redemption.points_spent:
-        parts.append(f"for {redemption.points_spent:,} {redemption.metric.code if redemption.metric_id else 'points'}")
-    text = " ".join(parts)
+        metric = redemption.metric.code if redemption.metric_id else "points"
+        text = format_html("{} for {} {}", text, f"{redemption.points_spent:,}", metric)
     if redemption.approval_status == Redemption.ApprovalStatus.SUBMITTED:
-        text += " — waiting for approval"
+        text = format_html("{} — waiting for approval", text)
     if redemption.issued_code_id:
-        text += f" — code {redemption.issued_code.code}"
+        text = format_html("{} — code {}", text, redemption.issued_code.code)
     return text
 
 
@@ -114,7 +118,7 @@ class GiveReward(ObjectAction):
             channel=Redemption.Channel.ADMIN,
             **{name: data[name] for name in self.fields},
         )
-        return f"{self.done} {_describe(response)}."
+        return format_html("{} {}.", self.done, _describe(response))
 
 
 REDEEM_ACTION = GiveReward("redeem")

@@ -25,7 +25,7 @@ from loyalty.models import (
     Segment,
     TierMembership,
 )
-from tests.helpers import admin_url, login, messages_of
+from tests.helpers import admin_url, login, message_links, messages_of
 
 pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")  # whitenoise without collectstatic
 
@@ -164,7 +164,8 @@ def test_adjust_points_credits_through_the_service(data, support_user):
     assert response.redirect_chain[-1][0] == url("member_change", member.pk)
     entry = LedgerEntry.objects.filter(member=member).order_by("-id").first()
     assert (entry.kind, entry.amount, entry.actor, entry.reason) == ("adjustment", 150, support_user, "Goodwill")
-    assert any("Adjusted +150 points" in m for m in messages_of(response))
+    assert any(f"Adjusted +150 points (ledger entry #{entry.pk})." in m for m in messages_of(response))
+    assert message_links(response) == [admin_url("loyalty_ledgerentry_change", entry.pk)]
     assert PointBalance.objects.get(member=member, metric=metric).balance == 750
     assert 'data-metric="points"><strong>750</strong>' in response.content.decode()
     # a double submit of the same rendered form credits nothing twice

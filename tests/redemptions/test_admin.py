@@ -15,7 +15,7 @@ from loyalty.models import LedgerEntry, ProgramSettings
 from redemptions import services
 from redemptions.models import Redemption, RewardCodePool, Rollback
 from tests.helpers import admin_url as url
-from tests.helpers import balance, login, make_user, messages_of
+from tests.helpers import balance, login, make_user, message_links, messages_of
 
 pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
 
@@ -378,6 +378,7 @@ def test_redeem_from_member_page_creates_a_redemption_through_the_service(data, 
     assert (red.member, red.reward, red.quantity, red.points_spent) == (member, data["mug"], 2, 200)
     assert (red.channel, red.created_by) == ("admin", support_user)
     assert any(f"Redeemed #{red.pk}: 2 × Mug for 200 points" in m for m in messages_of(response))
+    assert message_links(response) == [url("redemptions_redemption_change", red.pk)]  # the message links to it
     assert balance(member) == before - 200
     assert response.redirect_chain[-1][0].startswith(url("loyalty_member_change", member.pk))
 
@@ -435,7 +436,9 @@ def test_award_from_member_page(data, support_user):
     )
     award = Redemption.objects.order_by("-pk").first()
     assert (award.kind, award.award_status, award.reason, award.points_spent) == ("award", "awarded", "Late parcel", 0)
-    assert any(m.startswith("Awarded #") for m in messages_of(response))
+    assert any(m.startswith(f"Awarded #{award.pk}: 1 × Mug") for m in messages_of(response))
+    assert message_links(response) == [url("redemptions_award_change", award.pk)]  # on the Awards screen
+    assert login(support_user).get(message_links(response)[0]).status_code == 200
     assert balance(member) == before
 
 

@@ -16,7 +16,7 @@ from loyalty.kernel import SYSTEM
 from loyalty.models import LedgerEntry, PointBalance, ProgramSettings
 from retro import services as retro
 from retro.models import RetroClaim
-from tests.helpers import BY_TIER, admin_url, login, make_user, messages_of
+from tests.helpers import BY_TIER, admin_url, login, make_user, message_links, messages_of
 
 pytestmark = pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
 
@@ -298,6 +298,7 @@ def test_member_page_search_and_claim(world, support_user):
     )
     assert claim.preview_points == 40  # 10 + 10 % of 300, BRONZE at the purchase date
     assert any(f"Retro claim #{claim.pk} filed for bill BILL-3: preview 40 points" in m for m in messages_of(response))
+    assert message_links(response) == [reverse("admin:retro_retroclaim_change", args=[claim.pk])]
     html = response.content.decode()
     assert f'data-claim="{claim.pk}"' in html and "already claimed" in html
     assert LedgerEntry.objects.filter(member=member).count() == 0  # nothing credited before approval
