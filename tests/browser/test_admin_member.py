@@ -64,3 +64,7 @@ def test_support_agent_adjusts_points_on_the_member_page(
     entry = LedgerEntry.objects.get(member=member, kind="adjustment")
     assert (entry.amount, entry.actor_id) == (250, support_user.pk)
     assert PointBalance.objects.get(member=member, metric=metric).balance == 750
+    # the message links to the entry it wrote
+    message.find_element(By.LINK_TEXT, f"#{entry.pk}").click()
+    wait.until(ec.url_contains(f"/admin/loyalty/ledgerentry/{entry.pk}/change/"))
+    assert "Goodwill: late delivery" in browser.find_element(By.ID, "content").text
