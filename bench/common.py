@@ -197,22 +197,10 @@ def server_env(name: str) -> dict[str, str]:
 def celery_worker(name: str, *, queue: str, concurrency: int) -> Iterator[subprocess.Popen]:
     """A real ``celery worker`` (prefork) on ``queue`` against the row's database, in a process of
     its own, for the ``with`` block: terminated when the block ends, however it ends."""
+    from config.worker import worker_command
+
     worker = subprocess.Popen(
-        [
-            str(BIN / "celery"),
-            "-A",
-            "config",
-            "worker",
-            "--pool=prefork",
-            f"--concurrency={concurrency}",
-            "-Q",
-            queue,
-            "--without-heartbeat",
-            "--without-gossip",
-            "--without-mingle",
-            "-l",
-            "warning",
-        ],
+        worker_command(queue=queue, pool="prefork", concurrency=concurrency, loglevel="warning"),
         cwd=ROOT,
         env={**os.environ, **server_env(name), "DJANGO_SETTINGS_MODULE": SETTINGS},
     )

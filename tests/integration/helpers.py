@@ -18,6 +18,7 @@ from celery import Celery
 from django.db import connection, connections
 
 from config.celery import app as celery_app
+from config.worker import worker_command
 from tests.helpers import redis_url, require_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,23 +65,7 @@ def run_worker(pool: str = "solo", concurrency: int = 1, queue: str | None = Non
     url = redis_url()
     queue = queue or f"test-{uuid.uuid4().hex[:8]}"
     env = service_env(queue, env)
-    args = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "config",
-        "worker",
-        f"--pool={pool}",
-        f"--concurrency={concurrency}",
-        "-Q",
-        queue,
-        "--without-heartbeat",
-        "--without-gossip",
-        "--without-mingle",
-        "-l",
-        "info",
-    ]
+    args = worker_command(queue=queue, pool=pool, concurrency=concurrency, loglevel="info")
     sender = Celery(broker=url, set_as_current=False)  # the project app stays current_app
     try:
         with _spawn(args, env, tail=6000) as proc:
