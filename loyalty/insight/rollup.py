@@ -89,8 +89,7 @@ def split(period: Period, *, now: dt.datetime | None = None) -> tuple[Period | N
 
 
 def ensure_closed(period: Period) -> int:
-    """Compute and store the closed days of ``period`` that are missing; returns how many."""
-    from loyalty.models import InsightDay
+    """Compute and store the closed days of ``period`` that are missing (once per report); returns how many."""
     from loyalty.services import insight as service
 
     closed, _ = split(period)
@@ -101,9 +100,7 @@ def ensure_closed(period: Period) -> int:
         if ("closed", closed) in memo:
             return 0
         memo[("closed", closed)] = True
-    have = set(InsightDay.objects.filter(day__gte=closed.start, day__lte=closed.end).values_list("day", flat=True))
-    missing = [day for day in closed.days() if day not in have]
-    return service.close_days(missing) if missing else 0
+    return service.close_missing_days(closed)
 
 
 def per_day(key: str, period: Period) -> dict[dt.date, dict[str, int]]:
