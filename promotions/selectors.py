@@ -22,7 +22,7 @@ from django.db.models import (
     Sum,
     Value,
 )
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from loyalty.insight import Period
@@ -216,7 +216,7 @@ def report_campaigns(period: Period, *, limit: int = 50) -> list[dict[str, Any]]
     ``codes``/``used`` are the codes' state now; ``redemptions``, ``discount_total`` and the median
     time from release to use count the code uses in the range.
     """
-    uses = CodeRedemption.objects.filter(created_at__gte=period.start_at, created_at__lt=period.end_at)
+    uses = CodeRedemption.objects.filter(period.within())
     applied = uses.filter(status=CodeRedemption.Status.APPLIED)
     per_campaign = {
         r["campaign_id"]: r
@@ -280,7 +280,7 @@ def order_values(period: Period) -> dict[str, Any]:
         CodeRedemption.objects.filter(order_id=OuterRef("external_id"), status=CodeRedemption.Status.APPLIED)
     )
     rows = (
-        Transaction.objects.filter(occurred_at__gte=period.start_at, occurred_at__lt=period.end_at)
+        Transaction.objects.filter(period.within("occurred_at"))
         .annotate(coded=with_code)
         .values("coded")
         .annotate(n=Count("id"), avg=Avg("amount"))
@@ -322,13 +322,7 @@ def report_figures(period: Period) -> dict[str, Any]:
 
 def rollup_code_uses(period: Period) -> list[tuple[dt.date, str, int]]:
     """Per day: code uses recorded, whatever their status now (index coderedemption_created)."""
-    rows = (
-        CodeRedemption.objects.filter(created_at__gte=period.start_at, created_at__lt=period.end_at)
-        .annotate(day=TruncDate("created_at", tzinfo=period.tz))
-        .values("day")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
+    rows = period.by_day(CodeRedemption.objects.all()).values("day").annotate(n=Count("id")).order_by()
     return [(r["day"], "", r["n"]) for r in rows]
 
 

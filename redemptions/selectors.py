@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum
-from django.db.models.functions import TruncDate, TruncWeek
+from django.db.models.functions import TruncWeek
 from django.utils import timezone
 
 from loyalty.insight import Period
@@ -271,19 +271,13 @@ def _ranked(counts: dict[str, int]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def _in_days(qs, period: Period):
-    return qs.filter(created_at__gte=period.start_at, created_at__lt=period.end_at).annotate(
-        day=TruncDate("created_at", tzinfo=period.tz)
-    )
-
-
 def _day(value) -> dt.date:
     return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value)[:10])
 
 
 def rollup_count(period: Period, kind: str) -> list[tuple[dt.date, str, int]]:
     """Per day: redemptions (or awards) created (index redemption_kind_created)."""
-    rows = _in_days(Redemption.objects.filter(kind=kind), period).values("day").annotate(n=Count("id")).order_by()
+    rows = period.by_day(Redemption.objects.filter(kind=kind)).values("day").annotate(n=Count("id")).order_by()
     return [(r["day"], "", r["n"]) for r in rows]
 
 
@@ -291,7 +285,7 @@ def rollup_points(period: Period) -> list[tuple[dt.date, str, int]]:
     """Per day and metric id: points spent by the redemptions created (never changed afterwards:
     a reject, return or rollback gives points back as ``points_returned``)."""
     rows = (
-        _in_days(Redemption.objects.filter(kind=Redemption.Kind.REDEMPTION, metric__isnull=False), period)
+        period.by_day(Redemption.objects.filter(kind=Redemption.Kind.REDEMPTION, metric__isnull=False))
         .values("day", "metric_id")
         .annotate(n=Sum("points_spent"))
         .order_by()
@@ -310,7 +304,7 @@ def rollup_by_tier(period: Period) -> list[tuple[dt.date, str, int]]:
 
     from loyalty.models import TierMembership
 
-    redemptions = _in_days(Redemption.objects.filter(kind=Redemption.Kind.REDEMPTION), period)
+    redemptions = period.by_day(Redemption.objects.filter(kind=Redemption.Kind.REDEMPTION))
     conn = connections[redemptions.db]
     table = conn.ops.quote_name(TierMembership._meta.db_table)
     inner, params = redemptions.values("day", "member_id", "created_at").order_by().query.sql_with_params()
@@ -384,7 +378,7 @@ def report_figures(period: Period) -> dict[str, Any]:
     from loyalty.insight import rollup
     from loyalty.models import Metric
 
-    in_range = Q(created_at__gte=period.start_at, created_at__lt=period.end_at)
+    in_range = period.within()
     redemptions = Redemption.objects.filter(in_range, kind=Redemption.Kind.REDEMPTION)
     rollbacks = Rollback.objects.filter(in_range, status=Rollback.Status.EXECUTED)
     rollback_points = (
@@ -417,13 +411,7 @@ def report_figures(period: Period) -> dict[str, Any]:
 
 
 def _daily(qs, period: Period) -> dict[dt.date, int]:
-    rows = (
-        qs.filter(created_at__gte=period.start_at, created_at__lt=period.end_at)
-        .annotate(day=TruncDate("created_at", tzinfo=period.tz))
-        .values("day")
-        .annotate(n=Count("id"))
-        .order_by("day")
-    )
+    rows = period.by_day(qs).values("day").annotate(n=Count("id")).order_by("day")
     return {r["day"]: r["n"] for r in rows}
 
 

@@ -9,7 +9,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from django.db.models import Count, Min, Model, QuerySet
+from django.db.models import Count, Min, Model, Q, QuerySet
+from django.db.models.functions import TruncDate
 from django.urls import reverse
 from django.utils import timezone
 
@@ -35,6 +36,15 @@ class Period:
     def end_at(self) -> dt.datetime:
         """Exclusive: midnight after the last day."""
         return dt.datetime.combine(self.end + dt.timedelta(days=1), dt.time.min, tzinfo=self.tz)
+
+    def within(self, field: str = "created_at") -> Q:
+        """Rows whose ``field`` falls in the period."""
+        return Q(**{f"{field}__gte": self.start_at, f"{field}__lt": self.end_at})
+
+    def by_day(self, queryset: QuerySet, field: str = "created_at") -> QuerySet:
+        """The rows of ``queryset`` in the period, each with its ``day`` in the program's time zone
+        (the one definition of a report day), to group them per day."""
+        return queryset.filter(self.within(field)).annotate(day=TruncDate(field, tzinfo=self.tz))
 
     def days(self) -> list[dt.date]:
         return [self.start + dt.timedelta(days=i) for i in range((self.end - self.start).days + 1)]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db.models import Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from loyalty.models import LedgerEntry, OutboxMessage, PointBalance, PointLot, WebhookDelivery
@@ -64,13 +63,7 @@ def expiring_within(days: int = 30, *, now: dt.datetime | None = None) -> dict[s
 
 
 def _ledger_per_day(period: Period, q: Q) -> list[tuple[dt.date, str, int]]:
-    rows = (
-        LedgerEntry.objects.filter(q, created_at__gte=period.start_at, created_at__lt=period.end_at)
-        .annotate(day=TruncDate("created_at", tzinfo=period.tz))
-        .values("day", "metric_id")
-        .annotate(n=Sum("amount"))
-        .order_by()
-    )
+    rows = period.by_day(LedgerEntry.objects.filter(q)).values("day", "metric_id").annotate(n=Sum("amount")).order_by()
     return [(r["day"], str(r["metric_id"]), r["n"] or 0) for r in rows]
 
 
