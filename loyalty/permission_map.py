@@ -125,7 +125,7 @@ def view_perms(callback, method: str) -> tuple[str, ...]:
         if hasattr(permission_class, "required"):  # has_perms(...)
             needed += permission_class.required
         elif issubclass(permission_class, ReadWritePerms):
-            needed += permission_class.perms_for(method, view_cls)
+            needed += permission_class.perms_for(method)
         else:
             raise ValueError(
                 f"{view_cls.__name__}: declare its permissions with has_perms(...) or read_write(...) "

@@ -213,19 +213,17 @@ def has_perms(*perms: str) -> type[permissions.BasePermission]:
 
 class ReadWritePerms(permissions.BasePermission):
     """GET needs ``read``, other methods ``write``; a method in ``by_method`` its own list.
+    Declared with ``read_write(...)``, which fills them in."""
 
-    Declare it with ``read_write(...)``. The bare class reads ``read_perms`` / ``write_perms`` from
-    the view instead (the older form)."""
-
-    read: tuple[str, ...] | None = None
+    read: tuple[str, ...] = ()
     write: tuple[str, ...] = ()
     by_method: dict[str, tuple[str, ...]] = {}
 
     @classmethod
-    def perms_for(cls, method: str, view) -> tuple[str, ...]:
+    def perms_for(cls, method: str) -> tuple[str, ...]:
         """What ``method`` needs (read by the permission matrix too: loyalty/permission_map.py)."""
-        if cls.read is None:
-            return tuple(view.read_perms if method in permissions.SAFE_METHODS else view.write_perms)
+        if cls is ReadWritePerms:
+            raise TypeError("Declare the permissions with read_write(read=[...], write=[...]).")
         if method in cls.by_method:
             return cls.by_method[method]
         return cls.read if method in permissions.SAFE_METHODS else cls.write
@@ -233,7 +231,7 @@ class ReadWritePerms(permissions.BasePermission):
     def has_permission(self, request, view) -> bool:
         if not (request.user and request.user.is_authenticated):
             return False
-        return request.user.has_perms(self.perms_for(request.method, view))
+        return request.user.has_perms(self.perms_for(request.method))
 
 
 def read_write(read: list[str], write: list[str], **by_method: list[str]) -> type[ReadWritePerms]:
