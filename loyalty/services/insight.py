@@ -58,7 +58,7 @@ def close_missing_days(period: Period) -> int:
 
 def close_recent_days(days: int = 400) -> int:
     """Beat: store every closed day of the last ``days`` that is missing (the nightly close, and
-    the catch-up after a gap)."""
+    the catch-up after a gap). Runs its own transactions (``close_missing_days``)."""
     last = last_closed_day()
     return close_missing_days(Period(last - dt.timedelta(days=days - 1), last))
 
